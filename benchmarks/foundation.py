@@ -1,0 +1,106 @@
+"""Foundation benchmarks: keyframes vs a bare PyAV loop, scenes vs PySceneDetect, warm vs cold cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common import Row, best_of, clean, clip_720p_60s, fresh_dir
+
+SECTION = "foundation"
+
+
+def bare_pyav_keyframes(path: Path, out: Path) -> int:
+    """The floor: what anyone would write with PyAV to dump keyframes as JPEG."""
+    import av
+
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        for frame in container.decode(stream):
+            frame.to_image().save(out / f"frame_{n:05d}.jpg", quality=90)
+            n += 1
+    return n
+
+
+def ours(path: Path, ops: list[str], cache: Path | None, out: Path):
+    from video_extract import Client
+
+    result = Client(cache_dir=cache, output_dir=out, use_cache=cache is not None).run(path, ops)
+    assert result.ok, result.errors
+    return result
+
+
+def pyscenedetect_cuts(path: Path) -> list[int]:
+    from scenedetect import ContentDetector, detect
+
+    scenes = detect(str(path), ContentDetector())
+    return [start.frame_num for start, _ in scenes[1:]]
+
+
+def run() -> list[Row]:
+    clip = clip_720p_60s()
+    rows: list[Row] = []
+
+    # keyframes: cold (fresh cache every repetition) vs the bare loop
+    dirs: list[Path] = []
+
+    def ours_keyframes():
+        cache, out = fresh_dir("c"), fresh_dir("o")
+        dirs.extend([cache, out])
+        ours(clip, ["keyframes"], cache, out)
+
+    def floor_keyframes():
+        out = fresh_dir("f")
+        dirs.append(out)
+        bare_pyav_keyframes(clip, out)
+
+    ours(clip, ["keyframes"], fresh_dir("warmup"), fresh_dir("warmup"))  # imports, page cache
+    t_floor = best_of(floor_keyframes, 5)
+    t_ours = best_of(ours_keyframes, 5)
+    rows.append(Row(SECTION, "keyframes, 60 s 720p (cold cache) vs bare PyAV NONKEY loop + JPEG", t_ours, t_floor, target="<= 1.2x", passed=t_ours <= 1.2 * t_floor))
+
+    # scenes vs PySceneDetect's own pipeline (OpenCV backend, default ContentDetector)
+    theirs_cuts: list[int] = []
+    ours_cuts: list[int] = []
+
+    def theirs_scenes():
+        theirs_cuts[:] = pyscenedetect_cuts(clip)
+
+    def ours_scenes():
+        cache, out = fresh_dir("c"), fresh_dir("o")
+        dirs.extend([cache, out])
+        result = ours(clip, ["scenes"], cache, out)
+        ours_cuts[:] = [c.frame for c in result.scenes.cuts]
+
+    t_theirs = best_of(theirs_scenes, 2)
+    t_ours = best_of(ours_scenes, 3)
+    same = len(ours_cuts) == len(theirs_cuts) and all(abs(a - b) <= 1 for a, b in zip(ours_cuts, theirs_cuts))
+    rows.append(
+        Row(SECTION, "scenes, 60 s 720p vs PySceneDetect detect() (OpenCV backend)", t_ours, t_theirs, target="<= 0.5x, same cuts",
+            passed=t_ours <= 0.5 * t_theirs and same, note=f"{len(ours_cuts)} cuts ours, {len(theirs_cuts)} theirs, {'same' if same else 'DIFFERENT'}")
+    )
+
+    # warm cache vs cold, all foundation operations
+    all_ops = ["metadata", "audio", "frames", "keyframes", "scenes"]
+    cache = fresh_dir("cache")
+    dirs.append(cache)
+
+    def cold():
+        clean(cache)
+        out = fresh_dir("o")
+        dirs.append(out)
+        ours(clip, all_ops, cache, out)
+
+    def warm():
+        out = fresh_dir("o")
+        dirs.append(out)
+        result = ours(clip, all_ops, cache, out)
+        assert all(s.cached for s in result.result.stages)
+
+    t_cold = best_of(cold, 2)
+    t_warm = best_of(warm, 3)
+    rows.append(Row(SECTION, "warm-cache re-run vs cold run (metadata, audio, frames, keyframes, scenes)", t_warm, t_cold, target="<= 0.05x", passed=t_warm <= 0.05 * t_cold))
+    clean(*dirs)
+    return rows

@@ -1,0 +1,236 @@
+"""The ``video-extract`` command.
+
+Exit status: 0 when every requested operation succeeded, 1 when an input or an operation
+failed (each failure is one line on stderr naming the file), 2 for a malformed command line.
+Logs and tables go to stderr; stdout carries results only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from video_extract.errors import UsageError, VideoExtractError
+
+log = logging.getLogger("video_extract")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _add_request_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video, audio or image files")
+    p.add_argument("--ops", action="append", default=[], help="comma-separated operations, or 'all' (see `video-extract ops`)")
+    p.add_argument("--op", action="append", default=[], metavar="NAME:KEY=VALUE,...", help='one operation with parameters, e.g. "keyframes:max_frames=20,min_interval_sec=1.5"')
+    p.add_argument("--spec", type=Path, help="YAML or JSON file of outputs (with parameters and sources)")
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"), help="where {stem}/ folders go (default: ./video_extract_output)")
+    _add_cache_args(p)
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--models-dir", type=Path, help="directory of model files (else $VIDEO_EXTRACT_MODELS, installed packages, download)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks of failing stages")
+    p.add_argument("-q", "--quiet", action="store_true", help="errors only")
+
+
+def _add_cache_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", type=Path, help="cache location (default: $VIDEO_EXTRACT_CACHE or the user cache dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="video-extract", description="Turn video and audio into structured data.")
+    parser.add_argument("--version", action="version", version=f"video-extract {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    debug = sub.add_parser("debug", help="run stage by stage with timings and cache status (one file or a few)")
+    _add_request_args(debug)
+    debug.add_argument("--save-intermediates", action="store_true", help="also keep the outputs of internal stages under {stem}/intermediates/")
+
+    plan = sub.add_parser("plan", help="show the stages a request needs for a file, without running them")
+    _add_request_args(plan)
+
+    ops = sub.add_parser("ops", help="list operations and their parameters")
+    ops.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cache = sub.add_parser("cache", help="inspect or empty the cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
+    stats = cache_sub.add_parser("stats", help="entries and bytes, per plugin")
+    _add_cache_args(stats)
+    stats.add_argument("--json", action="store_true")
+    clear = cache_sub.add_parser("clear", help="remove entries")
+    _add_cache_args(clear)
+    clear.add_argument("--plugin", help="only this plugin's entries")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False), args.command)
+        return {"debug": _cmd_debug, "plan": _cmd_plan, "ops": _cmd_ops, "cache": _cmd_cache}[args.command](args)
+    except VideoExtractError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _version() -> str:
+    from video_extract import __version__
+
+    return __version__
+
+
+def _setup_logging(verbose: bool, quiet: bool, command: str) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO if command == "debug" else logging.WARNING
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False, markup=False, rich_tracebacks=verbose)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _specs(args):
+    from video_extract.spec import build_specs
+
+    ops = list(args.ops)
+    if any(part.strip() == "all" for group in ops for part in group.split(",")):
+        from video_extract.registry import default_registry
+
+        available = default_registry().operations()
+        ops = [",".join(p for group in ops for p in group.split(",") if p.strip() != "all")] + [",".join(available)]
+    if not ops and not args.op and not args.spec:
+        raise UsageError("no operations requested: give --ops (for example --ops metadata,scenes) or --op or --spec; see `video-extract ops`")
+    return build_specs(ops=[o for o in ops if o], op_overrides=args.op, spec_file=args.spec)
+
+
+def _runtime(args):
+    from video_extract.executors.base import Runtime
+
+    return Runtime(cache_dir=args.cache_dir, use_cache=not args.no_cache, models_dir=args.models_dir)
+
+
+def _cmd_debug(args) -> int:
+    from video_extract.executors.debug import DebugExecutor
+
+    specs = _specs(args)
+    executor = DebugExecutor(_runtime(args), save_intermediates=args.save_intermediates)
+    results = list(executor.run_files(args.inputs, specs, args.output_dir))
+    _print_timing(results)
+    return _report(results)
+
+
+def _cmd_plan(args) -> int:
+    from video_extract.executors.base import prepare
+
+    specs = _specs(args)
+    runtime = _runtime(args)
+    failed = False
+    for path in args.inputs:
+        try:
+            job = prepare(runtime, path, specs, args.output_dir)
+        except VideoExtractError as exc:
+            if exc.exit_code == 2:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        print(f"{path}: -> {job.out_dir}")
+        for line in job.plan.describe():
+            print(f"  {line}")
+        failed |= bool(job.plan.errors)
+    return 1 if failed else 0
+
+
+def _report(results) -> int:
+    """One line per failure on stderr, where outputs are on stdout; the exit status."""
+    failed = False
+    for result in results:
+        if result.error:
+            print(f"error: {result.input}: {result.error}", file=sys.stderr)
+            failed = True
+            continue
+        for op, status in result.ops.items():
+            if status.status != "ok":
+                print(f"error: {result.input}: {op}: {status.error}", file=sys.stderr)
+                failed = True
+        ok_ops = [op for op, status in result.ops.items() if status.status == "ok"]
+        if ok_ops:
+            print(f"{result.input} -> {result.output_dir}/  ({', '.join(ok_ops)})")
+    return 1 if failed else 0
+
+
+def _print_timing(results) -> None:
+    if log.level > logging.INFO:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    for result in results:
+        if not result.stages:
+            continue
+        table = Table(title=f"{Path(result.input).name}: {result.seconds:.2f} s", title_justify="left")
+        for column in ("#", "stage", "plugin", "cache", "seconds", "status"):
+            table.add_column(column, justify="right" if column in ("#", "seconds") else "left")
+        for n, stage in enumerate(result.stages, 1):
+            cache = "hit" if stage.cached else "-" if stage.status != "ok" else "miss"
+            table.add_row(str(n), stage.label, stage.plugin, cache, f"{stage.seconds:.3f}", stage.status)
+        Console(stderr=True).print(table)
+
+
+def _cmd_ops(args) -> int:
+    from video_extract.registry import default_registry
+
+    rows = default_registry().describe_operations()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for row in rows:
+        state = row["plugin"] if row["available"] else "not installed yet"
+        aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
+        print(f"{row['name']}{aliases} - {row['summary']} [{state}]")
+        for param in row["params"]:
+            print(f"    {param['name']}: {param['type']} = {param['default']!r}  {param['description']}")
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    from video_extract.cache import Cache
+
+    cache = Cache(args.cache_dir)
+    if args.cache_command == "stats":
+        stats = cache.stats()
+        if args.json:
+            print(json.dumps(stats, indent=2))
+        else:
+            print(f"{stats['root']}: {stats['entries']} entries, {_size(stats['bytes'])} (cap {_size(stats['max_bytes'])})")
+            for plugin, row in stats["plugins"].items():
+                print(f"  {plugin}: {row['entries']} entries, {_size(row['bytes'])}")
+        return 0
+    removed, freed = cache.clear(plugin=args.plugin)
+    print(f"removed {removed} entries ({_size(freed)}) from {cache.root}")
+    return 0
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "none"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

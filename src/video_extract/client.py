@@ -1,0 +1,132 @@
+"""The Python API: ``Client(cache_dir=...).run(path, ops)`` returns typed results.
+
+    from video_extract import Client
+    result = Client(output_dir="out").run("talk.mp4", ["metadata", "scenes", "keyframes:max_frames=8"])
+    result.metadata.duration, result.scenes.cuts, result.keyframes.paths()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from video_extract.errors import UsageError
+from video_extract.executors.base import Executor, Runtime
+from video_extract.results import AudioResult, FileResult, FramesResult, MediaInfo, ScenesResult
+from video_extract.spec import Operation, OutputSpec, build_specs
+
+OpsLike = str | Operation | OutputSpec | Sequence[str | Operation | OutputSpec | dict]
+
+
+def _frames_loader(folder: str) -> Callable[[Path, dict], FramesResult]:
+    def load(out_dir: Path, data: dict) -> FramesResult:
+        import json
+
+        entries = json.loads((out_dir / folder / "index.json").read_text())
+        return FramesResult(frames=entries, dir=str(out_dir / folder))
+
+    return load
+
+
+#: How each operation's published files are read back into a typed record.
+LOADERS: dict[str, Callable[[Path, dict], Any]] = {
+    "metadata": lambda out, data: MediaInfo.model_validate_json((out / "metadata.json").read_text()),
+    "audio": lambda out, data: AudioResult(**{**data, "file": str(out / "audio.wav")}),
+    "frames": _frames_loader("frames"),
+    "keyframes": _frames_loader("keyframes"),
+    "scenes": lambda out, data: ScenesResult.model_validate_json((out / "scenes.json").read_text()),
+}
+
+
+class Results:
+    """One input's results: status per operation, and each output as a typed record."""
+
+    def __init__(self, result: FileResult):
+        self.result = result
+        self.output_dir = Path(result.output_dir) if result.output_dir else None
+        self._loaded: dict[str, Any] = {}
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return self.result.errors()
+
+    def __contains__(self, op: str) -> bool:
+        return op in self.result.ops and self.result.ops[op].status == "ok"
+
+    def __getitem__(self, op: str) -> Any:
+        if op not in self.result.ops:
+            raise KeyError(f"{op} was not requested (requested: {', '.join(self.result.ops)})")
+        status = self.result.ops[op]
+        if status.status != "ok":
+            raise KeyError(f"{op} failed: {status.error}")
+        if op not in self._loaded:
+            loader = LOADERS.get(op)
+            self._loaded[op] = loader(self.output_dir, status.data) if loader else [self.output_dir / f for f in status.files]
+        return self._loaded[op]
+
+    def __getattr__(self, op: str) -> Any:
+        if op.startswith("_"):
+            raise AttributeError(op)
+        try:
+            return self[op]
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from None
+
+    def __repr__(self) -> str:
+        ops = ", ".join(f"{k}={v.status}" for k, v in self.result.ops.items())
+        return f"Results({self.result.input!r}, {ops})"
+
+
+class Client:
+    def __init__(
+        self,
+        cache_dir: str | Path | None = None,
+        output_dir: str | Path = "video_extract_output",
+        use_cache: bool = True,
+        models_dir: str | Path | None = None,
+        executor: str | Executor = "debug",
+        save_intermediates: bool = False,
+    ):
+        self.output_dir = Path(output_dir)
+        if isinstance(executor, Executor):
+            self.executor = executor
+        else:
+            runtime = Runtime(cache_dir=cache_dir, use_cache=use_cache, models_dir=models_dir)
+            self.executor = make_executor(executor, runtime, save_intermediates=save_intermediates)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.executor.runtime
+
+    def run(self, path: str | Path, ops: OpsLike) -> Results:
+        """Process one file. Raises InputError for an unreadable file, UsageError for a bad request."""
+        return Results(self.executor.run_file(path, to_specs(ops), self.output_dir))
+
+    def run_many(self, paths: Sequence[str | Path], ops: OpsLike) -> Iterator[Results]:
+        """Process several files; an unreadable one yields a failed result instead of raising."""
+        for result in self.executor.run_files(paths, to_specs(ops), self.output_dir):
+            yield Results(result)
+
+
+def to_specs(ops: OpsLike) -> list[OutputSpec]:
+    if isinstance(ops, (Operation, OutputSpec)):
+        return [OutputSpec.of(ops)]
+    if isinstance(ops, str):
+        # "metadata,scenes" names several operations; "keyframes:max_frames=5,quality=80" is one.
+        return [OutputSpec.of(ops)] if ":" in ops else build_specs(ops=[ops])
+    specs = [OutputSpec.of(item) for item in ops]
+    if not specs:
+        raise UsageError("no operations requested")
+    return specs
+
+
+def make_executor(name: str, runtime: Runtime, **kwargs: Any) -> Executor:
+    if name == "debug":
+        from video_extract.executors.debug import DebugExecutor
+
+        return DebugExecutor(runtime, **kwargs)
+    raise UsageError(f"unknown executor '{name}'; valid: debug")

@@ -1,0 +1,54 @@
+"""Errors a user can act on.
+
+Every error that reaches the CLI is one of these: it prints as one line naming the file and
+the cause, and maps to an exit status (2 for a malformed request, 1 for everything else).
+Anything else escaping is a bug in video-extract and is shown with its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VideoExtractError(Exception):
+    """Base class: a problem with the request, an input or the environment, not a bug."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.message = message
+        self.path = str(path) if path is not None else None
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class UsageError(VideoExtractError):
+    """The request itself is malformed (unknown operation, bad parameter, bad flag)."""
+
+    exit_code = 2
+
+
+class InputError(VideoExtractError):
+    """An input file is missing, unreadable, empty, not media, or damaged."""
+
+
+class PlanError(VideoExtractError):
+    """No chain of plugins can produce what was asked from this input."""
+
+
+class OperationError(VideoExtractError):
+    """One operation failed on one input; the other operations go on."""
+
+    def __init__(self, operation: str, message: str, path: str | Path | None = None):
+        self.operation = operation
+        super().__init__(f"{operation}: {message}", path)
+
+
+class ModelError(VideoExtractError):
+    """A model could not be found, downloaded, verified or loaded."""
+
+
+class CacheError(VideoExtractError):
+    """The cache directory cannot be used."""

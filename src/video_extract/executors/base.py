@@ -1,0 +1,280 @@
+"""What every executor shares: preparing a file's job, running one stage, finishing the file.
+
+Executors differ only in scheduling (one stage after another, stages side by side, many files
+across processes or machines). The per-stage work below is the same for all of them: look the
+stage up in the cache, or run its plugin into a fresh directory and commit that; publish what
+the user asked for; record timing. A stage failure is recorded, never raised: its dependents
+are skipped with the reason, and unrelated stages go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from video_extract.cache import Cache, file_digest, stage_key
+from video_extract.errors import VideoExtractError
+from video_extract.media.probe import probe
+from video_extract.outputs import (
+    SUMMARY_FILE,
+    atomic_write_json,
+    claim_output_dir,
+    output_dir_for,
+    publish_path,
+    remove_stale_temporaries,
+)
+from video_extract.plan import Plan, Stage
+from video_extract.plugins.base import Artifact, Source, StageContext
+from video_extract.registry import Registry, default_registry
+from video_extract.results import FileResult, OpResult, StageRecord
+from video_extract.spec import OutputSpec
+
+log = logging.getLogger("video_extract")
+
+#: Called with (stage, partial result) as a streaming plugin yields.
+PartialCallback = Callable[[Stage, dict], None]
+#: Called with (stage, record) when a stage finishes, fails or is skipped.
+StageCallback = Callable[[Stage, StageRecord], None]
+
+
+class Runtime:
+    """Process-wide state every executor uses: plugins (with their warm models), cache, model store."""
+
+    def __init__(
+        self,
+        cache_dir: str | Path | None = None,
+        use_cache: bool = True,
+        cache_max_bytes: int | None = None,
+        models_dir: str | Path | None = None,
+        registry: Registry | None = None,
+    ):
+        self.registry = registry or default_registry()
+        kwargs = {} if cache_max_bytes is None else {"max_bytes": cache_max_bytes}
+        self.cache = Cache(cache_dir, **kwargs) if use_cache else None
+        self.models_dir = Path(models_dir) if models_dir else None
+        self._models = None
+
+    @property
+    def models(self) -> Any:
+        """The model store plugins resolve weights through (created on first use)."""
+        if self._models is None:
+            from video_extract.models import ModelStore
+
+            self._models = ModelStore(self.models_dir)
+        return self._models
+
+
+@dataclass
+class Job:
+    """One input file going through its plan."""
+
+    source: Source
+    plan: Plan
+    out_dir: Path
+    save_intermediates: bool = False
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # stage id -> error
+    records: dict[str, StageRecord] = field(default_factory=dict)
+    published: dict[str, list[str]] = field(default_factory=dict)  # stage id -> files
+    started: float = field(default_factory=time.perf_counter)
+    scratch: Path | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def scratch_dir(self) -> Path:
+        with self.lock:
+            if self.scratch is None:
+                self.scratch = Path(tempfile.mkdtemp(prefix="video-extract-"))
+            return self.scratch
+
+
+def prepare(
+    runtime: Runtime,
+    input_path: str | Path,
+    specs: Sequence[OutputSpec | str],
+    output_root: str | Path,
+    batch: Iterable[Path] = (),
+    save_intermediates: bool = False,
+) -> Job:
+    """Probe, hash and plan one input; raises InputError before creating anything on disk."""
+    path = Path(input_path)
+    info = probe(path, scan=False)  # header facts: enough to plan, and a clear error for non-media
+    digest = file_digest(path)
+    plan = runtime.registry.plan([OutputSpec.of(s) for s in specs], info)
+    out_dir = output_dir_for(Path(output_root), path, batch)
+    source = Source(path=path, info=info, digest=digest)
+    return Job(source=source, plan=plan, out_dir=out_dir, save_intermediates=save_intermediates)
+
+
+def run_stage(
+    runtime: Runtime,
+    job: Job,
+    stage: Stage,
+    on_partial: PartialCallback | None = None,
+) -> StageRecord:
+    """Run (or fetch from cache) one stage whose upstream stages have finished."""
+    requested = job.plan.requested(stage.id)
+    failed_upstream = [sid for sid in stage.upstream if sid in job.failures]
+    if failed_upstream:
+        upstream = job.plan.stages[failed_upstream[0]]
+        reason = f"needs {upstream.output_type} from {upstream.label()}, which failed: {job.failures[failed_upstream[0]]}"
+        return _record(job, stage, "skipped", requested, error=reason)
+
+    manifest = runtime.registry.manifests[stage.plugin]
+    params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
+    key = stage_key(job.source.digest, stage.plugin, stage.version, params, [job.keys[s] for s in stage.upstream])
+    job.keys[stage.id] = key
+    cache = runtime.cache if manifest.cache.enabled else None
+    started = time.perf_counter()
+    try:
+        entry = cache.get(key, manifest.cache.invalidate_before) if cache else None
+        if entry is not None:
+            artifact = Artifact(stage.output_type, entry.path, entry.data, cached=True)
+        else:
+            artifact = _execute(runtime, job, stage, key, cache, params, on_partial)
+        job.artifacts[stage.id] = artifact
+        files = _publish(runtime, job, stage, artifact, requested)
+    except Exception as exc:  # noqa: BLE001 - a stage's failure is data, not a crash of the run
+        message = exc.message if isinstance(exc, VideoExtractError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, VideoExtractError):
+            log.debug("stage %s raised", stage.label(), exc_info=True)
+        return _record(job, stage, "failed", requested, error=message, seconds=time.perf_counter() - started)
+    return _record(job, stage, "ok", requested, cached=artifact.cached, seconds=time.perf_counter() - started, files=files)
+
+
+def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | None, params: dict, on_partial) -> Artifact:
+    plugin = runtime.registry.plugin(stage.plugin)
+    plugin.ensure_setup(runtime.models)
+    work_dir = cache.new_work_dir(key) if cache else job.scratch_dir() / stage.id
+    work_dir.mkdir(parents=True, exist_ok=True)
+    inputs = {t: job.artifacts[sid] for t, sid in stage.inputs if sid in job.artifacts}
+    ctx = StageContext(source=job.source, work_dir=work_dir, log=log, models=runtime.models)
+    try:
+        if on_partial is not None and plugin.manifest.streams:
+            data = _drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, part))
+        else:
+            data = plugin.run(ctx, inputs, stage.operation)
+    except BaseException:
+        if cache:
+            cache.abandon(work_dir)
+        raise
+    data = data or {}
+    if cache is None:
+        return Artifact(stage.output_type, work_dir, data)
+    describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
+    entry = cache.commit(key, work_dir, data, describe)
+    return Artifact(stage.output_type, entry.path, entry.data)
+
+
+def _drain(generator: Iterator[dict], emit: Callable[[dict], None]) -> Any:
+    while True:
+        try:
+            part = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        emit(part)
+
+
+def _publish(runtime: Runtime, job: Job, stage: Stage, artifact: Artifact, requested: list[str]) -> list[str]:
+    files: list[str] = []
+    if requested:
+        claim_output_dir(job.out_dir, job.source.path)
+        plugin = runtime.registry.plugin(stage.plugin)
+        for path in plugin.publish(artifact, job.out_dir, job.source):
+            rel = path.relative_to(job.out_dir).as_posix()
+            files.append(rel + "/" if path.is_dir() else rel)
+    elif job.save_intermediates:
+        claim_output_dir(job.out_dir, job.source.path)
+        index = list(job.plan.stages).index(stage.id) + 1
+        dest = job.out_dir / "intermediates" / f"{index:02d}-{stage.plugin}-{stage.id[:6]}"
+        publish_path(artifact.path, dest)
+        files.append(dest.relative_to(job.out_dir).as_posix() + "/")
+    job.published[stage.id] = files
+    return files
+
+
+def _record(job: Job, stage: Stage, status: str, requested: list[str], *, error: str | None = None, cached: bool = False, seconds: float = 0.0, files=()) -> StageRecord:
+    record = StageRecord(
+        stage=stage.id,
+        label=stage.label(),
+        plugin=stage.plugin,
+        status=status,
+        cached=cached,
+        seconds=round(seconds, 4),
+        requested=requested,
+        error=error,
+    )
+    with job.lock:
+        if status != "ok":
+            job.failures[stage.id] = error or status
+        job.records[stage.id] = record
+    return record
+
+
+def finish(job: Job) -> FileResult:
+    """Collect per-operation results and write ``summary.json`` last (it marks the directory complete)."""
+    ops: dict[str, OpResult] = {}
+    for op, why in job.plan.errors.items():
+        ops[op] = OpResult(status="failed", error=why)
+    for op, sid in job.plan.outputs.items():
+        record = job.records.get(sid)
+        if record is None or record.status != "ok":
+            ops[op] = OpResult(status="failed", error=record.error if record else "did not run")
+            continue
+        artifact = job.artifacts[sid]
+        ops[op] = OpResult(status="ok", files=job.published.get(sid, []), seconds=record.seconds, cached=record.cached, data=artifact.data)
+    ordered = {name: ops[name] for name in list(job.plan.outputs) + list(job.plan.errors) if name in ops}
+    status = "ok" if all(op.status == "ok" for op in ordered.values()) else "failed"
+    result = FileResult(
+        input=str(job.source.path),
+        output_dir=str(job.out_dir),
+        status=status,
+        ops=ordered,
+        stages=[job.records[sid] for sid in job.plan.stages if sid in job.records],
+        seconds=round(time.perf_counter() - job.started, 4),
+        digest=job.source.digest,
+    )
+    if any(op.files for op in ordered.values()) or job.out_dir.exists():
+        claim_output_dir(job.out_dir, job.source.path)
+        remove_stale_temporaries(job.out_dir)
+        atomic_write_json(job.out_dir / SUMMARY_FILE, result.model_dump(mode="json"))
+    if job.scratch is not None:
+        shutil.rmtree(job.scratch, ignore_errors=True)
+    return result
+
+
+def input_failure(input_path: str | Path, error: VideoExtractError) -> FileResult:
+    """The result for an input that could not even be opened: nothing is written for it."""
+    return FileResult(input=str(input_path), output_dir=None, status="failed", error=error.message)
+
+
+class Executor(ABC):
+    """How stages are scheduled. Implementations: debug (sequential), perf (concurrent), bulk (many files)."""
+
+    name = "abstract"
+
+    def __init__(self, runtime: Runtime | None = None, save_intermediates: bool = False):
+        self.runtime = runtime or Runtime()
+        self.save_intermediates = save_intermediates
+
+    @abstractmethod
+    def run_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> FileResult:
+        """Process one input; raises InputError/UsageError only for what stops the whole file."""
+
+    def run_files(self, inputs: Sequence[str | Path], specs: Sequence[OutputSpec | str], output_root: str | Path) -> Iterator[FileResult]:
+        """Process many inputs; one bad file is a failed result, never a stopped batch."""
+        batch = [Path(p) for p in inputs]
+        for path in batch:
+            try:
+                yield self.run_file(path, specs, output_root, batch=batch)
+            except VideoExtractError as exc:
+                if exc.exit_code == 2:
+                    raise
+                yield input_failure(path, exc)

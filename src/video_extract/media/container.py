@@ -1,0 +1,111 @@
+"""Opening inputs with PyAV, and turning FFmpeg's failures into errors a user can act on.
+
+FFmpeg reports a text file, random bytes and an MP4 cut short the same way ("Invalid data
+found when processing input"); we look at the file ourselves to say which it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import av
+import av.error
+
+from video_extract.errors import InputError
+
+#: Leading bytes of containers we recognise, to tell "damaged media" from "not media at all".
+_MAGIC = {
+    b"\x1a\x45\xdf\xa3": "Matroska/WebM",
+    b"RIFF": "RIFF (WAV/AVI)",
+    b"ID3": "MP3",
+    b"OggS": "Ogg",
+    b"fLaC": "FLAC",
+    b"\x00\x00\x01\xba": "MPEG-PS",
+    b"\x00\x00\x01\xb3": "MPEG video",
+    b"FLV": "FLV",
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+}
+
+#: Formats FFmpeg opens that no user means as media: its ANSI-art demuxer takes any .txt file.
+_NOT_MEDIA_FORMATS = {"tty": "is a text file, not audio, video or an image"}
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+
+
+def check_readable(path: str | Path) -> Path:
+    """Fail early, with a plain reason, on what FFmpeg would report cryptically."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except PermissionError:
+        raise InputError("permission denied", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path) from None
+    if path.is_dir():
+        raise InputError("is a directory, not a media file", path)
+    if st.st_size == 0:
+        raise InputError("file is empty (0 bytes)", path)
+    if not os.access(path, os.R_OK):
+        raise InputError("permission denied", path)
+    return path
+
+
+def describe_unreadable(path: Path, exc: Exception) -> str:
+    """Why FFmpeg could not open ``path``, in words: truncated, text, or not media."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[4:8] == b"ftyp":
+        return "damaged or truncated MP4/MOV (its index cannot be read; was the copy or download cut short?)"
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return f"damaged or truncated {kind} file ({_ffmpeg_reason(exc)})"
+    if _looks_like_text(head):
+        return "is a text file, not audio, video or an image"
+    return f"not a media file FFmpeg can read ({_ffmpeg_reason(exc)})"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    return printable / len(text) > 0.95
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    strerror = getattr(exc, "strerror", None)
+    return (strerror or str(exc) or type(exc).__name__).rstrip(".")
+
+
+@contextlib.contextmanager
+def open_input(path: str | Path) -> Iterator["av.container.InputContainer"]:
+    """``av.open`` for reading, with every failure mapped to an InputError naming the file."""
+    path = check_readable(path)
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise InputError(describe_unreadable(path, exc), path) from None
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror or exc}", path) from None
+    if container.format.name in _NOT_MEDIA_FORMATS:
+        container.close()
+        raise InputError(_NOT_MEDIA_FORMATS[container.format.name], path)
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def decode_error(path: str | Path, exc: Exception, time: float | None) -> InputError:
+    """A decode failure part-way through a file: name the file and where it broke."""
+    where = f" at {time:.2f} s" if time is not None else ""
+    return InputError(f"decoding failed{where}: {_ffmpeg_reason(exc)} (the file may be damaged or truncated)", path)

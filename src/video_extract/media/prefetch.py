@@ -1,0 +1,74 @@
+"""Run a producer (a decoder) one step ahead of its consumer, in a background thread.
+
+Decoding, swscale and most of what consumers do with frames (JPEG encoding, OpenCV, ONNX
+Runtime) release the GIL, so a decoder thread and a consumer overlap on separate cores
+instead of taking turns. The queue is bounded, so a fast decoder never piles up frames.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
+    """Yield ``items`` as they come, produced by a background thread up to ``depth`` ahead.
+
+    Exceptions of the producer are re-raised in the consumer; closing the returned generator
+    (or abandoning it) stops the producer at its next item.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises
+            _put_final(slots, _Failure(exc), stop)
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if stop.is_set() and close is not None:
+                close()
+        _put_final(slots, _END, stop)
+
+    worker = threading.Thread(target=produce, name="video-extract-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def _put_final(slots: queue.Queue, item, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            slots.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue

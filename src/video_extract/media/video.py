@@ -1,0 +1,247 @@
+"""Video frames, streamed: sampled at a rate, keyframes only, or every frame.
+
+Frames come out one at a time as RGB (or BGR) arrays in display orientation, with their time
+from pts and their 0-based index in display order, so a long file never sits in memory and
+variable-frame-rate input gets true times. Conversion and scaling happen in FFmpeg's swscale
+(one pass, in C); only frames that are kept are converted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Literal, NamedTuple
+
+import av
+import av.error
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from video_extract.errors import InputError
+from video_extract.media.container import decode_error, open_input
+from video_extract.media.geometry import fit_within, rotate_image, scaled_size
+
+PixelFormat = Literal["rgb24", "bgr24", "gray"]
+
+#: Consecutive undecodable packets tolerated before a file is declared damaged.
+MAX_BAD_PACKETS = 32
+
+#: Decoder activity in this process; tests use it to prove that a frame source is decoded once.
+decode_counters: Counter[str] = Counter()
+_counter_lock = threading.Lock()
+
+
+def _count(key: str, n: int = 1) -> None:
+    with _counter_lock:
+        decode_counters[key] += n
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    index: int  # 0-based position in display order among all frames of the stream
+    time: float  # seconds, from pts, on the source timeline
+    image: np.ndarray  # HxWx3 uint8 (HxW for gray), display orientation
+    pts: int | None = None
+    key_frame: bool = False
+
+
+class DecodedFrameInfo(NamedTuple):
+    index: int
+    time: float
+    pts: int | None
+
+
+def first_video_stream(container):
+    """The stream frame operations read: the first video stream that is not cover art."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def iter_frames(
+    path: str | Path,
+    *,
+    fps: float | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    max_size: int | None = None,
+    width: int | None = None,
+    pix_fmt: PixelFormat = "rgb24",
+    keyframes_only: bool = False,
+    select: Callable[[DecodedFrameInfo], bool] | None = None,
+    fast: bool = False,
+) -> Iterator[DecodedFrame]:
+    """Yield frames of ``path``.
+
+    fps: sample on a grid of 1/fps seconds from the first frame (or ``start``), taking the first
+        frame at or after each grid point; None yields every frame.
+    max_size / width: downscale so the longer side is at most max_size, or to exactly ``width``
+        pixels wide (display orientation), keeping the aspect ratio.
+    keyframes_only: decode keyframes alone (``skip_frame="NONKEY"``): the fast path.
+    select: a last say on each frame, by index/time/pts, before it is converted (conversion
+        is the expensive part of a frame we do not keep).
+    """
+    from video_extract.media.probe import is_still_image
+
+    if is_still_image(path):
+        yield from _iter_image(path, max_size=max_size, width=width, pix_fmt=pix_fmt)
+        return
+    with open_input(path) as container:
+        stream = first_video_stream(container)
+        if stream is None:
+            raise InputError("has no video stream", path)
+        _count("video_opens")
+        stream.thread_type = "AUTO"
+        if keyframes_only:
+            stream.codec_context.skip_frame = "NONKEY"
+        if fast:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
+        # One reformatter for the whole stream: it keeps its swscale context between frames,
+        # which a per-frame ``to_ndarray(width=...)`` would rebuild every time (~1/3 of the cost).
+        reformatter = VideoReformatter()
+        sampler = _GridSampler(fps, start) if fps else None
+        sizer = _Sizer(stream, max_size=max_size, width=width, interpolation="FAST_BILINEAR" if fast else "AREA")
+        seen_pts: list[int] = []  # sorted pts of every packet: a keyframe's display index
+        index = -1
+        for frame in _decode(path, container, stream, seen_pts if keyframes_only else None):
+            index += 1
+            time = _frame_time(frame, index, stream)
+            if keyframes_only and frame.pts is not None:
+                index = bisect.bisect_left(seen_pts, frame.pts)
+            if end is not None and time >= end:
+                break
+            if start is not None and time < start - 1e-6:
+                continue
+            if sampler is not None and not sampler.take(time):
+                continue
+            if select is not None and not select(DecodedFrameInfo(index, time, frame.pts)):
+                continue
+            image = reformatter.reformat(frame, format=pix_fmt, **sizer.size_for(frame)).to_ndarray()
+            image = rotate_image(image, frame.rotation or 0)
+            _count("frames_converted")
+            yield DecodedFrame(index=index, time=time, image=image, pts=frame.pts, key_frame=frame.key_frame)
+
+
+def keyframe_times(path: str | Path) -> list[tuple[int, float]]:
+    """(pts, time) of every keyframe, from packet flags alone: no decoding, one read of the file."""
+    out = []
+    with open_input(path) as container:
+        stream = first_video_stream(container)
+        if stream is None:
+            raise InputError("has no video stream", path)
+        tb = stream.time_base
+        for packet in container.demux(stream):
+            if packet.is_keyframe and packet.pts is not None and packet.size:
+                out.append((packet.pts, float(packet.pts * tb)))
+    out.sort()
+    return out
+
+
+def _decode(path, container, stream, seen_pts: list[int] | None):
+    """Demux + decode with damaged packets skipped, up to a limit; counts decoded frames."""
+    bad = 0
+    last_time = None
+    for packet in container.demux(stream):
+        if seen_pts is not None and packet.pts is not None and packet.size:
+            bisect.insort(seen_pts, packet.pts)
+        try:
+            frames = packet.decode()
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as exc:
+            bad += 1
+            if bad > MAX_BAD_PACKETS:
+                raise decode_error(path, exc, last_time) from None
+            continue
+        bad = 0
+        for frame in frames:
+            _count("frames_decoded")
+            if frame.time is not None:
+                last_time = frame.time
+            yield frame
+
+
+def _frame_time(frame, index: int, stream) -> float:
+    if frame.pts is not None and frame.time is not None:
+        return float(frame.time)
+    rate = stream.average_rate or stream.guessed_rate or 25
+    return index / float(rate)
+
+
+class _GridSampler:
+    """Take the first frame at or after each point of a 1/fps grid (as ffmpeg's fps filter rounds down)."""
+
+    def __init__(self, fps: float, start: float | None):
+        self.step = 1.0 / fps
+        self.origin = start
+        self.next = None
+
+    def take(self, time: float) -> bool:
+        if self.origin is None:
+            self.origin = time
+        if self.next is None:
+            self.next = self.origin
+        if time < self.next - 1e-6:
+            return False
+        # Jump past every grid point this frame covers (a sparse or VFR source skips slots).
+        slots = math.floor((time - self.origin) / self.step + 1e-6) + 1
+        self.next = self.origin + slots * self.step
+        return True
+
+
+class _Sizer:
+    """Output size per frame: square pixels, then bounded; computed in pre-rotation axes."""
+
+    def __init__(self, stream, max_size: int | None, width: int | None, interpolation: str):
+        self.stream = stream
+        self.interpolation = interpolation
+        self.max_size = max_size
+        self.width = width
+        self._cache: dict[tuple, dict] = {}
+
+    def size_for(self, frame) -> dict:
+        rotation = int(frame.rotation or 0)
+        key = (frame.width, frame.height, rotation)
+        if key not in self._cache:
+            sar = self.stream.sample_aspect_ratio or self.stream.codec_context.sample_aspect_ratio
+            w, h = scaled_size(frame.width, frame.height, Fraction(sar) if sar else None)
+            if self.width:
+                # ``width`` is meant in display orientation: for a quarter-turn that is our height.
+                sideways = rotation % 180 != 0
+                target = self.width
+                if sideways:
+                    w, h = max(2, int(round(w * target / h / 2)) * 2), target
+                else:
+                    w, h = target, max(2, int(round(h * target / w / 2)) * 2)
+            else:
+                w, h = fit_within(w, h, self.max_size)
+            same = (w, h) == (frame.width, frame.height)
+            self._cache[key] = {} if same else {"width": w, "height": h, "interpolation": self.interpolation}
+        return self._cache[key]
+
+
+def _iter_image(path, *, max_size, width, pix_fmt) -> Iterator[DecodedFrame]:
+    import cv2
+
+    from video_extract.media.image import read_image
+
+    image = read_image(path)
+    h, w = image.shape[:2]
+    if width:
+        target = (width, max(2, int(round(h * width / w))))
+    else:
+        target = fit_within(w, h, max_size)
+    if target != (w, h):
+        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+    if pix_fmt == "bgr24":
+        image = np.ascontiguousarray(image[:, :, ::-1])
+    elif pix_fmt == "gray":
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    _count("frames_converted")
+    yield DecodedFrame(index=0, time=0.0, image=image, pts=None, key_frame=True)

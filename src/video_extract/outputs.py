@@ -1,0 +1,104 @@
+"""Where results land: ``{out}/{stem}/``, deterministic and collision-free, written atomically.
+
+A reader never sees half a file: every file is written to a temporary name and renamed, and a
+directory output (``keyframes/``) is built beside its final name and swapped in. The per-input
+``summary.json`` is written last; a directory without it is an unfinished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+import blake3
+
+SUMMARY_FILE = "summary.json"
+OWNER_FILE = ".input"  # which input a directory belongs to, written when it is created
+
+
+def path_tag(path: Path) -> str:
+    return blake3.blake3(str(path.resolve()).encode()).hexdigest()[:8]
+
+
+def output_dir_for(root: Path, input_path: Path, batch: Iterable[Path] = ()) -> Path:
+    """``{root}/{stem}``, or ``{root}/{stem}-{hash}`` when another input shares the stem.
+
+    Deterministic: inputs sharing a stem within a batch all get the hash suffix (whatever the
+    order), and a directory already owned by a different input is never reused.
+    """
+    input_path = input_path.resolve()
+    stem = _safe(input_path.stem) or "input"
+    clashes = {p.resolve() for p in batch if _safe(p.stem) == stem} - {input_path}
+    if not clashes:
+        candidate = root / stem
+        owner = _owner(candidate)
+        if owner is None or owner == str(input_path):
+            return candidate
+    return root / f"{stem}-{path_tag(input_path)}"
+
+
+def claim_output_dir(directory: Path, input_path: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    owner = directory / OWNER_FILE
+    if not owner.exists():
+        atomic_write_text(owner, str(input_path.resolve()) + "\n")
+
+
+def _owner(directory: Path) -> str | None:
+    try:
+        return (directory / OWNER_FILE).read_text().strip()
+    except OSError:
+        return None
+
+
+def _safe(stem: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem).strip("._")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def publish_path(src: Path, dst: Path) -> Path:
+    """Copy a file or directory to ``dst`` so that ``dst`` is always either old or complete."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
+    if src.is_dir():
+        shutil.copytree(src, tmp)
+        old = None
+        if dst.exists():
+            old = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.old")
+            os.rename(dst, old)
+        os.rename(tmp, dst)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    return dst
+
+
+def read_summary(directory: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((directory / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Leftovers of a killed run (``.name.xxxx.tmp`` / ``.old``) are garbage, never outputs."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if entry.name.startswith(".") and entry.name.endswith((".tmp", ".old")):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)

@@ -1,0 +1,79 @@
+"""A Plan: the stages one input needs, merged and in dependency order.
+
+Stages are identified by what they compute (plugin, version, parameters, upstream stages), so
+two requests that need the same thing (transcription and diarization both needing 16 kHz mono
+audio) share one stage. Executors walk ``stages`` in order, or run independent ones at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import blake3
+
+from video_extract.spec import Operation
+
+SOURCE = "source"  # the upstream id of an input the file itself provides
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    plugin: str
+    version: str
+    operation: Operation
+    output_type: str
+    inputs: tuple[tuple[str, str], ...]  # (type, upstream stage id or SOURCE)
+
+    @property
+    def upstream(self) -> list[str]:
+        return [sid for _, sid in self.inputs if sid != SOURCE]
+
+    @staticmethod
+    def make_id(plugin: str, version: str, operation: Operation, inputs: tuple[tuple[str, str], ...]) -> str:
+        text = json.dumps([plugin, version, operation.canonical(), inputs], separators=(",", ":"))
+        return blake3.blake3(text.encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        return str(self.operation)
+
+
+@dataclass
+class Plan:
+    stages: dict[str, Stage] = field(default_factory=dict)  # topological order
+    outputs: dict[str, str] = field(default_factory=dict)  # requested operation -> stage id
+    errors: dict[str, str] = field(default_factory=dict)  # requested operation -> why it cannot run
+
+    def add(self, stage: Stage) -> str:
+        """Insert a stage whose upstream stages are already present; identical stages merge."""
+        self.stages.setdefault(stage.id, stage)
+        return stage.id
+
+    def requested(self, stage_id: str) -> list[str]:
+        return [op for op, sid in self.outputs.items() if sid == stage_id]
+
+    def dependents(self, stage_id: str) -> list[str]:
+        return [s.id for s in self.stages.values() if stage_id in s.upstream]
+
+    def needed_by_outputs(self) -> list[str]:
+        """Stages some requested output depends on (all of them, after planning)."""
+        needed: set[str] = set()
+        stack = list(self.outputs.values())
+        while stack:
+            sid = stack.pop()
+            if sid not in needed:
+                needed.add(sid)
+                stack.extend(self.stages[sid].upstream)
+        return [sid for sid in self.stages if sid in needed]
+
+    def describe(self) -> list[str]:
+        lines = []
+        for n, stage in enumerate(self.stages.values(), 1):
+            ups = ", ".join(f"{t}<-#{list(self.stages).index(s) + 1}" if s != SOURCE else t for t, s in stage.inputs)
+            wanted = self.requested(stage.id)
+            tag = f"  => {', '.join(wanted)}" if wanted else "  (intermediate)"
+            lines.append(f"#{n} {stage.label()} [{stage.plugin} v{stage.version}] from {ups}{tag}")
+        for op, why in self.errors.items():
+            lines.append(f"x {op}: {why}")
+        return lines

@@ -1,0 +1,194 @@
+"""The plugin interface: one small class per operation, plus a YAML manifest beside it.
+
+A plugin turns typed inputs into files in a directory it is given. It knows nothing about
+executors, the CLI, or how the cache stores things: the executor hands it a ``StageContext``
+(the source file and an empty ``work_dir``) and the artifacts of its inputs, and stores or
+publishes whatever the plugin wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from video_extract.results import MediaInfo
+from video_extract.spec import Operation
+
+#: Types the input file itself provides; everything else is produced by a plugin.
+SOURCE_TYPES = ("File", "VideoStream", "AudioStream")
+
+
+class InputSpec(BaseModel):
+    """One input a plugin needs: a type, and the parameters its producer must use.
+
+    Parameter values may name the consumer's own parameters as ``${name}``, so that, for
+    example, object detection at ``fps=2`` asks for frames sampled at 2 fps.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CacheSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Entries created before this instant are ignored (a bug fix that needs no version bump).
+    invalidate_before: datetime | None = None
+    #: Parameters that do not change the output (devices, batch sizes): left out of the key.
+    ignore_params: list[str] = Field(default_factory=list)
+
+
+class Resources(BaseModel):
+    """What one running stage needs; the Ray engine declares these per actor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_mb: int | None = None
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    operation: str
+    description: str = ""
+    plugin: str  # "module:Class"
+    inputs: list[InputSpec]
+    output: str  # the type this plugin produces
+    files: list[str] = Field(default_factory=list)  # what it writes, published under {out}/{stem}/
+    streams: bool = False  # yields partial results while it runs
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    resources: Resources = Field(default_factory=Resources)
+    source: str = "built-in"  # where the manifest came from (built-in or a distribution name)
+
+    @classmethod
+    def load(cls, path: Path, source: str = "built-in") -> "Manifest":
+        data = yaml.safe_load(path.read_text())
+        data["version"] = str(data.get("version", ""))
+        data.setdefault("source", source)
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The input file of a request: where it is, what it holds and its content hash.
+
+    ``info`` comes from a header-only probe: stream kinds, codecs, coded sizes, average fps and
+    the container's frame count. Display geometry and VFR need ``media.probe`` (the metadata
+    plugin) or come with each decoded frame.
+    """
+
+    path: Path
+    info: MediaInfo
+    digest: str
+
+
+@dataclass
+class Artifact:
+    """What a finished stage left: its directory of files and the small result it returned."""
+
+    type: str
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+@dataclass
+class StageContext:
+    source: Source
+    work_dir: Path
+    log: logging.Logger
+    models: Any = None  # the model store (video_extract.models), for plugins that load weights
+
+
+class Plugin:
+    """Base class. Subclasses implement ``run`` or, to stream partial results, ``stream``."""
+
+    def __init__(self, manifest: Manifest):
+        self.manifest = manifest
+        self._ready = False
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def setup(self, models: Any) -> None:
+        """Once per worker process, before the first run: load what every run reuses."""
+
+    def ensure_setup(self, models: Any) -> None:
+        if not self._ready:
+            self.setup(models)
+            self._ready = True
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def requires(self, params: Operation) -> list[InputSpec]:
+        """Inputs for these parameters: the manifest's, with ``${param}`` references filled in."""
+        values = params.params()
+        return [InputSpec(type=_fill(i.type, values), params={k: _fill(v, values) for k, v in i.params.items()}) for i in self.manifest.inputs]
+
+    # -- work ---------------------------------------------------------------------------------
+
+    def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: Operation) -> dict[str, Any] | None:
+        """Write outputs into ``ctx.work_dir``; return a small JSON-able summary (kept with the cache entry)."""
+        result: dict[str, Any] | None = None
+        generator = self.stream(ctx, inputs, params)
+        while True:
+            try:
+                next(generator)
+            except StopIteration as stop:
+                result = stop.value
+                break
+        return result
+
+    def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Operation) -> Iterator[dict[str, Any]]:
+        """Yield partial results as they exist; ``return`` the summary as ``run`` would."""
+        raise NotImplementedError(f"plugin {self.manifest.name} implements neither run() nor stream()")
+
+    def publish(self, artifact: Artifact, dest: Path, source: Source) -> list[Path]:
+        """Place the outputs the user asked for under ``dest``; returns what was written."""
+        from video_extract.outputs import publish_path
+
+        written = []
+        for name in self.manifest.files:
+            src = artifact.path / name.rstrip("/")
+            if src.exists():
+                written.append(publish_path(src, dest / name.rstrip("/")))
+        return written
+
+
+_REF = re.compile(r"^\$\{(\w+)\}$")
+
+
+def _fill(value: Any, params: dict[str, Any]) -> Any:
+    if isinstance(value, str) and (m := _REF.match(value)):
+        return params[m.group(1)]
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Deterministic JSON (sorted keys would reorder the contract's fields, so insertion order)."""
+    import json
+
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -1,0 +1,206 @@
+"""Plugin discovery and planning.
+
+Discovery reads YAML manifests only (the built-ins' beside their modules, third parties' via
+the ``video_extract.plugins`` entry-point group), so listing operations or planning never
+imports torch, onnxruntime or faster-whisper. A plugin's module is imported when it is first
+planned or run, and its heavy libraries when it first runs.
+
+Planning resolves by type: a requested operation's plugin needs inputs of some types (Audio,
+Frames, ...); each is produced by the plugin whose manifest outputs it, recursively down to
+what the file itself provides (File, VideoStream, AudioStream).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Iterable
+
+from video_extract.errors import PlanError, UsageError, VideoExtractError
+from video_extract.plan import SOURCE, Plan, Stage
+from video_extract.plugins.base import SOURCE_TYPES, Manifest, Plugin
+from video_extract.results import MediaInfo
+from video_extract.spec import OPERATIONS, Operation, OutputSpec, make_operation
+
+ENTRY_POINT_GROUP = "video_extract.plugins"
+BUILTIN_DIR = Path(__file__).parent / "plugins"
+
+log = logging.getLogger("video_extract")
+
+
+class Registry:
+    def __init__(self, manifests: Iterable[Manifest]):
+        self.manifests: dict[str, Manifest] = {}
+        self._plugin_classes: dict[str, type[Plugin]] = {}
+        self._plugins: dict[str, Plugin] = {}
+        self._lock = threading.Lock()
+        for manifest in manifests:
+            self.add(manifest)
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    @classmethod
+    def discover(cls, entry_points: bool = True) -> "Registry":
+        manifests = [Manifest.load(p) for p in sorted(BUILTIN_DIR.glob("*.yaml"))]
+        registry = cls(manifests)
+        if entry_points:
+            for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    registry.add_plugin_class(ep.load(), source=ep.dist.name if ep.dist else ep.value)
+                except Exception as exc:  # a broken third-party plugin must not break the tool
+                    log.warning("plugin entry point %s (%s) could not be loaded: %s", ep.name, ep.value, exc)
+        return registry
+
+    def add(self, manifest: Manifest) -> None:
+        if manifest.name in self.manifests:
+            log.warning("plugin %s from %s replaces the one from %s", manifest.name, manifest.source, self.manifests[manifest.name].source)
+        self.manifests[manifest.name] = manifest
+
+    def add_plugin_class(self, plugin_class: type[Plugin], source: str) -> None:
+        """Register a third-party plugin class; its manifest is ``plugin_class.manifest_path``."""
+        path = getattr(plugin_class, "manifest_path", None)
+        if path is None:
+            raise VideoExtractError(f"plugin class {plugin_class.__qualname__} has no manifest_path")
+        manifest = Manifest.load(Path(path), source=source)
+        self.add(manifest)
+        self._plugin_classes[manifest.name] = plugin_class
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def for_operation(self, op_name: str) -> Manifest:
+        for manifest in self.manifests.values():
+            if manifest.operation == op_name:
+                return manifest
+        raise PlanError(f"no plugin implements the '{op_name}' operation yet (installed: {', '.join(sorted(self.operations()))})")
+
+    def operations(self) -> list[str]:
+        return sorted({m.operation for m in self.manifests.values()})
+
+    def producer_of(self, type_name: str) -> Manifest | None:
+        for manifest in self.manifests.values():
+            if manifest.output == type_name:
+                return manifest
+        return None
+
+    def plugin_class(self, name: str) -> type[Plugin]:
+        if name not in self._plugin_classes:
+            module_name, _, class_name = self.manifests[name].plugin.partition(":")
+            self._plugin_classes[name] = getattr(importlib.import_module(module_name), class_name)
+        return self._plugin_classes[name]
+
+    def plugin(self, name: str) -> Plugin:
+        """The process-wide instance of a plugin (set up on first run by the executor)."""
+        with self._lock:
+            if name not in self._plugins:
+                self._plugins[name] = self.plugin_class(name)(self.manifests[name])
+            return self._plugins[name]
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def plan(self, specs: Iterable[OutputSpec | Operation | str], info: MediaInfo) -> Plan:
+        """Resolve requested outputs into a Plan for this input.
+
+        An output that cannot be made from this input (keyframes from an mp3) is recorded in
+        ``plan.errors`` with the gap named; the others are planned normally.
+        """
+        available = {"File"}
+        if info.video is not None:
+            available.add("VideoStream")
+        if info.audio:
+            available.add("AudioStream")
+        plan = Plan()
+        for item in specs:
+            spec = OutputSpec.of(item)
+            name = spec.operation.name
+            if name in plan.outputs or name in plan.errors:
+                raise UsageError(f"operation '{name}' is requested twice; give it once with the parameters you want")
+            try:
+                plan.outputs[name] = self._resolve(spec, info, available, plan, depth=0)
+            except PlanError as exc:
+                plan.errors[name] = exc.message
+        return plan
+
+    def _resolve(self, spec: OutputSpec, info: MediaInfo, available: set[str], plan: Plan, depth: int) -> str:
+        if depth > 16:
+            raise PlanError(f"plugin inputs form a cycle at '{spec.operation.name}'")
+        manifest = self.for_operation(spec.operation.name)
+        plugin = self.plugin(manifest.name)
+        inputs: list[tuple[str, str]] = []
+        for need in plugin.requires(spec.operation):
+            if need.type in SOURCE_TYPES:
+                if need.type not in available:
+                    raise PlanError(_gap_message(info, manifest.output, need.type))
+                inputs.append((need.type, SOURCE))
+                continue
+            pinned = [s for s in spec.sources if self.for_operation(s.operation.name).output == need.type]
+            if pinned:
+                upstream = pinned[0]
+            else:
+                producer = self.producer_of(need.type)
+                if producer is None:
+                    raise PlanError(f"no installed plugin produces {need.type}, which {manifest.name} needs")
+                upstream = OutputSpec(operation=make_operation(producer.operation, need.params))
+            inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1)))
+        stage_inputs = tuple(inputs)
+        stage = Stage(
+            id=Stage.make_id(manifest.name, manifest.version, spec.operation, stage_inputs),
+            plugin=manifest.name,
+            version=manifest.version,
+            operation=spec.operation,
+            output_type=manifest.output,
+            inputs=stage_inputs,
+        )
+        return plan.add(stage)
+
+    def describe_operations(self) -> list[dict]:
+        """What ``video-extract ops`` prints: every operation, whether a plugin runs it, its parameters."""
+        rows = []
+        for name, cls in sorted(OPERATIONS.items()):
+            manifest = next((m for m in self.manifests.values() if m.operation == name), None)
+            params = [
+                {
+                    "name": field_name,
+                    "type": _type_name(field.annotation),
+                    "default": field.default,
+                    "description": field.description or "",
+                }
+                for field_name, field in cls.model_fields.items()
+            ]
+            rows.append(
+                {
+                    "name": name,
+                    "aliases": list(cls.aliases),
+                    "summary": cls.summary,
+                    "available": manifest is not None,
+                    "plugin": f"{manifest.name} v{manifest.version} ({manifest.source})" if manifest else None,
+                    "params": params,
+                }
+            )
+        return rows
+
+
+_registry: Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def default_registry() -> Registry:
+    """The process-wide registry: plugins (and the models they hold) are reused across files."""
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            _registry = Registry.discover()
+        return _registry
+
+
+def _gap_message(info: MediaInfo, output: str, missing: str) -> str:
+    kind = Path(info.path).suffix.lstrip(".").lower() or info.container.split(",")[0]
+    what = {"VideoStream": "video stream", "AudioStream": "audio stream"}.get(missing, missing)
+    return f"no plugin turns {kind} into {output}: {Path(info.path).name} has no {what}"
+
+
+def _type_name(annotation) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "").replace("NoneType", "None")

@@ -1,0 +1,413 @@
+"""What a user asks for: operations with typed parameters, and the nestable OutputSpec.
+
+An ``Operation`` is a frozen pydantic model per output kind. Its field names, defaults and
+descriptions are the public parameter surface: the CLI, spec files, ``video-extract ops`` and
+the cache key all read them from here, so a parameter is documented once, where it is defined.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from video_extract.errors import UsageError
+
+#: Canonical operation name -> Operation class. Filled by ``Operation.__init_subclass__``, so a
+#: third-party plugin that defines an Operation subclass is parseable like a built-in one.
+OPERATIONS: dict[str, type["Operation"]] = {}
+#: Accepted alternative name -> canonical name (the seed design's long names among them).
+ALIASES: dict[str, str] = {}
+
+
+class Operation(BaseModel):
+    """One requested output kind and its parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    summary: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.name:
+            return
+        OPERATIONS[cls.name] = cls
+        for alias in cls.aliases:
+            ALIASES[alias] = cls.name
+
+    def params(self) -> dict[str, Any]:
+        """Parameters as plain JSON values, every field present (defaults included)."""
+        return self.model_dump(mode="json")
+
+    def canonical(self) -> str:
+        """Stable text of name + parameters: the identity used for merging stages and cache keys."""
+        return json.dumps({"op": self.name, "params": self.params()}, sort_keys=True, separators=(",", ":"))
+
+    def __str__(self) -> str:
+        changed = {k: v for k, v in self.params().items() if v != type(self).model_fields[k].default}
+        if not changed:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={_format_value(v)}" for k, v in changed.items())
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "+".join(str(v) for v in value)
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in operations. Every operation of the design is declared here, including those whose
+# plugin lands later, so specs written today stay valid.
+# ---------------------------------------------------------------------------------------------
+
+Positive = Field(gt=0)
+
+
+class Metadata(Operation):
+    name: ClassVar[str] = "metadata"
+    aliases: ClassVar[tuple[str, ...]] = ("metadata_extraction", "probe")
+    summary: ClassVar[str] = "Container and stream facts: duration, codecs, sizes, rotation, fps, VFR."
+
+    count_frames: bool = Field(
+        False, description="Count video frames by reading every packet when the container does not store the count."
+    )
+
+
+class Audio(Operation):
+    name: ClassVar[str] = "audio"
+    aliases: ClassVar[tuple[str, ...]] = ("audio_extraction", "extract_audio")
+    summary: ClassVar[str] = "The audio track as 16-bit PCM WAV, resampled."
+
+    sample_rate: int = Field(16000, ge=8000, le=192000, description="Output sample rate in Hz.")
+    channels: int = Field(1, ge=1, le=8, description="Output channel count (1 = mono downmix).")
+    stream: int | None = Field(None, ge=0, description="Which audio stream (0-based among audio streams); none = the default one.")
+
+
+class Frames(Operation):
+    name: ClassVar[str] = "frames"
+    aliases: ClassVar[tuple[str, ...]] = ("frame_extraction", "frame_sampling", "sample_frames")
+    summary: ClassVar[str] = "Frames sampled at a fixed rate, as JPEG files with their times."
+
+    fps: float = Field(1.0, gt=0, le=240, description="Frames per second to sample (by presentation time).")
+    max_frames: int | None = Field(None, gt=0, description="Stop after this many frames.")
+    max_size: int | None = Field(None, ge=16, description="Downscale so the longer side is at most this many pixels.")
+    start: float | None = Field(None, ge=0, description="Start time in seconds.")
+    end: float | None = Field(None, gt=0, description="End time in seconds.")
+    quality: int = Field(90, ge=1, le=100, description="JPEG quality.")
+
+
+class Keyframes(Operation):
+    name: ClassVar[str] = "keyframes"
+    aliases: ClassVar[tuple[str, ...]] = ("keyframe_extraction", "extract_keyframes")
+    summary: ClassVar[str] = "The encoder's keyframes (I-frames), decoded without the frames between them."
+
+    max_frames: int | None = Field(None, gt=0, description="Keep at most this many keyframes.")
+    min_interval_sec: float = Field(0.0, ge=0, description="Skip a keyframe closer than this to the last one kept.")
+    max_size: int | None = Field(None, ge=16, description="Downscale so the longer side is at most this many pixels.")
+    quality: int = Field(90, ge=1, le=100, description="JPEG quality.")
+
+
+class Scenes(Operation):
+    name: ClassVar[str] = "scenes"
+    aliases: ClassVar[tuple[str, ...]] = ("scene_detection", "detect_scenes", "shots")
+    summary: ClassVar[str] = "Shot boundaries (cuts) and the scenes between them, with PySceneDetect's detectors."
+
+    detector: Literal["content", "adaptive", "threshold", "histogram", "hash"] = Field(
+        "content", description="PySceneDetect detector: content (hard cuts), adaptive, threshold (fades), histogram, hash."
+    )
+    threshold: float | None = Field(None, gt=0, description="Detector threshold; none = the detector's own default (content: 27).")
+    min_scene_len: int = Field(15, ge=1, description="Minimum scene length in frames.")
+    keyframes_only: bool = Field(False, description="Fast path: compare keyframes only (cuts land on keyframes).")
+    downscale_width: int = Field(256, ge=32, description="Frames are downscaled to about this width before detection, as PySceneDetect does.")
+
+
+class Transcription(Operation):
+    name: ClassVar[str] = "transcription"
+    aliases: ClassVar[tuple[str, ...]] = ("transcribe", "speech_to_text", "asr")
+    summary: ClassVar[str] = "Speech to text with faster-whisper: segments, word times, SRT and WebVTT."
+
+    model: str = Field("tiny.en", description="Whisper model: tiny.en (offline default), base, small, medium, large-v3, or their .en variants, or a local CTranslate2 directory.")
+    language: str | None = Field(None, description="Language code; none = detect (multilingual models).")
+    beam_size: int = Field(5, ge=1, le=20, description="Beam search width.")
+    vad_filter: bool = Field(True, description="Skip non-speech with Silero VAD before decoding.")
+    word_timestamps: bool = Field(True, description="Time every word.")
+    initial_prompt: str | None = Field(None, description="Text that primes vocabulary and style.")
+    compute_type: str = Field("int8", description="CTranslate2 compute type (int8, int8_float16, float16, float32).")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where to run the model.")
+    no_speech_threshold: float = Field(0.6, ge=0, le=1, description="Drop a segment whose no-speech probability is above this.")
+
+
+class VoiceActivity(Operation):
+    name: ClassVar[str] = "vad"
+    aliases: ClassVar[tuple[str, ...]] = ("voice_activity", "voice_activity_detection")
+    summary: ClassVar[str] = "Where speech is, with Silero VAD."
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability above which a frame is speech.")
+    min_speech_duration_ms: int = Field(250, ge=0, description="Drop speech shorter than this.")
+    min_silence_duration_ms: int = Field(300, ge=0, description="Silence must last this long to split speech.")
+    speech_pad_ms: int = Field(100, ge=0, description="Padding added to each side of a speech segment.")
+
+
+class Diarization(Operation):
+    name: ClassVar[str] = "diarization"
+    aliases: ClassVar[tuple[str, ...]] = ("speaker_diarization", "speakers")
+    summary: ClassVar[str] = "Who spoke when: speaker embeddings over voiced audio, clustered."
+
+    num_speakers: int | None = Field(None, ge=1, description="Exact number of speakers; none = estimate.")
+    min_speakers: int = Field(1, ge=1, description="Lower bound when estimating.")
+    max_speakers: int = Field(8, ge=1, description="Upper bound when estimating.")
+    window_sec: float = Field(1.5, gt=0, description="Embedding window length.")
+    step_sec: float = Field(0.75, gt=0, description="Embedding window hop.")
+
+
+class ObjectDetection(Operation):
+    name: ClassVar[str] = "objects"
+    aliases: ClassVar[tuple[str, ...]] = ("object_detection", "detect_objects")
+    summary: ClassVar[str] = "COCO objects with YOLOX (onnxruntime)."
+
+    model: str = Field("yolox-nano", description="yolox-nano (default), yolox-tiny, yolox-s, yolox-m.")
+    confidence_threshold: float = Field(0.35, ge=0, le=1, description="Minimum objectness x class score.")
+    nms_threshold: float = Field(0.45, gt=0, le=1, description="IoU above which overlapping boxes of a class are merged.")
+    classes: list[str] | None = Field(None, description="Keep only these COCO class names (person+car).")
+    fps: float = Field(1.0, gt=0, le=240, description="Frames per second to analyse.")
+
+
+class FaceDetection(Operation):
+    name: ClassVar[str] = "faces"
+    aliases: ClassVar[tuple[str, ...]] = ("face_detection", "detect_faces")
+    summary: ClassVar[str] = "Faces with YuNet, with 5 landmarks."
+
+    model: str = Field("yunet", description="Face detector model.")
+    confidence_threshold: float = Field(0.6, ge=0, le=1, description="Minimum face score.")
+    nms_threshold: float = Field(0.3, gt=0, le=1, description="IoU above which overlapping faces are merged.")
+    min_size: int = Field(20, ge=1, description="Ignore faces smaller than this (pixels of the displayed frame).")
+    include_landmarks: bool = Field(True, description="Return eyes, nose tip and mouth corners.")
+    max_side: int = Field(960, ge=64, description="Detect on frames downscaled to this longer side; boxes are mapped back.")
+    fps: float = Field(1.0, gt=0, le=240, description="Frames per second to analyse.")
+
+
+class OCR(Operation):
+    name: ClassVar[str] = "ocr"
+    aliases: ClassVar[tuple[str, ...]] = ("text_recognition", "optical_character_recognition", "on_screen_text")
+    summary: ClassVar[str] = "On-screen text with RapidOCR (PP-OCRv4)."
+
+    languages: list[str] = Field(["en"], description="Languages to read: en, ch (what the shipped models cover).")
+    source: Literal["keyframes", "scenes", "frames"] = Field("keyframes", description="Which frames to read.")
+    fps: float = Field(1.0, gt=0, le=240, description="Frames per second when source=frames.")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Drop lines recognised with less confidence.")
+    det_limit_side_len: int = Field(960, ge=32, description="Longer side the text detector works at.")
+
+
+class VisionEmbeddings(Operation):
+    name: ClassVar[str] = "vision_embeddings"
+    aliases: ClassVar[tuple[str, ...]] = ("clip_embeddings", "image_embeddings", "visual_embeddings")
+    summary: ClassVar[str] = "CLIP image embeddings per sampled frame or scene, searchable by text."
+
+    model: str = Field("openai/clip-vit-base-patch32", description="Hugging Face CLIP checkpoint or local directory.")
+    source: Literal["frames", "keyframes", "scenes"] = Field("frames", description="Which frames to embed.")
+    fps: float = Field(1.0, gt=0, le=240, description="Frames per second when source=frames.")
+    batch_size: int = Field(16, ge=1, description="Images per inference batch.")
+
+
+class TextEmbeddings(Operation):
+    name: ClassVar[str] = "text_embeddings"
+    aliases: ClassVar[tuple[str, ...]] = ("sentence_embeddings", "transcript_embeddings")
+    summary: ClassVar[str] = "Sentence embeddings of transcript segments (and on-screen text)."
+
+    model: str = Field("all-MiniLM-L6-v2", description="sentence-transformers model name or directory.")
+    source: Literal["transcription", "ocr"] = Field("transcription", description="Which text to embed.")
+    batch_size: int = Field(64, ge=1, description="Sentences per batch.")
+
+
+class AudioEmbeddings(Operation):
+    name: ClassVar[str] = "audio_embeddings"
+    aliases: ClassVar[tuple[str, ...]] = ("clap_embeddings", "sound_embeddings")
+    summary: ClassVar[str] = "CLAP audio embeddings over fixed windows."
+
+    model: str = Field("laion/clap-htsat-fused", description="Hugging Face CLAP checkpoint or local directory.")
+    window_sec: float = Field(10.0, gt=0, description="Window length.")
+    hop_sec: float = Field(10.0, gt=0, description="Window hop.")
+
+
+class Fusion(Operation):
+    name: ClassVar[str] = "fusion"
+    aliases: ClassVar[tuple[str, ...]] = ("timeline", "fused_timeline")
+    summary: ClassVar[str] = "One time-ordered timeline of everything else that was extracted."
+
+    include: list[str] | None = Field(None, description="Operations to fuse; none = every other requested operation.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------
+
+
+def canonical_name(name: str) -> str:
+    """Resolve an operation name or alias, or raise a UsageError that lists what is valid."""
+    key = name.strip().lower().replace("-", "_")
+    if key in OPERATIONS:
+        return key
+    if key in ALIASES:
+        return ALIASES[key]
+    valid = sorted(OPERATIONS)
+    close = difflib.get_close_matches(key, valid + sorted(ALIASES), n=1)
+    hint = f" (did you mean '{ALIASES.get(close[0], close[0])}'?)" if close else ""
+    raise UsageError(f"unknown operation '{name}'{hint}; valid operations: {', '.join(valid)}")
+
+
+def make_operation(name: str, params: dict[str, Any] | None = None) -> Operation:
+    """Build an operation from a name and raw (possibly string) parameter values."""
+    cls = OPERATIONS[canonical_name(name)]
+    params = dict(params or {})
+    unknown = [k for k in params if k not in cls.model_fields]
+    if unknown:
+        valid = ", ".join(cls.model_fields) or "(none)"
+        raise UsageError(f"unknown parameter '{unknown[0]}' for {cls.name}; valid parameters: {valid}")
+    params = {k: _coerce_cli_value(cls, k, v) for k, v in params.items()}
+    try:
+        return cls(**params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "parameters"
+        raise UsageError(f"{cls.name}: {field}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def _coerce_cli_value(cls: type[Operation], key: str, value: Any) -> Any:
+    """CLI values are strings: 'none' means None and 'a+b' is a list where the field is a list."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().lower() in ("none", "null"):
+        return None
+    annotation = str(cls.model_fields[key].annotation)
+    if "list" in annotation:
+        return [part.strip() for part in value.split("+") if part.strip()]
+    return value
+
+
+def parse_op(text: str) -> Operation:
+    """Parse ``name`` or ``name:key=value,key=value`` (the CLI's --op syntax)."""
+    name, _, rest = text.partition(":")
+    params: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise UsageError(f"--op '{text}': expected key=value, got '{item}'")
+        params[key.strip()] = value.strip()
+    return make_operation(name, params)
+
+
+class OutputSpec(BaseModel):
+    """An operation and, optionally, the specs of the inputs it should be fed from.
+
+    ``sources`` pins how an upstream input is made (for example a transcription fed from audio
+    at 16 kHz); without it, the registry picks the upstream by type with default parameters.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    operation: Operation
+    sources: tuple["OutputSpec", ...] = ()
+
+    @field_validator("operation", mode="before")
+    @classmethod
+    def _operation(cls, value: Any) -> Operation:
+        if isinstance(value, Operation):
+            return value
+        if isinstance(value, str):
+            return parse_op(value)
+        if isinstance(value, dict):
+            return make_operation(value.get("name", ""), value.get("params"))
+        raise UsageError(f"cannot read an operation from {value!r}")
+
+    @classmethod
+    def of(cls, item: "OutputSpec | Operation | str | dict") -> "OutputSpec":
+        """Accept the shapes a user writes: 'keyframes', 'keyframes:max_frames=5', an Operation, a dict."""
+        if isinstance(item, OutputSpec):
+            return item
+        if isinstance(item, (Operation, str)):
+            return cls(operation=item)
+        if isinstance(item, dict):
+            return _spec_from_dict(item)
+        raise UsageError(f"cannot read an output spec from {item!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"operation": self.operation.name, "params": self.operation.params()}
+        if self.sources:
+            out["sources"] = [s.to_dict() for s in self.sources]
+        return out
+
+
+def _spec_from_dict(data: dict[str, Any]) -> OutputSpec:
+    if "operation" not in data:
+        if len(data) == 1:  # {keyframes: {max_frames: 5}}
+            (name, params), = data.items()
+            return OutputSpec(operation=make_operation(name, params or {}))
+        raise UsageError(f"an output spec needs an 'operation' key, got keys {sorted(data)}")
+    unknown = set(data) - {"operation", "params", "sources"}
+    if unknown:
+        raise UsageError(f"unknown key(s) {sorted(unknown)} in output spec; valid: operation, params, sources")
+    op = data["operation"]
+    operation = op if isinstance(op, Operation) else make_operation(op, data.get("params") or {})
+    sources = tuple(OutputSpec.of(s) for s in data.get("sources") or ())
+    return OutputSpec(operation=operation, sources=sources)
+
+
+def build_specs(
+    ops: Iterable[str] | str | None = None,
+    op_overrides: Iterable[str] = (),
+    spec_file: str | Path | None = None,
+) -> list[OutputSpec]:
+    """The CLI's request: ``--ops a,b`` plus ``--op name:k=v`` (which overrides the same name) plus a spec file."""
+    specs: dict[str, OutputSpec] = {}
+    if spec_file is not None:
+        for spec in load_spec_file(spec_file):
+            specs[spec.operation.name] = spec
+    if isinstance(ops, str):
+        ops = [ops]
+    for group in ops or ():
+        for name in filter(None, (n.strip() for n in group.split(","))):
+            operation = make_operation(name)
+            specs.setdefault(operation.name, OutputSpec(operation=operation))
+    for text in op_overrides:
+        operation = parse_op(text)
+        specs[operation.name] = OutputSpec(operation=operation)
+    if not specs:
+        raise UsageError(f"no operations requested; use --ops (valid: {', '.join(sorted(OPERATIONS))})")
+    return list(specs.values())
+
+
+def load_spec_file(path: str | Path) -> list[OutputSpec]:
+    """Read a YAML or JSON spec: ``{outputs: [...]}``, a list, or ``{ops: [...]}``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read spec file: {exc.strerror or exc}", path) from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise several types; all mean "malformed"
+        raise UsageError(f"malformed spec file: {str(exc).splitlines()[0]}", path) from None
+    if isinstance(data, dict):
+        if "outputs" in data:
+            data = data["outputs"]
+        elif "ops" in data:
+            data = data["ops"]
+        else:
+            data = [{k: v} for k, v in data.items()]
+    if not isinstance(data, list):
+        raise UsageError("a spec file holds a list of outputs (or {outputs: [...]})", path)
+    try:
+        return [OutputSpec.of(item) for item in data]
+    except UsageError as exc:
+        raise UsageError(exc.message, path) from None

@@ -1,0 +1,74 @@
+"""Shared fixtures: media generated once per session with PyAV (see video_extract.testing.media)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from video_extract.testing import media
+
+SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def scene_clip(media_dir) -> media.ClipFacts:
+    """90 frames at 30 fps, hard cuts at frames 30 and 60, a 440 Hz stereo AAC track."""
+    return media.scene_clip(media_dir / "scenes.mp4", cuts=(30, 60), frames=90, tone_hz=440.0)
+
+
+@pytest.fixture(scope="session")
+def gop_clip(media_dir) -> media.ClipFacts:
+    """100 frames with a keyframe forced every 25 frames (and no others)."""
+    return media.scene_clip(media_dir / "gop.mp4", cuts=(), frames=100, gop=25)
+
+
+@pytest.fixture(scope="session")
+def tone_mp3(media_dir) -> media.ClipFacts:
+    return media.tone_file(media_dir / "tone.mp3", freq=440.0, seconds=2.0)
+
+
+@pytest.fixture(scope="session")
+def rotated_clip(media_dir) -> media.ClipFacts:
+    return media.rotated_clip(media_dir / "rotated.mp4", rotation=90)
+
+
+@pytest.fixture(scope="session")
+def vfr_clip(media_dir) -> media.ClipFacts:
+    return media.vfr_clip(media_dir / "vfr.mp4", [0.0, 0.033, 0.066, 0.15, 0.2, 0.4, 0.433, 0.9, 1.0, 1.5])
+
+
+@pytest.fixture(scope="session")
+def still_png(media_dir) -> Path:
+    return media.still_image(media_dir / "still.png", width=64, height=48)
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def out_dir(tmp_path) -> Path:
+    return tmp_path / "out"
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The real command, as a user runs it (a fresh process: exit status, stdout, stderr)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "video_extract.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,133 @@
+"""The media layer on real encoded files: probe facts, frame times, orientation, audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from video_extract.errors import InputError
+from video_extract.media import decode_audio, iter_frames, probe
+from video_extract.testing import media
+
+
+def test_probe_reports_streams_of_a_clip(scene_clip):
+    info = probe(scene_clip.path)
+    video, audio = info.video, info.audio[0]
+    assert (video.width, video.height) == (320, 240)
+    assert video.fps == pytest.approx(30.0)
+    assert video.frame_count == 90 and video.vfr is False and video.codec == "h264"
+    assert audio.sample_rate == 44100 and audio.channels == 2 and audio.codec == "aac"
+    assert info.duration == pytest.approx(3.0, abs=0.05)
+    assert info.size_bytes == scene_clip.path.stat().st_size
+
+
+def test_rotated_clip_reports_display_size_swapped(rotated_clip):
+    video = probe(rotated_clip.path).video
+    assert (video.width, video.height) == (320, 240)
+    assert video.rotation == 90
+    assert (video.display_width, video.display_height) == (240, 320)
+
+
+def test_rotated_frames_come_out_in_display_orientation(rotated_clip):
+    frame = next(iter_frames(rotated_clip.path))
+    assert frame.image.shape == (320, 240, 3)
+    # Stored: white top-left quadrant. Rotated 90 degrees counter-clockwise for display, as
+    # ffmpeg's autorotate does, that quadrant lands bottom-left.
+    assert frame.image[300, 20].mean() > 200
+    assert frame.image[20, 20].mean() < 50 and frame.image[300, 220].mean() < 50
+
+
+def test_non_square_pixels_are_stretched(tmp_path):
+    clip = media.anamorphic_clip(tmp_path / "ana.mp4")
+    video = probe(clip.path).video
+    assert video.pixel_aspect_ratio == pytest.approx(4 / 3, abs=1e-3)
+    assert (video.display_width, video.display_height) == (426, 240)
+    assert next(iter_frames(clip.path)).image.shape == (240, 426, 3)
+
+
+def test_vfr_clip_is_flagged_and_frame_times_match_pts(vfr_clip):
+    info = probe(vfr_clip.path)
+    assert info.video.vfr is True
+    times = [f.time for f in iter_frames(vfr_clip.path)]
+    expected = [0.0, 0.033, 0.066, 0.15, 0.2, 0.4, 0.433, 0.9, 1.0, 1.5]
+    assert times == pytest.approx(expected, abs=1e-3)
+
+
+def test_sampling_at_fps_on_vfr_takes_the_first_frame_at_or_after_each_grid_point(vfr_clip):
+    frames = list(iter_frames(vfr_clip.path, fps=4))  # grid 0, .25, .5, .75, 1.0, 1.25, 1.5
+    assert [f.index for f in frames] == [0, 5, 7, 8, 9]
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.4, 0.9, 1.0, 1.5], abs=1e-3)
+
+
+def test_fps_sampling_on_constant_rate_clip(scene_clip):
+    frames = list(iter_frames(scene_clip.path, fps=2))
+    assert [f.index for f in frames] == [0, 15, 30, 45, 60, 75]
+    assert [f.time for f in frames] == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.5], abs=1e-6)
+
+
+def test_frames_are_streamed_not_collected(scene_clip):
+    frames = iter_frames(scene_clip.path)
+    first = next(frames)
+    assert first.index == 0 and first.image.dtype == np.uint8
+    frames.close()
+
+
+def test_keyframes_only_decodes_the_forced_keyframes(gop_clip):
+    frames = list(iter_frames(gop_clip.path, keyframes_only=True))
+    assert [f.index for f in frames] == gop_clip.keyframes == [0, 25, 50, 75]
+    assert [f.time for f in frames] == pytest.approx([i / 30 for i in gop_clip.keyframes], abs=1e-6)
+
+
+def test_max_size_and_width_downscale(scene_clip):
+    assert next(iter_frames(scene_clip.path, max_size=160)).image.shape == (120, 160, 3)
+    assert next(iter_frames(scene_clip.path, width=64, pix_fmt="bgr24")).image.shape == (48, 64, 3)
+
+
+def test_still_image_is_a_one_frame_input(still_png):
+    info = probe(still_png)
+    assert info.is_image and info.video.frame_count == 1 and info.duration is None
+    frames = list(iter_frames(still_png, fps=5))
+    assert len(frames) == 1 and frames[0].time == 0.0 and frames[0].image.shape == (48, 64, 3)
+
+
+def test_audio_is_resampled_and_a_tone_keeps_its_pitch(scene_clip):
+    audio = decode_audio(scene_clip.path, sample_rate=16000, channels=1)
+    assert audio.samples.ndim == 1 and audio.sample_rate == 16000
+    # AAC works in 1024-sample frames: the decoded length is the clip rounded up to a frame.
+    assert audio.duration == pytest.approx(3.0, abs=1024 / 44100 + 1e-3)
+    mid = audio.samples[8000:40000]
+    assert media.dominant_frequency(mid, 16000) == pytest.approx(440.0, abs=1.0)
+
+
+def test_audio_keeps_channels_when_asked(tone_mp3):
+    audio = decode_audio(tone_mp3.path, sample_rate=22050, channels=2)
+    assert audio.samples.shape[1] == 2 and audio.sample_rate == 22050
+    assert media.dominant_frequency(audio.samples[5000:30000, 1], 22050) == pytest.approx(440.0, abs=1.0)
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: p.write_bytes(b""), "file is empty (0 bytes)"),
+        (lambda p: p.write_bytes(np.random.default_rng(1).bytes(50_000)), "not a media file"),
+        (lambda p: p.write_text("just some notes\nnot a video\n" * 20), "is a text file"),
+    ],
+    ids=["empty", "random-bytes", "text"],
+)
+def test_unreadable_inputs_get_a_plain_reason(tmp_path, make, expected):
+    path = tmp_path / "input.mp4"
+    make(path)
+    with pytest.raises(InputError) as err:
+        probe(path)
+    assert expected in str(err.value) and str(path) in str(err.value)
+
+
+def test_truncated_mp4_is_called_truncated(scene_clip, tmp_path):
+    cut = media.truncate(scene_clip.path, tmp_path / "cut.mp4", 0.5)
+    with pytest.raises(InputError, match="truncated"):
+        probe(cut)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        probe(tmp_path / "nope.mp4")

@@ -1,0 +1,108 @@
+"""Operations and specs: what the CLI and spec files accept, and the errors for what they do not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from video_extract.errors import UsageError
+from video_extract.spec import OPERATIONS, Keyframes, ObjectDetection, OutputSpec, Transcription, build_specs, load_spec_file, parse_op
+
+DESIGN_OPERATIONS = {
+    "metadata", "audio", "frames", "keyframes", "scenes", "transcription", "vad", "diarization",
+    "objects", "faces", "ocr", "vision_embeddings", "text_embeddings", "audio_embeddings", "fusion",
+}
+
+
+def test_every_design_operation_has_a_model_with_defaults():
+    assert DESIGN_OPERATIONS <= set(OPERATIONS)
+    assert Transcription().model == "tiny.en" and Transcription().language is None
+    assert ObjectDetection().model == "yolox-nano" and ObjectDetection().confidence_threshold == 0.35
+    assert ObjectDetection().classes is None
+
+
+def test_op_syntax_converts_values_to_the_parameter_types():
+    op = parse_op("keyframes:max_frames=20,min_interval_sec=1.5")
+    assert op == Keyframes(max_frames=20, min_interval_sec=1.5)
+    objects = parse_op("objects:confidence_threshold=0.5,classes=person+car")
+    assert objects.classes == ["person", "car"] and objects.confidence_threshold == 0.5
+    assert parse_op("transcription:language=none").language is None
+    assert parse_op("scenes:keyframes_only=true").keyframes_only is True
+
+
+def test_seed_long_names_are_aliases():
+    assert parse_op("object_detection").name == "objects"
+    assert parse_op("scene_detection:threshold=30").name == "scenes"
+    assert parse_op("speaker-diarization").name == "diarization"
+
+
+def test_unknown_operation_lists_valid_ones():
+    with pytest.raises(UsageError) as err:
+        parse_op("keyframez")
+    text = str(err.value)
+    assert "unknown operation 'keyframez'" in text and "did you mean 'keyframes'" in text
+    assert "metadata" in text and "scenes" in text
+    assert err.value.exit_code == 2
+
+
+def test_unknown_parameter_lists_valid_ones():
+    with pytest.raises(UsageError) as err:
+        parse_op("keyframes:max_frame=3")
+    assert "unknown parameter 'max_frame' for keyframes" in str(err.value)
+    assert "max_frames" in str(err.value) and "min_interval_sec" in str(err.value)
+
+
+def test_bad_value_names_the_parameter():
+    with pytest.raises(UsageError, match="max_frames"):
+        parse_op("keyframes:max_frames=lots")
+    with pytest.raises(UsageError, match="fps"):
+        parse_op("frames:fps=-1")
+    with pytest.raises(UsageError, match="expected key=value"):
+        parse_op("frames:fps")
+
+
+def test_op_overrides_ops_of_the_same_name_and_order_is_kept():
+    specs = build_specs(ops=["metadata,keyframes"], op_overrides=["keyframes:max_frames=5"])
+    assert [s.operation.name for s in specs] == ["metadata", "keyframes"]
+    assert specs[1].operation.max_frames == 5
+
+
+def test_spec_file_yaml_with_nested_sources(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "outputs:\n"
+        "  - operation: keyframes\n"
+        "    params: {max_frames: 4}\n"
+        "  - operation: transcription\n"
+        "    sources:\n"
+        "      - operation: audio\n"
+        "        params: {sample_rate: 16000}\n"
+        "  - scenes\n"
+    )
+    specs = load_spec_file(path)
+    assert specs[0].operation == Keyframes(max_frames=4)
+    assert specs[1].sources[0].operation.name == "audio"
+    assert specs[2].operation.name == "scenes"
+
+
+def test_spec_file_json_round_trips(tmp_path):
+    original = [OutputSpec.of("keyframes:max_frames=3"), OutputSpec.of("metadata")]
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"outputs": [s.to_dict() for s in original]}))
+    assert load_spec_file(path) == original
+
+
+def test_malformed_spec_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("outputs: [ {operation: keyframes, params: {max_frames: 2}\n")
+    with pytest.raises(UsageError, match="bad.yaml: malformed spec file"):
+        load_spec_file(path)
+    path.write_text("outputs:\n  - operation: nope\n")
+    with pytest.raises(UsageError, match="bad.yaml: unknown operation 'nope'"):
+        load_spec_file(path)
+
+
+def test_canonical_form_ignores_how_params_were_written():
+    assert parse_op("keyframes:max_frames=5").canonical() == Keyframes(max_frames=5).canonical()
+    assert Keyframes().canonical() != Keyframes(max_frames=5).canonical()
