@@ -72,3 +72,30 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         text=True,
         timeout=timeout,
     )
+
+
+needs_espeak = pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="espeak-ng is not installed (make install puts it there)")
+
+SENTENCES = ["Please open the window and turn on the light.", "My favourite colour is green and I like music."]
+
+
+@pytest.fixture(scope="session")
+def speech_clip(media_dir):
+    """A video whose audio track speaks SENTENCES (espeak-ng), 0.6 s of silence around and between them."""
+    import numpy as np
+
+    from video_extract.testing.speech import silence, speak
+
+    if not __import__("shutil").which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed (make install puts it there)")
+    parts, truth = [silence(0.6)], []
+    t = 0.6
+    for sentence in SENTENCES:
+        voice = speak(sentence, speed=140)
+        truth.append((t, t + len(voice) / 16000))
+        parts += [voice, silence(0.8)]
+        t += len(voice) / 16000 + 0.8
+    audio = np.concatenate(parts)
+    path = media_dir / "speech.mp4"
+    media.slideshow_clip(path, [media.text_image(["speech"], 320, 240)], seconds_each=len(audio) / 16000, fps=10, width=320, height=240, audio=audio)
+    return path, truth, len(audio) / 16000

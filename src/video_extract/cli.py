@@ -57,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     ops = sub.add_parser("ops", help="list operations and their parameters")
     ops.add_argument("--json", action="store_true", help="machine-readable output")
 
+    models = sub.add_parser("models", help="list, fetch or verify the models operations use")
+    models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    for name, text in (("list", "every known model and where it is found"), ("fetch", "download models now (for later offline use)"), ("verify", "check models against their pinned sha256")):
+        cmd = models_sub.add_parser(name, help=text)
+        cmd.add_argument("names", nargs="*" if name != "fetch" else "+", metavar="NAME")
+        cmd.add_argument("--models-dir", type=Path, help="directory of model files (else $VIDEO_EXTRACT_MODELS)")
+        if name == "fetch":
+            cmd.add_argument("--allow-unpinned", action="store_true", help="also download files whose checksum is not pinned")
+        if name == "list":
+            cmd.add_argument("--json", action="store_true")
+
     cache = sub.add_parser("cache", help="inspect or empty the cache")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
     stats = cache_sub.add_parser("stats", help="entries and bytes, per plugin")
@@ -73,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False), args.command)
-        return {"debug": _cmd_debug, "plan": _cmd_plan, "ops": _cmd_ops, "cache": _cmd_cache}[args.command](args)
+        commands = {"debug": _cmd_debug, "plan": _cmd_plan, "ops": _cmd_ops, "cache": _cmd_cache, "models": _cmd_models}
+        return commands[args.command](args)
     except VideoExtractError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -220,6 +232,54 @@ def _cmd_cache(args) -> int:
     removed, freed = cache.clear(plugin=args.plugin)
     print(f"removed {removed} entries ({_size(freed)}) from {cache.root}")
     return 0
+
+
+def _cmd_models(args) -> int:
+    from video_extract.models import ModelStore
+
+    store = ModelStore(args.models_dir, allow_unpinned=getattr(args, "allow_unpinned", False))
+    names = [store.spec(n).name for n in args.names] or sorted(store.catalog)
+    if args.models_command == "list":
+        rows = []
+        for name in names:
+            spec, location = store.spec(name), store.locate(name)
+            rows.append({"name": name, "kind": spec.kind, "license": spec.license, "found": location.source if location else None,
+                         "path": str(location.path) if location else None, "description": spec.description})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                where = f"{row['found']}: {row['path']}" if row["found"] else "not present (downloaded on first use)"
+                print(f"{row['name']:<24} {row['kind']:<22} {where}")
+        return 0
+    if args.models_command == "fetch":
+        for name in names:
+            path = store.path(name, progress=_progress_printer(name))
+            print(f"{name}: {path}")
+        return 0
+    failed = False
+    for name in names:
+        ok, detail = store.verify(name)
+        if store.locate(name) is None and not args.names:
+            continue  # verifying everything: skip what is simply not fetched
+        print(f"{name}: {'ok' if ok else 'FAILED'} - {detail}")
+        failed |= not ok
+    return 1 if failed else 0
+
+
+def _progress_printer(name: str):
+    last = [0.0]
+
+    def show(done: int, total: int | None) -> None:
+        import time as _time
+
+        now = _time.monotonic()
+        if now - last[0] > 0.5 or (total and done >= total):
+            last[0] = now
+            shown = f"{done / 2**20:.1f}/{total / 2**20:.1f} MiB" if total else f"{done / 2**20:.1f} MiB"
+            print(f"\r{name}: {shown}", end="", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _size(n: int | None) -> str:

@@ -77,7 +77,7 @@ class Registry:
         raise PlanError(f"no plugin implements the '{op_name}' operation yet (installed: {', '.join(sorted(self.operations()))})")
 
     def operations(self) -> list[str]:
-        return sorted({m.operation for m in self.manifests.values()})
+        return sorted({m.operation for m in self.manifests.values() if m.operation})
 
     def producer_of(self, type_name: str) -> Manifest | None:
         for manifest in self.manifests.values():
@@ -121,13 +121,37 @@ class Registry:
                 plan.outputs[name] = self._resolve(spec, info, available, plan, depth=0)
             except PlanError as exc:
                 plan.errors[name] = exc.message
+        self._enrich(plan)
         return plan
+
+    def _enrich(self, plan: Plan) -> None:
+        """Add enrichment stages whose operations are all requested, and publish them instead."""
+        for manifest in self.manifests.values():
+            rule = manifest.enriches
+            if rule is None or rule.operation not in plan.outputs or not all(op in plan.outputs for op in rule.when_requested):
+                continue
+            producers = {plan.stages[sid].output_type: sid for op, sid in plan.outputs.items()}
+            missing = [need.type for need in manifest.inputs if need.type not in producers]
+            if missing:
+                continue
+            base = plan.stages[plan.outputs[rule.operation]]
+            inputs = tuple((need.type, producers[need.type]) for need in manifest.inputs)
+            stage = Stage(
+                id=Stage.make_id(manifest.name, manifest.version, base.operation, inputs),
+                plugin=manifest.name,
+                version=manifest.version,
+                operation=base.operation,
+                output_type=manifest.output,
+                inputs=inputs,
+            )
+            plan.outputs[rule.operation] = plan.add(stage)
 
     def _resolve(self, spec: OutputSpec, info: MediaInfo, available: set[str], plan: Plan, depth: int) -> str:
         if depth > 16:
             raise PlanError(f"plugin inputs form a cycle at '{spec.operation.name}'")
         manifest = self.for_operation(spec.operation.name)
         plugin = self.plugin(manifest.name)
+        plugin.validate(spec.operation)
         inputs: list[tuple[str, str]] = []
         for need in plugin.requires(spec.operation):
             if need.type in SOURCE_TYPES:

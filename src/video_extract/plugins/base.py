@@ -59,12 +59,26 @@ class Resources(BaseModel):
     memory_mb: int | None = None
 
 
+class Enrichment(BaseModel):
+    """A plugin that rewrites another operation's output when certain operations are requested together.
+
+    Speaker attribution is one: when transcription and diarization are both asked for, the
+    published transcript is the one whose segments and words carry speakers.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str  # whose published output this plugin replaces
+    when_requested: list[str]  # ... when all of these are requested too
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
     version: str
-    operation: str
+    operation: str | None = None  # None for plugins that only enrich another operation
+    enriches: Enrichment | None = None
     description: str = ""
     plugin: str  # "module:Class"
     inputs: list[InputSpec]
@@ -136,6 +150,9 @@ class Plugin:
             self._ready = True
 
     # -- planning -----------------------------------------------------------------------------
+
+    def validate(self, params: Operation) -> None:
+        """Reject parameters that cannot work (unknown model or class name) before any work: raise UsageError."""
 
     def requires(self, params: Operation) -> list[InputSpec]:
         """Inputs for these parameters: the manifest's, with ``${param}`` references filled in."""

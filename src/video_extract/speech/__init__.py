@@ -1,0 +1,1 @@
+"""Speech building blocks shared by the speech plugins: voice activity, Whisper, diarization, subtitles."""

@@ -1,0 +1,33 @@
+"""SubRip (.srt) and WebVTT (.vtt) from transcript segments."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+def _clock(seconds: float, separator: str) -> str:
+    millis = max(0, int(round(seconds * 1000)))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def to_srt(segments: Iterable[dict]) -> str:
+    blocks = []
+    for n, seg in enumerate(segments, 1):
+        text = seg["text"].strip()
+        if seg.get("speaker"):
+            text = f"[{seg['speaker']}] {text}"
+        blocks.append(f"{n}\n{_clock(seg['start'], ',')} --> {_clock(seg['end'], ',')}\n{text}\n")
+    return "\n".join(blocks)
+
+
+def to_vtt(segments: Iterable[dict]) -> str:
+    lines = ["WEBVTT", ""]
+    for seg in segments:
+        text = seg["text"].strip().replace("-->", "->")
+        if seg.get("speaker"):
+            text = f"<v {seg['speaker']}>{text}"
+        lines += [f"{_clock(seg['start'], '.')} --> {_clock(seg['end'], '.')}", text, ""]
+    return "\n".join(lines)

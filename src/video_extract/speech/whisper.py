@@ -1,0 +1,99 @@
+"""Whisper through faster-whisper (CTranslate2), fed only the speech the VAD stage found.
+
+Decoding only speech is what faster-whisper's own ``vad_filter`` does (concatenate the speech
+chunks, transcribe, map times back); we do the same with the speech regions the shared VAD
+stage computed, so VAD runs once per input however many operations need it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from video_extract.errors import UsageError
+from video_extract.models.catalog import CATALOG
+from video_extract.speech.vad import SpeechSegment
+
+#: Model names the transcription operation accepts (besides a local CTranslate2 directory).
+WHISPER_NAMES = tuple(alias for spec in CATALOG.values() if spec.kind == "ctranslate2" for alias in spec.aliases)
+
+
+def check_model_name(name: str) -> None:
+    if Path(name).is_dir() or name in WHISPER_NAMES:
+        return
+    raise UsageError(f"transcription: unknown model '{name}'; known models: {', '.join(WHISPER_NAMES)} (or a local CTranslate2 model directory)")
+
+
+def load_whisper(store, name: str, device: str = "cpu", compute_type: str = "int8"):
+    """The WhisperModel for ``name``, loaded once per process."""
+    from faster_whisper import WhisperModel
+
+    path = Path(name) if Path(name).is_dir() else store.path(name)
+    key = ("faster-whisper", str(path), device, compute_type)
+    # WhisperModel wants the path as str: a Path raises TypeError inside CTranslate2.
+    return store.load(key, lambda: WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=os.cpu_count() or 1))
+
+
+def transcribe(
+    model,
+    samples: np.ndarray,
+    speech: list[SpeechSegment] | None,
+    *,
+    language: str | None = None,
+    beam_size: int = 5,
+    word_timestamps: bool = True,
+    initial_prompt: str | None = None,
+    no_speech_threshold: float = 0.6,
+    sample_rate: int = 16000,
+) -> tuple[Iterator[dict], dict]:
+    """Segments as they are decoded (a generator), and info (language, probability, duration).
+
+    ``speech=None`` transcribes everything; an empty list means there is no speech at all,
+    and nothing is decoded (Whisper invents words for silence and music when asked to).
+    """
+    from faster_whisper.transcribe import restore_speech_timestamps
+    from faster_whisper.vad import collect_chunks
+
+    duration = len(samples) / sample_rate
+    info = {"language": language, "language_probability": None, "duration": round(duration, 3)}
+    if speech is not None and not speech:
+        return iter(()), info
+    audio = np.ascontiguousarray(samples, dtype=np.float32)
+    chunks = None
+    if speech is not None:
+        chunks = [{"start": int(s.start * sample_rate), "end": min(len(audio), int(s.end * sample_rate))} for s in speech]
+        pieces, _ = collect_chunks(audio, chunks, sampling_rate=sample_rate)
+        audio = np.concatenate(pieces)
+    segments, whisper_info = model.transcribe(
+        audio,
+        language=language,
+        beam_size=beam_size,
+        word_timestamps=word_timestamps,
+        initial_prompt=initial_prompt,
+        no_speech_threshold=no_speech_threshold,
+        vad_filter=False,
+    )
+    info["language"] = whisper_info.language
+    info["language_probability"] = round(float(whisper_info.language_probability), 4)
+    if chunks is not None:
+        segments = restore_speech_timestamps(segments, chunks, sample_rate)
+
+    def records() -> Iterator[dict]:
+        for seg in segments:
+            text = seg.text.strip()
+            if not text:
+                continue
+            record = {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": text}
+            if seg.words:
+                record["words"] = [
+                    {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word.strip(), "probability": round(float(w.probability), 4)}
+                    for w in seg.words
+                ]
+            record["avg_logprob"] = round(float(seg.avg_logprob), 4)
+            record["no_speech_prob"] = round(float(seg.no_speech_prob), 4)
+            yield record
+
+    return records(), info
