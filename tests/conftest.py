@@ -91,7 +91,7 @@ def speech_clip(media_dir):
     parts, truth = [silence(0.6)], []
     t = 0.6
     for sentence in SENTENCES:
-        voice = speak(sentence, speed=140)
+        voice = speak(sentence, speed=140, trim=True)
         truth.append((t, t + len(voice) / 16000))
         parts += [voice, silence(0.8)]
         t += len(voice) / 16000 + 0.8
@@ -99,3 +99,26 @@ def speech_clip(media_dir):
     path = media_dir / "speech.mp4"
     media.slideshow_clip(path, [media.text_image(["speech"], 320, 240)], seconds_each=len(audio) / 16000, fps=10, width=320, height=240, audio=audio)
     return path, truth, len(audio) / 16000
+
+
+DIALOGUE = [
+    ("en-us", "Please open the window and turn on the light."),
+    ("en-us+f3", "My favourite colour is green and I like music."),
+    ("en-us", "The meeting starts at nine in the morning on Monday."),
+    ("en-us+f3", "We should bring the reports and a few extra chairs."),
+    ("en-us", "After lunch the team will review the new design together."),
+    ("en-us+f3", "Remember to send the summary to everyone before Friday."),
+]
+
+
+@pytest.fixture(scope="session")
+def dialogue_clip(media_dir):
+    """Two espeak-ng voices (a male and a female variant) taking turns, with pauses of 0.4-0.9 s."""
+    from video_extract.testing.speech import conversation
+
+    if not __import__("shutil").which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed (make install puts it there)")
+    audio, truth = conversation(DIALOGUE, pauses=[0.6, 0.4, 0.9, 0.5, 0.7])
+    path = media_dir / "dialogue.mp4"
+    media.slideshow_clip(path, [media.text_image(["two voices"], 320, 240)], seconds_each=len(audio) / 16000, fps=10, width=320, height=240, audio=audio)
+    return path, truth

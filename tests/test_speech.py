@@ -69,7 +69,7 @@ def test_vad_finds_the_two_sentences(transcribed):
     segments = json.loads((result.output_dir / "vad.json").read_text())["segments"]
     assert len(segments) == 2
     for found, (start, end) in zip(segments, truth):
-        assert abs(found["start"] - start) < 0.3 and abs(found["end"] - end) < 0.3
+        assert abs(found["start"] - start) < 0.15 and abs(found["end"] - end) < 0.15
 
 
 def test_text_embeddings_rows_match_segments(transcribed):

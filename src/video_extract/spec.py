@@ -149,9 +149,11 @@ class VoiceActivity(Operation):
     summary: ClassVar[str] = "Where speech is, with Silero VAD."
 
     threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability above which a frame is speech.")
-    min_speech_duration_ms: int = Field(250, ge=0, description="Drop speech shorter than this.")
-    min_silence_duration_ms: int = Field(300, ge=0, description="Silence must last this long to split speech.")
-    speech_pad_ms: int = Field(100, ge=0, description="Padding added to each side of a speech segment.")
+    # Short silences split speech so that a pause between two speakers is a segment boundary
+    # (diarization reads these segments); transcription joins them back into longer pieces.
+    min_speech_duration_ms: int = Field(100, ge=0, description="Drop speech shorter than this.")
+    min_silence_duration_ms: int = Field(200, ge=0, description="Silence must last this long to split speech.")
+    speech_pad_ms: int = Field(30, ge=0, description="Padding added to each side of a speech segment.")
 
 
 class Diarization(Operation):

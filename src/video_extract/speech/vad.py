@@ -23,9 +23,9 @@ def speech_segments(
     samples: np.ndarray,
     sample_rate: int = 16000,
     threshold: float = 0.5,
-    min_speech_duration_ms: int = 250,
-    min_silence_duration_ms: int = 300,
-    speech_pad_ms: int = 100,
+    min_speech_duration_ms: int = 100,
+    min_silence_duration_ms: int = 200,
+    speech_pad_ms: int = 30,
 ) -> list[SpeechSegment]:
     """Speech regions of mono float32 audio, in seconds from the start of ``samples``."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps

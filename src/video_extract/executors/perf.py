@@ -1,0 +1,131 @@
+"""The performance executor: one file, minimum latency, results streamed as they exist.
+
+Stages whose inputs are ready run at once on a thread pool (PyAV, onnxruntime and
+CTranslate2 release the GIL, so threads overlap on separate cores); a stage starts the moment
+its last input finishes. Every step becomes an event on an iterator, in the order it happens:
+
+    {"type": "partial",  "op", "data"}            a piece a plugin yielded (segment, cut, frame)
+    {"type": "complete", "op", "path", "elapsed"}  an operation's outputs are on disk
+    {"type": "error",    "op", "error"}            an operation failed; the others go on
+    {"type": "done", ...totals}                    the file is finished (summary.json written)
+
+The files on disk are exactly those the debug executor writes, from the same shared cache.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from video_extract.errors import VideoExtractError
+from video_extract.executors.base import Executor, Job, Runtime, finish, prepare, run_stage
+from video_extract.plan import Stage
+from video_extract.results import FileResult, StageRecord
+from video_extract.spec import OutputSpec
+
+_END = object()
+
+
+def default_threads() -> int:
+    return max(2, min(8, (os.cpu_count() or 2) + 1))
+
+
+class PerfExecutor(Executor):
+    name = "perf"
+
+    def __init__(self, runtime: Runtime | None = None, save_intermediates: bool = False, threads: int | None = None):
+        super().__init__(runtime, save_intermediates)
+        self.threads = threads or default_threads()
+
+    def run_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> FileResult:
+        result = None
+        for event in self.stream_file(input_path, specs, output_root, batch):
+            if event["type"] == "done":
+                result = event["result"]
+        assert result is not None
+        return result
+
+    def stream_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> Iterator[dict[str, Any]]:
+        """Events for one file, as they happen. The final ``done`` event carries the FileResult."""
+        started = time.perf_counter()
+        job = prepare(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates)
+        events: queue.Queue = queue.Queue()
+        for op, why in job.plan.errors.items():
+            events.put({"type": "error", "op": op, "error": why})
+        worker = threading.Thread(target=self._schedule, args=(job, events, started), name="video-extract-perf", daemon=True)
+        worker.start()
+        while True:
+            event = events.get()
+            if event is _END:
+                break
+            yield event
+        worker.join()
+        result = finish(job)
+        yield {
+            "type": "done",
+            "input": result.input,
+            "output_dir": result.output_dir,
+            "status": result.status,
+            "ok": sorted(op for op, r in result.ops.items() if r.status == "ok"),
+            "failed": sorted(op for op, r in result.ops.items() if r.status != "ok"),
+            "elapsed": round(time.perf_counter() - started, 4),
+            "result": result,
+        }
+
+    def _schedule(self, job: Job, events: queue.Queue, started: float) -> None:
+        """Run every stage as soon as its upstream stages are finished; report each as it ends."""
+        try:
+            pending = dict(job.plan.stages)
+            finished: set[str] = set()
+            running: dict[Future, Stage] = {}
+            with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="video-extract-stage") as pool:
+                while pending or running:
+                    for sid, stage in list(pending.items()):
+                        if all(up in finished for up in stage.upstream):
+                            del pending[sid]
+                            running[pool.submit(run_stage, self.runtime, job, stage, self._partial_sink(job, events))] = stage
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        stage = running.pop(future)
+                        record = future.result()
+                        finished.add(stage.id)
+                        self._report(job, stage, record, events, started)
+        except Exception as exc:  # noqa: BLE001 - a bug here must end the stream, not hang it
+            events.put({"type": "error", "op": "*", "error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            events.put(_END)
+
+    @staticmethod
+    def _partial_sink(job: Job, events: queue.Queue):
+        def emit(stage: Stage, data: dict) -> None:
+            for op in job.plan.requested(stage.id):
+                events.put({"type": "partial", "op": op, "data": data})
+
+        return emit
+
+    @staticmethod
+    def _report(job: Job, stage: Stage, record: StageRecord, events: queue.Queue, started: float) -> None:
+        for op in job.plan.requested(stage.id):
+            if record.status == "ok":
+                files = job.published.get(stage.id, [])
+                path = str(job.out_dir / files[0]) if files else str(job.out_dir)
+                events.put({"type": "complete", "op": op, "path": path, "elapsed": round(time.perf_counter() - started, 4), "cached": record.cached})
+            else:
+                events.put({"type": "error", "op": op, "error": record.error})
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One JSON Lines record (the ``done`` event's in-memory result is left out)."""
+    import json
+
+    return json.dumps({k: v for k, v in event.items() if k != "result"}, ensure_ascii=False)
+
+
+def stream_errors_as_events(exc: VideoExtractError, input_path: str | Path) -> Iterator[dict[str, Any]]:
+    yield {"type": "error", "op": "*", "error": str(exc)}
+    yield {"type": "done", "input": str(input_path), "output_dir": None, "status": "failed", "ok": [], "failed": ["*"], "elapsed": 0.0}

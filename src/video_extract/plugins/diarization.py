@@ -1,0 +1,55 @@
+"""diarization: speaker turns (JSON and RTTM), from the shared audio and VAD stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from video_extract.errors import UsageError
+from video_extract.media import read_wav
+from video_extract.plugins.base import Artifact, Plugin, StageContext, write_json
+from video_extract.spec import Diarization
+from video_extract.speech.diarize import diarize, load_encoder
+
+
+def speaker_name(index: int) -> str:
+    return f"SPEAKER_{index:02d}"
+
+
+def to_rttm(turns: list[dict], file_id: str) -> str:
+    """NIST RTTM: one SPEAKER line per turn (onset and duration in seconds)."""
+    return "".join(
+        f"SPEAKER {file_id} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n" for t in turns
+    )
+
+
+class DiarizationPlugin(Plugin):
+    def validate(self, params: Diarization) -> None:
+        if params.min_speakers > params.max_speakers:
+            raise UsageError(f"diarization: min_speakers ({params.min_speakers}) is above max_speakers ({params.max_speakers})")
+
+    def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: Diarization) -> dict:
+        weights = ctx.models.path("resemblyzer")
+        encoder = ctx.models.load(("resemblyzer", str(weights)), lambda: load_encoder(str(weights)))
+        audio = read_wav(inputs["Audio"].file("audio.wav"))
+        offset = float(inputs["Audio"].data.get("start_time", 0.0))
+        found = json.loads(inputs["VoiceActivity"].file("vad.json").read_text())["segments"]
+        speech = [(s["start"] - offset, s["end"] - offset) for s in found]
+        turns = diarize(
+            audio.samples,
+            speech,
+            num_speakers=params.num_speakers,
+            min_speakers=params.min_speakers,
+            max_speakers=params.max_speakers,
+            window_sec=params.window_sec,
+            step_sec=params.step_sec,
+            encoder=encoder,
+        )
+        turns = [
+            {"start": round(t["start"] + offset, 3), "end": round(t["end"] + offset, 3), "speaker": speaker_name(t["speaker"])}
+            for t in turns
+        ]
+        speakers = sorted({t["speaker"] for t in turns})
+        write_json(ctx.work_dir / "diarization.json", {"num_speakers": len(speakers), "speakers": speakers, "segments": turns})
+        (ctx.work_dir / "diarization.rttm").write_text(to_rttm(turns, Path(ctx.source.path).stem.replace(" ", "_")))
+        return {"num_speakers": len(speakers), "turns": len(turns)}
