@@ -129,3 +129,24 @@ def peak_rss_mb(argv: list[str]) -> float:
     subprocess.run(argv, check=True, capture_output=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(before, after) / 1024
+
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+
+def vision_clip_60s() -> Path:
+    """60 s of 1280x720 at 30 fps: photos (a face, a cat, a cup, ...) and text cards, 5 s each, panning."""
+    from skimage import data
+
+    from video_extract.testing import media
+
+    path = MEDIA / "vision720p60s.mp4"
+    if not path.exists():
+        MEDIA.mkdir(parents=True, exist_ok=True)
+        cards = [media.text_image([f"Chapter {n}", "video-extract benchmark"], 1280, 720, size=64) for n in range(1, 4)]
+        photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), data.astronaut(), data.chelsea(), data.coffee(), data.camera()]
+        images = [img if img.ndim == 3 else __import__("numpy").stack([img] * 3, -1) for img in photos] + cards + [data.coffee()]
+        tmp = path.with_suffix(".tmp.mp4")
+        media.slideshow_clip(tmp, images[:12], seconds_each=5.0, fps=30, width=1280, height=720)
+        os.replace(tmp, path)
+    return path

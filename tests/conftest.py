@@ -122,3 +122,27 @@ def dialogue_clip(media_dir):
     path = media_dir / "dialogue.mp4"
     media.slideshow_clip(path, [media.text_image(["two voices"], 320, 240)], seconds_each=len(audio) / 16000, fps=10, width=320, height=240, audio=audio)
     return path, truth
+
+
+needs_shared_models = pytest.mark.skipif(
+    not (SHARED_MODELS / "yolox_nano.onnx").exists() or not (SHARED_MODELS / "face_detection_yunet_2026may.onnx").exists(),
+    reason="../shared/models (YOLOX-Nano and YuNet ONNX files) is not on this machine; users get them with `video-extract models fetch`",
+)
+
+VISION_TEXT = ["The quick brown fox jumps", "OCR reads this line"]
+
+
+@pytest.fixture(scope="session")
+def vision_clip(media_dir):
+    """2 s each at 10 fps, 640x360, no motion: astronaut (person + face), chelsea (cat), coffee (cup), a text card."""
+    from skimage import data
+
+    images = [data.astronaut(), data.chelsea(), data.coffee(), media.text_image(VISION_TEXT, 640, 360, size=36)]
+    return media.slideshow_clip(media_dir / "vision.mp4", images, seconds_each=2.0, fps=10, width=640, height=360, motion=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    from video_extract.testing.tiny_clip import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))

@@ -12,7 +12,18 @@ from typing import Any, Callable, Iterator, Sequence
 
 from video_extract.errors import UsageError
 from video_extract.executors.base import Executor, Runtime
-from video_extract.results import AudioResult, FileResult, FramesResult, MediaInfo, ScenesResult
+from video_extract.results import (
+    AudioResult,
+    DetectionsResult,
+    DiarizationResult,
+    EmbeddingsResult,
+    FileResult,
+    FramesResult,
+    MediaInfo,
+    ScenesResult,
+    TranscriptionResult,
+    VadResult,
+)
 from video_extract.spec import Operation, OutputSpec, build_specs
 
 OpsLike = str | Operation | OutputSpec | Sequence[str | Operation | OutputSpec | dict]
@@ -28,13 +39,38 @@ def _frames_loader(folder: str) -> Callable[[Path, dict], FramesResult]:
     return load
 
 
+def _json_loader(model, name: str) -> Callable[[Path, dict], Any]:
+    return lambda out, data: model.model_validate_json((out / name).read_text())
+
+
+def _embeddings_loader(kind: str) -> Callable[[Path, dict], EmbeddingsResult]:
+    def load(out_dir: Path, data: dict) -> EmbeddingsResult:
+        import json
+
+        import numpy as np
+
+        path = out_dir / "embeddings" / f"{kind}.npy"
+        return EmbeddingsResult(np.load(path), json.loads(path.with_suffix(".json").read_text()), str(path))
+
+    return load
+
+
 #: How each operation's published files are read back into a typed record.
 LOADERS: dict[str, Callable[[Path, dict], Any]] = {
-    "metadata": lambda out, data: MediaInfo.model_validate_json((out / "metadata.json").read_text()),
+    "metadata": _json_loader(MediaInfo, "metadata.json"),
     "audio": lambda out, data: AudioResult(**{**data, "file": str(out / "audio.wav")}),
     "frames": _frames_loader("frames"),
     "keyframes": _frames_loader("keyframes"),
-    "scenes": lambda out, data: ScenesResult.model_validate_json((out / "scenes.json").read_text()),
+    "scene_frames": _frames_loader("scene_frames"),
+    "scenes": _json_loader(ScenesResult, "scenes.json"),
+    "transcription": _json_loader(TranscriptionResult, "transcription.json"),
+    "vad": _json_loader(VadResult, "vad.json"),
+    "diarization": _json_loader(DiarizationResult, "diarization.json"),
+    "objects": _json_loader(DetectionsResult, "objects.json"),
+    "faces": _json_loader(DetectionsResult, "faces.json"),
+    "ocr": _json_loader(DetectionsResult, "ocr.json"),
+    "text_embeddings": _embeddings_loader("text"),
+    "vision_embeddings": _embeddings_loader("vision"),
 }
 
 
@@ -105,6 +141,20 @@ class Client:
     def run(self, path: str | Path, ops: OpsLike) -> Results:
         """Process one file. Raises InputError for an unreadable file, UsageError for a bad request."""
         return Results(self.executor.run_file(path, to_specs(ops), self.output_dir))
+
+    def search_frames(self, results: Results, text: str, top_k: int = 5) -> list[dict]:
+        """Frames of ``results`` ranked by how well they match ``text`` (CLIP cosine similarity).
+
+        Needs ``vision_embeddings`` in the results; the text is embedded with the same model.
+        """
+        from video_extract.vision.clip import load_clip
+
+        embeddings = results["vision_embeddings"]
+        model = results.result.ops["vision_embeddings"].data.get("model", "openai/clip-vit-base-patch32")
+        query = load_clip(self.runtime.models, model).embed_texts([text])[0]
+        scores = embeddings.vectors @ query
+        order = scores.argsort()[::-1][:top_k]
+        return [{**embeddings.rows[i], "score": round(float(scores[i]), 6)} for i in order]
 
     def run_many(self, paths: Sequence[str | Path], ops: OpsLike) -> Iterator[Results]:
         """Process several files; an unreadable one yields a failed result instead of raising."""

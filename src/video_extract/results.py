@@ -167,3 +167,92 @@ class FileResult(Record):
         if self.error:
             out["input"] = self.error
         return out
+
+
+# --- transcription.json, vad.json, diarization.json ------------------------------------------
+
+
+class Word(Record):
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+    speaker: str | None = None
+
+
+class TranscriptSegment(Record):
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    words: list[Word] = []
+
+
+class TranscriptionResult(Record):
+    language: str | None
+    text: str
+    segments: list[TranscriptSegment]
+
+
+class TimeSpan(Record):
+    start: float
+    end: float
+
+
+class VadResult(Record):
+    segments: list[TimeSpan]
+    speech_duration: float | None = None
+
+
+class SpeakerTurn(Record):
+    start: float
+    end: float
+    speaker: str
+
+
+class DiarizationResult(Record):
+    num_speakers: int
+    segments: list[SpeakerTurn]
+
+
+# --- objects.json, faces.json, ocr.json -------------------------------------------------------
+
+
+class Detection(Record):
+    label: str
+    confidence: float
+    box: list[float]  # [x1, y1, x2, y2] in pixels of the displayed frame
+    landmarks: dict[str, list[float]] | None = None  # faces
+    text: str | None = None  # ocr
+
+
+class FrameDetections(Record):
+    frame: int
+    time: float
+    detections: list[Detection]
+
+
+class DetectionsResult(Record):
+    frames: list[FrameDetections]
+    texts: list[dict] | None = None  # ocr: the same text across frames, merged with start/end
+
+    def labels(self) -> set[str]:
+        return {d.label for f in self.frames for d in f.detections}
+
+
+# --- embeddings/*.npy + *.json ----------------------------------------------------------------
+
+
+class EmbeddingsResult:
+    """Rows of an embeddings matrix (float32, L2-normalised) and what each row is."""
+
+    def __init__(self, vectors, rows: list[dict], path: str):
+        self.vectors = vectors
+        self.rows = rows
+        self.path = path
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"EmbeddingsResult({self.vectors.shape}, {self.path})"

@@ -127,6 +127,15 @@ class Scenes(Operation):
     downscale_width: int = Field(256, ge=32, description="Frames are downscaled to about this width before detection, as PySceneDetect does.")
 
 
+class SceneFrames(Operation):
+    name: ClassVar[str] = "scene_frames"
+    aliases: ClassVar[tuple[str, ...]] = ("scene_thumbnails", "representative_frames")
+    summary: ClassVar[str] = "One representative frame per scene (its middle), as JPEG with times."
+
+    max_size: int | None = Field(None, ge=16, description="Downscale so the longer side is at most this many pixels.")
+    quality: int = Field(90, ge=1, le=100, description="JPEG quality.")
+
+
 class Transcription(Operation):
     name: ClassVar[str] = "transcription"
     aliases: ClassVar[tuple[str, ...]] = ("transcribe", "speech_to_text", "asr")
@@ -177,7 +186,8 @@ class ObjectDetection(Operation):
     confidence_threshold: float = Field(0.35, ge=0, le=1, description="Minimum objectness x class score.")
     nms_threshold: float = Field(0.45, gt=0, le=1, description="IoU above which overlapping boxes of a class are merged.")
     classes: list[str] | None = Field(None, description="Keep only these COCO class names (person+car).")
-    fps: float = Field(1.0, gt=0, le=240, description="Frames per second to analyse.")
+    source: Literal["frames", "keyframes", "scenes"] = Field("frames", description="Which frames to analyse: sampled at fps, keyframes, or one per scene.")
+    fps: float = Field(1.0, gt=0, le=240, description="Frames per second when source=frames.")
 
 
 class FaceDetection(Operation):
@@ -190,8 +200,9 @@ class FaceDetection(Operation):
     nms_threshold: float = Field(0.3, gt=0, le=1, description="IoU above which overlapping faces are merged.")
     min_size: int = Field(20, ge=1, description="Ignore faces smaller than this (pixels of the displayed frame).")
     include_landmarks: bool = Field(True, description="Return eyes, nose tip and mouth corners.")
-    max_side: int = Field(960, ge=64, description="Detect on frames downscaled to this longer side; boxes are mapped back.")
-    fps: float = Field(1.0, gt=0, le=240, description="Frames per second to analyse.")
+    max_side: int = Field(640, ge=64, description="Detect on frames downscaled to this longer side (faces down to ~10 px there); boxes are mapped back.")
+    source: Literal["frames", "keyframes", "scenes"] = Field("frames", description="Which frames to analyse: sampled at fps, keyframes, or one per scene.")
+    fps: float = Field(1.0, gt=0, le=240, description="Frames per second when source=frames.")
 
 
 class OCR(Operation):

@@ -252,16 +252,20 @@ def slideshow_clip(
     audio: np.ndarray | None = None,
     audio_rate: int = 16000,
     motion: bool = True,
+    rotation: int = 0,
 ) -> ClipFacts:
     """A clip showing each image in turn (a hard cut between them), with an optional mono track.
 
-    ``motion`` pans each still slowly so consecutive frames differ as in real footage.
+    ``motion`` pans each still slowly so consecutive frames differ as in real footage;
+    ``rotation`` stores a display-matrix rotation (as a phone held sideways does).
     """
     path = Path(path)
     per = int(round(seconds_each * fps))
     total = per * len(images)
     with av.open(str(path), "w") as container:
         video = _video_stream(container, width, height, fps, None)
+        if rotation:
+            video.set_display_rotation(rotation)
         stream = None
         if audio is not None:
             stream = container.add_stream("aac", rate=audio_rate)

@@ -1,0 +1,39 @@
+"""objects: COCO objects per analysed frame, boxes in displayed-frame pixels."""
+
+from __future__ import annotations
+
+import difflib
+
+from video_extract.errors import UsageError
+from video_extract.plugins.base import StageContext
+from video_extract.spec import ObjectDetection
+from video_extract.vision.analysis import FrameDetectionPlugin
+from video_extract.vision.frames import FrameItem
+from video_extract.vision.yolox import COCO_CLASSES, YoloxDetector
+
+YOLOX_MODELS = ("yolox-nano", "yolox-tiny", "yolox-s", "yolox-m")
+
+
+class ObjectsPlugin(FrameDetectionPlugin):
+    output_file = "objects.json"
+
+    def validate(self, params: ObjectDetection) -> None:
+        if params.model not in YOLOX_MODELS and not params.model.endswith(".onnx"):
+            raise UsageError(f"objects: unknown model '{params.model}'; known models: {', '.join(YOLOX_MODELS)} (or a YOLOX .onnx file)")
+        for name in params.classes or ():
+            if name not in COCO_CLASSES:
+                close = difflib.get_close_matches(name, COCO_CLASSES, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise UsageError(f"objects: unknown class '{name}'{hint}; COCO classes: {', '.join(COCO_CLASSES)}")
+
+    def load(self, ctx: StageContext, params: ObjectDetection) -> YoloxDetector:
+        path = params.model if params.model.endswith(".onnx") else str(ctx.models.path(params.model))
+        return ctx.models.load(("yolox", path), lambda: YoloxDetector(path))
+
+    def analyse(self, model: YoloxDetector, item: FrameItem, params: ObjectDetection) -> list[dict]:
+        keep = {COCO_CLASSES.index(c) for c in params.classes} if params.classes else None
+        found = model.detect(item.bgr, params.confidence_threshold, params.nms_threshold, keep)
+        return [{"label": COCO_CLASSES[cid], "confidence": round(score, 4), "box": [round(v, 1) for v in box]} for cid, score, box in found]
+
+    def summarise(self, frames: list[dict], params: ObjectDetection, ctx: StageContext) -> dict:
+        return {"model": params.model}

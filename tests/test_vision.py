@@ -1,0 +1,162 @@
+"""Objects, faces, OCR and CLIP embeddings on real photos (scikit-image) and rendered text."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from video_extract import Client
+from video_extract.media import decode_counters
+from video_extract.testing import media
+
+from .conftest import SHARED_MODELS, VISION_TEXT, needs_shared_models, run_cli
+
+#: The astronaut's face in the 640x360 clip frame (the 512x512 photo scaled to 360x360 and
+#: centred), measured once with YuNet at full size and checked by eye: forehead to chin,
+#: between the ears.
+ASTRONAUT_FACE = [266.6, 43.9, 330.3, 124.0]
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vision")
+    return Client(cache_dir=out / "cache", output_dir=out, models_dir=SHARED_MODELS)
+
+
+@needs_shared_models
+def test_objects_finds_person_cat_and_cup_at_the_right_times(client, vision_clip):
+    objects = client.run(vision_clip.path, ["objects"]).objects
+    labels_at = {f.time: {d.label for d in f.detections} for f in objects.frames}
+    assert sorted(labels_at) == [0, 1, 2, 3, 4, 5, 6, 7]
+    for t in (0, 1):
+        assert "person" in labels_at[t]
+    for t in (2, 3):
+        assert "cat" in labels_at[t]
+    for t in (4, 5):
+        assert "cup" in labels_at[t]
+    assert "person" not in labels_at[2] | labels_at[4] and "cat" not in labels_at[0] | labels_at[4]
+    person = next(d for d in objects.frames[0].detections if d.label == "person")
+    assert iou(person.box, [140, 0, 500, 360]) > 0.5  # the astronaut fills the centred photo
+    assert all(0 <= v <= 640 for d in objects.frames[0].detections for v in d.box)
+
+
+@needs_shared_models
+def test_class_filter_and_unknown_class(client, vision_clip, tmp_path):
+    only_cats = client.run(vision_clip.path, ["objects:classes=cat"]).objects
+    assert only_cats.labels() == {"cat"}
+    proc = run_cli("debug", str(vision_clip.path), "--op", "objects:classes=cat+dgo", "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "unknown class 'dgo' (did you mean 'dog'?)" in proc.stderr
+
+
+@needs_shared_models
+def test_faces_finds_the_astronaut_with_landmarks(client, vision_clip):
+    faces = client.run(vision_clip.path, ["faces"]).faces
+    with_faces = [f for f in faces.frames if f.detections]
+    assert [f.time for f in with_faces] == [0, 1]
+    face = with_faces[0].detections[0]
+    assert iou(face.box, ASTRONAUT_FACE) >= 0.5 and face.confidence > 0.8
+    assert len(face.landmarks) == 5
+    x1, y1, x2, y2 = face.box
+    for x, y in face.landmarks.values():
+        assert x1 <= x <= x2 and y1 <= y <= y2
+    assert face.landmarks["right_eye"][0] < face.landmarks["left_eye"][0]  # the subject's right is image left
+
+
+@needs_shared_models
+def test_rotated_input_gives_boxes_in_displayed_orientation(tmp_path):
+    from skimage import data
+
+    clip = media.slideshow_clip(tmp_path / "portrait.mp4", [data.astronaut()], seconds_each=1.0, fps=5, width=640, height=360, motion=False, rotation=90)
+    result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=SHARED_MODELS).run(clip.path, ["faces", "metadata"])
+    assert (result.metadata.video.display_width, result.metadata.video.display_height) == (360, 640)
+    face = result.faces.frames[0].detections[0]
+    x1, y1, x2, y2 = ASTRONAUT_FACE  # stored frame; displayed = turned 90 degrees counter-clockwise
+    rotated = [y1, 640 - x2, y2, 640 - x1]
+    assert iou(face.box, rotated) >= 0.5, face.box
+
+
+def test_ocr_reads_the_rendered_sentences_at_the_right_time(client, vision_clip):
+    ocr = client.run(vision_clip.path, ["ocr"]).ocr
+    texts = {t["text"].lower(): t for t in ocr.texts}
+    for sentence in VISION_TEXT:
+        entry = texts[sentence.lower()]
+        assert entry["start"] == pytest.approx(6.0, abs=0.11) and entry["end"] == pytest.approx(8.0, abs=0.11)
+    analysed = [f.time for f in ocr.frames]
+    assert analysed == pytest.approx([0, 2, 4, 6], abs=0.01)  # keyframes (one per shot), not every frame
+
+
+def test_identical_consecutive_text_is_one_timed_entry(client, vision_clip):
+    ocr = client.run(vision_clip.path, ["ocr:source=frames,fps=2"]).ocr
+    fox = [t for t in ocr.texts if t["text"].lower() == VISION_TEXT[0].lower()]
+    assert len(fox) == 1 and fox[0]["frames"] == 4
+    assert fox[0]["start"] == pytest.approx(6.0) and fox[0]["end"] == pytest.approx(8.0, abs=0.11)
+
+
+def test_ocr_language_outside_the_shipped_models_is_refused(vision_clip, tmp_path):
+    proc = run_cli("debug", str(vision_clip.path), "--op", "ocr:languages=fr", "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "'fr' is not covered" in proc.stderr and "en, ch" in proc.stderr
+
+
+def test_clip_embeddings_tiny_model(vision_clip, tiny_clip_dir, tmp_path):
+    ops = [f"vision_embeddings:model={tiny_clip_dir}", "frames"]
+    first = Client(cache_dir=tmp_path / "c1", output_dir=tmp_path / "o1").run(vision_clip.path, ops)
+    again = Client(cache_dir=tmp_path / "c2", output_dir=tmp_path / "o2").run(vision_clip.path, ops)
+    emb = first.vision_embeddings
+    assert emb.vectors.shape == (8, 16) and emb.vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(emb.vectors, again.vision_embeddings.vectors)  # deterministic
+    assert [(r["frame"], r["time"]) for r in emb.rows] == [(f.frame, f.time) for f in first.frames.frames]
+
+
+def test_search_frames_ranks_by_cosine(vision_clip, tiny_clip_dir, tmp_path):
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
+    result = client.run(vision_clip.path, [f"vision_embeddings:model={tiny_clip_dir},source=scenes"])
+    rows = result.vision_embeddings.rows
+    assert [r["scene"] for r in rows] == [0, 1, 2, 3]
+    hits = client.search_frames(result, "a photo of a cat", top_k=3)
+    assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    from video_extract.vision.clip import load_clip
+
+    query = load_clip(client.runtime.models, str(tiny_clip_dir)).embed_texts(["a photo of a cat"])[0]
+    best = int(np.argmax(result.vision_embeddings.vectors @ query))
+    assert hits[0]["frame"] == rows[best]["frame"]
+
+
+@needs_shared_models
+def test_all_vision_operations_share_one_decode(vision_clip, tiny_clip_dir, tmp_path):
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=SHARED_MODELS)
+    before = dict(decode_counters)
+    result = client.run(vision_clip.path, ["objects", "faces", "ocr:source=frames", f"vision_embeddings:model={tiny_clip_dir}"])
+    assert result.ok, result.errors
+    assert decode_counters["video_opens"] - before.get("video_opens", 0) == 1
+    assert decode_counters["frames_decoded"] - before.get("frames_decoded", 0) == vision_clip.frames
+    stages = [s.plugin for s in result.result.stages]
+    assert stages.count("frames") == 1
+
+
+@needs_shared_models
+def test_default_vision_set_decodes_frames_once_and_keyframes_once(vision_clip, tmp_path):
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=SHARED_MODELS)
+    before = decode_counters["video_opens"]
+    result = client.run(vision_clip.path, ["objects", "faces", "ocr"])
+    assert result.ok, result.errors
+    assert decode_counters["video_opens"] - before == 2  # one fps sampling stage, one keyframe stage
+    assert sorted(s.plugin for s in result.result.stages) == ["faces", "frames", "keyframes", "objects", "ocr"]
+
+
+def test_missing_detector_model_is_a_clear_per_operation_error(vision_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDEO_EXTRACT_OFFLINE", "1")
+    monkeypatch.setenv("VIDEO_EXTRACT_MODEL_CACHE", str(tmp_path / "models"))
+    result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=tmp_path / "empty").run(vision_clip.path, ["objects", "metadata"])
+    assert result.result.ops["metadata"].status == "ok"
+    assert "model 'yolox-nano' is not available offline; put yolox_nano.onnx in a models directory" in result.errors["objects"]
