@@ -150,3 +150,52 @@ def vision_clip_60s() -> Path:
         media.slideshow_clip(tmp, images[:12], seconds_each=5.0, fps=30, width=1280, height=720)
         os.replace(tmp, path)
     return path
+
+
+def short_clips(count: int, folder_name: str = "short") -> Path:
+    """``count`` different 2 s 320x240 clips with a cut at 1 s (bulk throughput)."""
+    from video_extract.testing import media
+
+    folder = MEDIA / f"{folder_name}{count}"
+    if not folder.exists() or len(list(folder.glob("*.mp4"))) < count:
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for i in range(count):
+            media.scene_clip(tmp / f"clip{i:03d}.mp4", cuts=(30,), frames=60, width=320, height=240, seed=i)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    return folder
+
+
+def tree_peak_rss_mb(argv: list[str], env: dict | None = None) -> tuple[float, int]:
+    """Run a command; sample the summed RSS of it and all its descendants every 50 ms.
+
+    Returns (peak MiB, exit status).
+    """
+    import subprocess
+
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    while proc.poll() is None:
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                fields = stat.rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry))
+                rss[int(entry)] = int(fields[21]) * page
+            except (OSError, IndexError, ValueError):
+                continue
+        total, stack = 0, [proc.pid]
+        while stack:
+            pid = stack.pop()
+            total += rss.get(pid, 0)
+            stack.extend(children.get(pid, []))
+        peak = max(peak, total)
+        time.sleep(0.05)
+    return peak / 2**20, proc.returncode

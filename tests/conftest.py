@@ -146,3 +146,64 @@ def tiny_clip_dir(tmp_path_factory):
     from video_extract.testing.tiny_clip import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+NAP_MODULE = '''
+"""Test plugin: waits, or (by input file name) hangs or kills its own process."""
+import os
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from video_extract.plugins.base import Plugin
+from video_extract.spec import Operation
+
+
+class Nap(Operation):
+    name: ClassVar[str] = "nap"
+    seconds: float = 0.5
+    tag: str = "a"
+
+
+class Nap2(Operation):
+    name: ClassVar[str] = "nap2"
+    seconds: float = 0.5
+
+
+class NapPlugin(Plugin):
+    manifest_path = Path(__file__).with_name("nap.yaml")
+
+    def run(self, ctx, inputs, params):
+        name = Path(ctx.source.path).name
+        if "hang" in name:
+            time.sleep(3600)
+        if "crash" in name:
+            os._exit(3)
+        time.sleep(params.seconds)
+        (ctx.work_dir / "nap.txt").write_text(f"{os.getpid()}")
+        return {"pid": os.getpid()}
+
+
+class Nap2Plugin(NapPlugin):
+    manifest_path = Path(__file__).with_name("nap2.yaml")
+
+    def run(self, ctx, inputs, params):
+        time.sleep(params.seconds)
+        (ctx.work_dir / "nap2.txt").write_text("done")
+        return {}
+'''
+
+
+def install_nap_plugin(site: Path) -> Path:
+    """A distribution on ``site`` whose entry points register the ``nap`` and ``nap2`` test plugins."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "nap_plugin.py").write_text(NAP_MODULE)
+    for name, cls, out in (("nap", "NapPlugin", "Nap"), ("nap2", "Nap2Plugin", "Nap2")):
+        (site / f"{name}.yaml").write_text(
+            f'name: {name}\nversion: "1"\noperation: {name}\nplugin: nap_plugin:{cls}\ninputs:\n  - type: File\noutput: {out}\nfiles: [{name}.txt]\n'
+        )
+    dist = site / "nap_plugin-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nap-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[video_extract.plugins]\nnap = nap_plugin:NapPlugin\nnap2 = nap_plugin:Nap2Plugin\n")
+    return site

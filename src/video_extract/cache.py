@@ -227,6 +227,7 @@ class Cache:
                 shutil.rmtree(path, ignore_errors=True)
 
     def stats(self) -> dict[str, Any]:
+        self._sweep_tmp()
         rows = self._scan()
         by_plugin: dict[str, dict[str, int]] = {}
         for _, size, _, meta in rows:
@@ -270,7 +271,10 @@ def _writer_is_dead(work_dir: Path) -> bool:
         return True
     except (PermissionError, ValueError):
         return False
-    return False
+    try:  # a killed process not yet reaped still answers kill(0): a zombie writes nothing more
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _tree_size(path: Path) -> int:

@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_request_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video, audio or image files")
+    p.add_argument("inputs", nargs="*" if p.prog.endswith("bulk") else "+", metavar="INPUT", help="video, audio or image files (bulk: also folders)")
     p.add_argument("--ops", action="append", default=[], help="comma-separated operations, or 'all' (see `video-extract ops`)")
     p.add_argument("--op", action="append", default=[], metavar="NAME:KEY=VALUE,...", help='one operation with parameters, e.g. "keyframes:max_frames=20,min_interval_sec=1.5"')
     p.add_argument("--spec", type=Path, help="YAML or JSON file of outputs (with parameters and sources)")
@@ -50,6 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     debug = sub.add_parser("debug", help="run stage by stage with timings and cache status (one file or a few)")
     _add_request_args(debug)
     debug.add_argument("--save-intermediates", action="store_true", help="also keep the outputs of internal stages under {stem}/intermediates/")
+
+    perf = sub.add_parser("perf", help="one file at minimum latency: stages run side by side, results streamed as they exist")
+    _add_request_args(perf)
+    perf.add_argument("--stream", action="store_true", help="write events as JSON Lines (partial, complete, error, done) to stdout or --output")
+    perf.add_argument("--output", type=Path, help="write the JSON Lines events to this file instead of stdout")
+    perf.add_argument("--threads", type=int, help="stages run at once (default: cores + 1, at most 8)")
+
+    bulk = sub.add_parser("bulk", help="many files at maximum throughput: worker pool (or Ray), progress, resume")
+    _add_request_args(bulk)
+    bulk.add_argument("--input-list", type=Path, help="text file of input paths, one per line")
+    bulk.add_argument("--workers", type=int, help="worker processes or Ray actors (default: number of cores)")
+    bulk.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes, or Ray (one machine or a cluster)")
+    bulk.add_argument("--ray-address", help="join this Ray cluster (e.g. 10.0.0.5:6379) instead of starting a local Ray")
+    bulk.add_argument("--retries", type=int, default=1, help="times a file is retried after its worker crashed or timed out (default 1)")
+    bulk.add_argument("--timeout", type=float, help="seconds one file may take before its worker is killed")
+    bulk.add_argument("--progress", choices=["auto", "rich", "jsonl", "none"], default="auto", help="auto: a bar on a terminal, nothing otherwise")
 
     plan = sub.add_parser("plan", help="show the stages a request needs for a file, without running them")
     _add_request_args(plan)
@@ -84,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False), args.command)
-        commands = {"debug": _cmd_debug, "plan": _cmd_plan, "ops": _cmd_ops, "cache": _cmd_cache, "models": _cmd_models}
+        commands = {"debug": _cmd_debug, "perf": _cmd_perf, "bulk": _cmd_bulk, "plan": _cmd_plan, "ops": _cmd_ops, "cache": _cmd_cache, "models": _cmd_models}
         return commands[args.command](args)
     except VideoExtractError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -140,6 +156,67 @@ def _cmd_debug(args) -> int:
     results = list(executor.run_files(args.inputs, specs, args.output_dir))
     _print_timing(results)
     return _report(results)
+
+
+def _cmd_perf(args) -> int:
+    from video_extract.executors.perf import PerfExecutor, event_line
+
+    specs = _specs(args)
+    executor = PerfExecutor(_runtime(args), threads=args.threads)
+    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    failed = False
+    try:
+        for path in args.inputs:
+            try:
+                for event in executor.stream_file(path, specs, args.output_dir):
+                    if args.stream:
+                        sink.write(event_line(event) + "\n")
+                        sink.flush()
+                    if event["type"] == "error":
+                        failed = True
+                        if not args.stream:
+                            print(f"error: {path}: {event['op']}: {event['error']}", file=sys.stderr)
+                    elif event["type"] == "complete" and not args.stream:
+                        print(f"{event['elapsed']:7.3f} s  {event['op']:<18} -> {event['path']}")
+            except VideoExtractError as exc:
+                if exc.exit_code == 2:
+                    raise
+                failed = True
+                if args.stream:
+                    sink.write(event_line({"type": "error", "op": "*", "input": str(path), "error": str(exc)}) + "\n")
+                    sink.write(event_line({"type": "done", "input": str(path), "status": "failed"}) + "\n")
+                    sink.flush()
+                print(f"error: {exc}", file=sys.stderr)
+    finally:
+        if args.output:
+            sink.close()
+    return 1 if failed else 0
+
+
+def _cmd_bulk(args) -> int:
+    from video_extract.executors.bulk import Settings, collect_inputs, default_workers, run_batch
+    from video_extract.executors.progress import make_progress
+
+    specs = _specs(args)
+    inputs = collect_inputs(args.inputs, args.input_list)
+    settings = Settings(cache_dir=str(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache, models_dir=str(args.models_dir) if args.models_dir else None)
+    workers = args.workers or default_workers()
+    if args.engine == "ray" or args.ray_address:
+        from video_extract.executors.ray_engine import RayEngine
+
+        engine = RayEngine(workers, settings, retries=args.retries, timeout=args.timeout, address=args.ray_address)
+    else:
+        from video_extract.executors.bulk import LocalEngine
+
+        engine = LocalEngine(workers, settings, retries=args.retries, timeout=args.timeout)
+    batch = run_batch(inputs, specs, args.output_dir, engine, progress=make_progress(args.progress))
+    totals = json.loads(batch.summary_path.read_text())["totals"]
+    print(
+        f"{totals['files']} files: {totals['ok']} ok, {totals['failed']} failed, {totals['skipped']} skipped "
+        f"in {totals['seconds']:.1f} s ({totals['files_per_second'] or 0:.2f} files/s) -> {batch.summary_path}",
+        file=sys.stderr,
+    )
+    return 1 if batch.failed else 0
 
 
 def _cmd_plan(args) -> int:

@@ -156,6 +156,80 @@ class Client:
         order = scores.argsort()[::-1][:top_k]
         return [{**embeddings.rows[i], "score": round(float(scores[i]), 6)} for i in order]
 
+    def execute_streaming(self, path: str | Path, ops: OpsLike, threads: int | None = None) -> Iterator[dict]:
+        """Performance mode: events as they happen (partial, complete, error, then done).
+
+        Stages without a dependency between them run at once; the files written are those
+        ``run`` writes. The ``done`` event's ``result`` is the FileResult.
+        """
+        from video_extract.executors.perf import PerfExecutor
+
+        executor = PerfExecutor(self.runtime, threads=threads)
+        yield from executor.stream_file(path, to_specs(ops), self.output_dir)
+
+    async def aexecute_streaming(self, path: str | Path, ops: OpsLike, threads: int | None = None):
+        """``execute_streaming`` for asyncio: the work runs in a thread, events arrive on the loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        end = object()
+
+        def produce() -> None:
+            try:
+                for event in self.execute_streaming(path, ops, threads):
+                    loop.call_soon_threadsafe(events.put_nowait, event)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+                loop.call_soon_threadsafe(events.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(events.put_nowait, end)
+
+        worker = loop.run_in_executor(None, produce)
+        while True:
+            event = await events.get()
+            if event is end:
+                break
+            if isinstance(event, BaseException):
+                raise event
+            yield event
+        await worker
+
+    def execute_bulk(
+        self,
+        paths: Sequence[str | Path],
+        ops: OpsLike,
+        workers: int | None = None,
+        engine: str = "local",
+        ray_address: str | None = None,
+        retries: int = 1,
+        timeout: float | None = None,
+        progress: str = "none",
+    ):
+        """Bulk mode: many files through a warm worker pool (or Ray); returns the BatchResult.
+
+        Writes ``batch_summary.json`` and ``batch_summary.parquet`` in the output directory;
+        files already finished for the same request are skipped.
+        """
+        from video_extract.executors.bulk import LocalEngine, Settings, collect_inputs, default_workers, run_batch
+        from video_extract.executors.progress import make_progress
+
+        runtime = self.runtime
+        settings = Settings(
+            cache_dir=str(runtime.cache.root) if runtime.cache else None,
+            use_cache=runtime.cache is not None,
+            models_dir=str(runtime.models_dir) if runtime.models_dir else None,
+        )
+        count = workers or default_workers()
+        if engine == "ray" or ray_address:
+            from video_extract.executors.ray_engine import RayEngine
+
+            runner = RayEngine(count, settings, retries=retries, timeout=timeout, address=ray_address)
+        elif engine == "local":
+            runner = LocalEngine(count, settings, retries=retries, timeout=timeout)
+        else:
+            raise UsageError(f"unknown engine '{engine}'; valid: local, ray")
+        return run_batch(collect_inputs(paths), to_specs(ops), self.output_dir, runner, progress=make_progress(progress))
+
     def run_many(self, paths: Sequence[str | Path], ops: OpsLike) -> Iterator[Results]:
         """Process several files; an unreadable one yields a failed result instead of raising."""
         for result in self.executor.run_files(paths, to_specs(ops), self.output_dir):
@@ -179,4 +253,8 @@ def make_executor(name: str, runtime: Runtime, **kwargs: Any) -> Executor:
         from video_extract.executors.debug import DebugExecutor
 
         return DebugExecutor(runtime, **kwargs)
-    raise UsageError(f"unknown executor '{name}'; valid: debug")
+    if name == "perf":
+        from video_extract.executors.perf import PerfExecutor
+
+        return PerfExecutor(runtime, **kwargs)
+    raise UsageError(f"unknown executor '{name}'; valid: debug, perf")

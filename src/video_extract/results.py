@@ -156,6 +156,7 @@ class FileResult(Record):
     stages: list[StageRecord] = []
     seconds: float = 0.0
     digest: str | None = None
+    request: list[str] = []  # canonical requested outputs (what a resumed batch compares)
     error: str | None = None  # the input itself could not be read
 
     @property

@@ -264,6 +264,11 @@ class Fusion(Operation):
 def canonical_name(name: str) -> str:
     """Resolve an operation name or alias, or raise a UsageError that lists what is valid."""
     key = name.strip().lower().replace("-", "_")
+    if key not in OPERATIONS and key not in ALIASES:
+        # Third-party operations are defined by plugin modules, which discovery imports.
+        from video_extract.registry import default_registry
+
+        default_registry()
     if key in OPERATIONS:
         return key
     if key in ALIASES:

@@ -79,6 +79,7 @@ class Job:
     plan: Plan
     out_dir: Path
     save_intermediates: bool = False
+    request: list[str] = field(default_factory=list)  # canonical form of the requested outputs
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)  # stage id -> error
@@ -107,10 +108,18 @@ def prepare(
     path = Path(input_path)
     info = probe(path, scan=False)  # header facts: enough to plan, and a clear error for non-media
     digest = file_digest(path)
-    plan = runtime.registry.plan([OutputSpec.of(s) for s in specs], info)
+    outputs = [OutputSpec.of(s) for s in specs]
+    plan = runtime.registry.plan(outputs, info)
     out_dir = output_dir_for(Path(output_root), path, batch)
     source = Source(path=path, info=info, digest=digest)
-    return Job(source=source, plan=plan, out_dir=out_dir, save_intermediates=save_intermediates)
+    return Job(source=source, plan=plan, out_dir=out_dir, save_intermediates=save_intermediates, request=request_key(outputs))
+
+
+def request_key(specs: Sequence[OutputSpec | str]) -> list[str]:
+    """The requested outputs in canonical form: equal for equal requests however they were written."""
+    import json
+
+    return sorted(json.dumps(OutputSpec.of(s).to_dict(), sort_keys=True, separators=(",", ":")) for s in specs)
 
 
 def run_stage(
@@ -240,6 +249,7 @@ def finish(job: Job) -> FileResult:
         stages=[job.records[sid] for sid in job.plan.stages if sid in job.records],
         seconds=round(time.perf_counter() - job.started, 4),
         digest=job.source.digest,
+        request=job.request,
     )
     if any(op.files for op in ordered.values()) or job.out_dir.exists():
         claim_output_dir(job.out_dir, job.source.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -56,6 +57,12 @@ class DecodedFrameInfo(NamedTuple):
     pts: int | None
 
 
+def decode_threads() -> int:
+    """Decoder threads: 0 lets FFmpeg use every core (one file at a time); a bulk worker sets
+    ``VIDEO_EXTRACT_DECODE_THREADS`` to its share, since the workers are the parallelism there."""
+    return int(os.environ.get("VIDEO_EXTRACT_DECODE_THREADS", "0") or 0)
+
+
 def first_video_stream(container):
     """The stream frame operations read: the first video stream that is not cover art."""
     for stream in container.streams.video:
@@ -98,6 +105,7 @@ def iter_frames(
             raise InputError("has no video stream", path)
         _count("video_opens")
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = decode_threads()
         if keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
         if fast:

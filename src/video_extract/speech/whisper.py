@@ -34,7 +34,8 @@ def load_whisper(store, name: str, device: str = "cpu", compute_type: str = "int
     path = Path(name) if Path(name).is_dir() else store.path(name)
     key = ("faster-whisper", str(path), device, compute_type)
     # WhisperModel wants the path as str: a Path raises TypeError inside CTranslate2.
-    return store.load(key, lambda: WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=os.cpu_count() or 1))
+    threads = int(os.environ.get("VIDEO_EXTRACT_MODEL_THREADS") or os.cpu_count() or 1)
+    return store.load(key, lambda: WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=threads))
 
 
 def transcribe(

@@ -1,0 +1,172 @@
+"""Bulk mode: a warm worker pool, failures that do not stop the batch, resume after kill -9, Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from video_extract import Client
+from video_extract.cache import Cache
+from video_extract.testing import media
+
+from .conftest import install_nap_plugin, needs_espeak, run_cli
+
+
+def make_clips(folder: Path, n: int, prefix: str = "clip") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [media.scene_clip(folder / f"{prefix}{i:02d}.mp4", cuts=(16,), frames=32 + i, width=96, height=64, seed=i).path for i in range(n)]
+
+
+def nap_env(tmp_path: Path) -> dict:
+    site = install_nap_plugin(tmp_path / "site")
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.fixture(scope="module")
+def batch_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("batch")
+    clips = make_clips(folder, 18)
+    (folder / "empty.mp4").write_bytes(b"")
+    media.truncate(clips[0], folder / "truncated.mp4", 0.5)
+    return folder
+
+
+def test_bulk_records_failures_and_finishes_the_rest(batch_dir, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("bulk", str(batch_dir), "--ops", "metadata,scenes", "-o", str(out), "--cache-dir", str(tmp_path / "c"), "--workers", "2")
+    assert proc.returncode == 1
+    summary = json.loads((out / "batch_summary.json").read_text())
+    assert summary["totals"]["files"] == 20 and summary["totals"]["ok"] == 18 and summary["totals"]["failed"] == 2
+    failed = {Path(f["input"]).name: f["error"] for f in summary["files"] if f["status"] == "failed"}
+    assert "file is empty" in failed["empty.mp4"] and "truncated" in failed["truncated.mp4"]
+    for row in summary["files"]:
+        if row["status"] == "ok":
+            assert json.loads((Path(row["output_dir"]) / "summary.json").read_text())["status"] == "ok"
+            assert json.loads((Path(row["output_dir"]) / "scenes.json").read_text())["cuts"][0]["frame"] == 16
+    table = pq.read_table(out / "batch_summary.parquet").to_pylist()
+    assert [r["input"] for r in table] == [f["input"] for f in summary["files"]]
+    assert sum(r["status"] == "failed" for r in table) == 2
+    assert "empty.mp4: file is empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_input_list_and_progress_jsonl(batch_dir, tmp_path):
+    listing = tmp_path / "inputs.txt"
+    files = sorted(batch_dir.glob("clip0*.mp4"))[:3]
+    listing.write_text("# three files\n" + "\n".join(map(str, files)) + "\n")
+    proc = run_cli("bulk", "--input-list", str(listing), "--ops", "metadata", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--workers", "1", "--progress", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["done"] for line in lines] == [1, 2, 3] and lines[-1]["total"] == 3 and "files_per_second" in lines[-1]
+
+
+def test_kill_9_midway_then_resume_does_each_file_once(tmp_path):
+    inputs = make_clips(tmp_path / "in", 16)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = [sys.executable, "-m", "video_extract.cli", "bulk", str(tmp_path / "in"), "--op", "nap:seconds=0.4", "--ops", "metadata", "-o", str(out), "--cache-dir", str(cache), "--workers", "1"]
+    env = {**os.environ, **nap_env(tmp_path)}
+    proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while len(list(out.glob("*/summary.json"))) < 4 and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the batch and its workers, mid-file
+    proc.wait()
+    finished_before = {p.parent.name for p in out.glob("*/summary.json")}
+    assert 4 <= len(finished_before) < 16
+
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((out / "batch_summary.json").read_text())
+    statuses = {Path(f["input"]).stem: f["status"] for f in summary["files"]}
+    assert {s for s, st in statuses.items() if st == "skipped"} == finished_before
+    assert all(st in ("ok", "skipped") for st in statuses.values()) and len(statuses) == 16
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders == sorted(p.stem for p in inputs)  # each file exactly once
+    for folder in folders:
+        assert json.loads((out / folder / "summary.json").read_text())["status"] == "ok"
+        assert (out / folder / "nap.txt").read_text().isdigit()
+        assert not [p for p in (out / folder).iterdir() if p.name.endswith((".tmp", ".old"))]
+    stats = Cache(cache).stats()
+    assert stats["plugins"]["nap"]["entries"] == 16 and stats["plugins"]["metadata"]["entries"] == 16
+    assert not list((cache / "v1" / "tmp").iterdir())  # the killed writer's work was swept, never served
+
+
+def test_hung_and_crashing_workers_are_replaced_and_files_retried(tmp_path):
+    folder = tmp_path / "in"
+    clips = make_clips(folder, 3)
+    # Their own content: a byte copy of another input would be a cache hit, and nothing would run.
+    media.scene_clip(folder / "hang.mp4", cuts=(16,), frames=40, width=96, height=64, seed=101)
+    media.scene_clip(folder / "crash.mp4", cuts=(16,), frames=41, width=96, height=64, seed=102)
+    proc = run_cli(
+        "bulk", str(folder), "--op", "nap:seconds=0.1", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"),
+        "--workers", "2", "--timeout", "4", "--retries", "1", env=nap_env(tmp_path),
+    )
+    assert proc.returncode == 1
+    rows = {Path(f["input"]).name: f for f in json.loads((tmp_path / "o" / "batch_summary.json").read_text())["files"]}
+    assert rows["hang.mp4"]["status"] == "failed" and "timed out after 4 s" in rows["hang.mp4"]["error"] and rows["hang.mp4"]["attempts"] == 2
+    assert rows["crash.mp4"]["status"] == "failed" and "worker crashed (exit code 3)" in rows["crash.mp4"]["error"] and rows["crash.mp4"]["attempts"] == 2
+    assert all(rows[p.name]["status"] == "ok" for p in clips)
+
+
+@needs_espeak
+def test_models_load_once_per_worker(tmp_path):
+    import numpy as np
+
+    from video_extract.testing.speech import silence, speak
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, sentence in enumerate(["Please open the window.", "Turn on the light.", "I like green music.", "The meeting starts at nine.", "Send the summary today.", "We need more chairs."]):
+        audio = np.concatenate([silence(0.3), speak(sentence, trim=True), silence(0.3)])
+        media.slideshow_clip(folder / f"talk{i}.mp4", [media.text_image([str(i)], 96, 64)], seconds_each=len(audio) / 16000, fps=5, width=96, height=64, audio=audio)
+    batch = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").execute_bulk([folder], ["transcription"], workers=2)
+    assert batch.failed == 0 and len(batch.rows) == 6
+    by_worker: dict[int, list[dict]] = {}
+    for row in batch.rows:
+        by_worker.setdefault(row["worker"]["pid"], []).append(row)
+    assert len(by_worker) == 2 and max(len(rows) for rows in by_worker.values()) >= 2
+    for rows in by_worker.values():
+        last = max(rows, key=lambda r: r["worker"]["files"])
+        whisper = [count for key, count in last["worker"]["model_loads"].items() if "faster-whisper" in key]
+        assert whisper == [1], last["worker"]  # one load, however many files this worker took
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ray_two_node_cluster_runs_files_on_both_nodes(tmp_path):
+    ray_bin = Path(sys.executable).with_name("ray")
+    if not ray_bin.exists():
+        pytest.skip("the ray command is not installed")
+    env = {**os.environ, **nap_env(tmp_path), "RAY_AUTH_MODE": "disabled"}
+    port = _free_port()
+    start = [str(ray_bin), "start", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+    try:
+        subprocess.run(start + ["--head", f"--port={port}", "--include-dashboard=false"], env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run(start + [f"--address=127.0.0.1:{port}"], env=env, check=True, capture_output=True, timeout=120)
+        make_clips(tmp_path / "in", 8)
+        proc = subprocess.run(
+            [sys.executable, "-m", "video_extract.cli", "bulk", str(tmp_path / "in"), "--op", "nap:seconds=1", "--ops", "metadata", "-o", str(tmp_path / "o"),
+             "--cache-dir", str(tmp_path / "c"), "--workers", "2", "--ray-address", f"127.0.0.1:{port}"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        summary = json.loads((tmp_path / "o" / "batch_summary.json").read_text())
+        assert summary["totals"]["ok"] == 8 and summary["totals"]["engine"] == "ray"
+        nodes = {f["worker"]["node"] for f in summary["files"]}
+        assert len(nodes) == 2, nodes
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
