@@ -84,9 +84,16 @@ def run() -> list[Row]:
             dirs.extend([c, o])
             assert Client(cache_dir=c, output_dir=o, models_dir=SHARED_MODELS).run(clip, [op]).ok
 
+    def shared_perf():
+        c, o = fresh_dir("c"), fresh_dir("o")
+        dirs.extend([c, o])
+        assert Client(cache_dir=c, output_dir=o, models_dir=SHARED_MODELS, executor="perf").run(clip, ops).ok
+
     shared()  # loads every model once, as a long-running process would have
     t_shared = best_of(shared, 2)
     t_alone = best_of(alone, 2)
-    rows.append(Row(SECTION, "objects+faces+ocr+CLIP (tiny) on 60 s 720p: shared decode vs each alone in turn", t_shared, t_alone, target="<= 0.67x (1.5x faster)", passed=t_shared <= t_alone / 1.5))
+    t_perf = best_of(shared_perf, 2)
+    rows.append(Row(SECTION, "objects+faces+ocr+CLIP (tiny) on 60 s 720p: shared decode vs each alone in turn (debug mode)", t_shared, t_alone, target="<= 0.67x (1.5x faster)", passed=t_shared <= t_alone / 1.5))
+    rows.append(Row(SECTION, "the same, shared decode in perf mode (stages side by side) vs each alone in turn", t_perf, t_alone, target="<= 0.67x (1.5x faster)", passed=t_perf <= t_alone / 1.5))
     clean(*dirs)
     return rows

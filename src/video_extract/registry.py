@@ -88,7 +88,11 @@ class Registry:
     def plugin_class(self, name: str) -> type[Plugin]:
         if name not in self._plugin_classes:
             module_name, _, class_name = self.manifests[name].plugin.partition(":")
-            self._plugin_classes[name] = getattr(importlib.import_module(module_name), class_name)
+            try:
+                self._plugin_classes[name] = getattr(importlib.import_module(module_name), class_name)
+            except (ImportError, AttributeError) as exc:
+                # A missing optional dependency disables this operation, not the whole request.
+                raise PlanError(f"plugin {name} cannot be loaded ({type(exc).__name__}: {exc})") from None
         return self._plugin_classes[name]
 
     def plugin(self, name: str) -> Plugin:

@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 import av
-import av.error
 import numpy as np
 
 from video_extract.errors import InputError
-from video_extract.media.container import decode_error, open_input
-from video_extract.media.video import MAX_BAD_PACKETS
+from video_extract.media.container import decode_stream, open_input
 
 SampleFormat = Literal["s16", "flt"]
 
@@ -51,24 +49,9 @@ def iter_audio(
     with open_input(path) as container:
         source = select_audio_stream(container, path, stream)
         resampler = av.AudioResampler(format=sample_format, layout=_layout(channels), rate=sample_rate)
-        bad = 0
-        last_time = None
-        for packet in container.demux(source):
-            try:
-                frames = packet.decode()
-            except av.error.EOFError:
-                break
-            except av.error.FFmpegError as exc:
-                bad += 1
-                if bad > MAX_BAD_PACKETS:
-                    raise decode_error(path, exc, last_time) from None
-                continue
-            bad = 0
-            for frame in frames:
-                if frame.time is not None:
-                    last_time = frame.time
-                for out in resampler.resample(frame):
-                    yield AudioChunk(_interleaved(out, channels), float(out.time or 0.0) if out.pts is not None else 0.0)
+        for frame in decode_stream(path, container, source):
+            for out in resampler.resample(frame):
+                yield AudioChunk(_interleaved(out, channels), float(out.time or 0.0) if out.pts is not None else 0.0)
         for out in resampler.resample(None):  # flush the resampler's delay line
             yield AudioChunk(_interleaved(out, channels), float(out.time or 0.0) if out.pts is not None else 0.0)
 

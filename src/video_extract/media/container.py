@@ -109,3 +109,34 @@ def decode_error(path: str | Path, exc: Exception, time: float | None) -> InputE
     """A decode failure part-way through a file: name the file and where it broke."""
     where = f" at {time:.2f} s" if time is not None else ""
     return InputError(f"decoding failed{where}: {_ffmpeg_reason(exc)} (the file may be damaged or truncated)", path)
+
+
+#: Consecutive undecodable packets tolerated before a file is declared damaged.
+MAX_BAD_PACKETS = 32
+
+
+def decode_stream(path: str | Path, container, stream, on_packet=None) -> Iterator:
+    """Frames of ``stream``, demuxed and decoded, skipping damaged packets as FFmpeg's tools do.
+
+    More than MAX_BAD_PACKETS undecodable packets in a row is a damaged file: InputError,
+    naming where decoding broke. ``on_packet`` sees every packet first (its pts, its flags).
+    """
+    bad = 0
+    last_time = None
+    for packet in container.demux(stream):
+        if on_packet is not None:
+            on_packet(packet)
+        try:
+            frames = packet.decode()
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as exc:
+            bad += 1
+            if bad > MAX_BAD_PACKETS:
+                raise decode_error(path, exc, last_time) from None
+            continue
+        bad = 0
+        for frame in frames:
+            if frame.time is not None:
+                last_time = frame.time
+            yield frame

@@ -19,18 +19,14 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal, NamedTuple
 
 import av
-import av.error
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from video_extract.errors import InputError
-from video_extract.media.container import decode_error, open_input
+from video_extract.media.container import decode_stream, open_input
 from video_extract.media.geometry import fit_within, rotate_image, scaled_size
 
 PixelFormat = Literal["rgb24", "bgr24", "gray"]
-
-#: Consecutive undecodable packets tolerated before a file is declared damaged.
-MAX_BAD_PACKETS = 32
 
 #: Decoder activity in this process; tests use it to prove that a frame source is decoded once.
 decode_counters: Counter[str] = Counter()
@@ -152,27 +148,15 @@ def keyframe_times(path: str | Path) -> list[tuple[int, float]]:
 
 
 def _decode(path, container, stream, seen_pts: list[int] | None):
-    """Demux + decode with damaged packets skipped, up to a limit; counts decoded frames."""
-    bad = 0
-    last_time = None
-    for packet in container.demux(stream):
-        if seen_pts is not None and packet.pts is not None and packet.size:
+    """Decoded frames (counted); with ``seen_pts``, every packet's pts is kept in order."""
+
+    def note(packet) -> None:
+        if packet.pts is not None and packet.size:
             bisect.insort(seen_pts, packet.pts)
-        try:
-            frames = packet.decode()
-        except av.error.EOFError:
-            return
-        except av.error.FFmpegError as exc:
-            bad += 1
-            if bad > MAX_BAD_PACKETS:
-                raise decode_error(path, exc, last_time) from None
-            continue
-        bad = 0
-        for frame in frames:
-            _count("frames_decoded")
-            if frame.time is not None:
-                last_time = frame.time
-            yield frame
+
+    for frame in decode_stream(path, container, stream, note if seen_pts is not None else None):
+        _count("frames_decoded")
+        yield frame
 
 
 def _frame_time(frame, index: int, stream) -> float:

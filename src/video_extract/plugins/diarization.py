@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from video_extract.errors import UsageError
-from video_extract.media import read_wav
 from video_extract.plugins.base import Artifact, Plugin, StageContext, write_json
 from video_extract.spec import Diarization
 from video_extract.speech.diarize import diarize, load_encoder
+from video_extract.speech.vad import read_speech_inputs
 
 
 def speaker_name(index: int) -> str:
@@ -31,13 +30,10 @@ class DiarizationPlugin(Plugin):
     def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: Diarization) -> dict:
         weights = ctx.models.path("resemblyzer")
         encoder = ctx.models.load(("resemblyzer", str(weights)), lambda: load_encoder(str(weights)))
-        audio = read_wav(inputs["Audio"].file("audio.wav"))
-        offset = float(inputs["Audio"].data.get("start_time", 0.0))
-        found = json.loads(inputs["VoiceActivity"].file("vad.json").read_text())["segments"]
-        speech = [(s["start"] - offset, s["end"] - offset) for s in found]
+        samples, offset, speech = read_speech_inputs(inputs)
         turns = diarize(
-            audio.samples,
-            speech,
+            samples,
+            [(s.start, s.end) for s in speech or ()],
             num_speakers=params.num_speakers,
             min_speakers=params.min_speakers,
             max_speakers=params.max_speakers,

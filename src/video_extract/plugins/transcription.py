@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
-from video_extract.media import read_wav
 from video_extract.plugins.base import Artifact, InputSpec, Plugin, StageContext, write_json
 from video_extract.spec import Transcription
 from video_extract.speech.subtitles import to_srt, to_vtt
-from video_extract.speech.vad import SpeechSegment, merge_segments
+from video_extract.speech.vad import merge_segments, read_speech_inputs
 from video_extract.speech.whisper import check_model_name, load_whisper, transcribe
 
 #: Speech regions closer than this are decoded as one piece (faster-whisper's own VAD default).
@@ -33,16 +31,12 @@ class TranscriptionPlugin(Plugin):
 
     def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Transcription) -> Iterator[dict]:
         model = load_whisper(ctx.models, params.model, params.device, params.compute_type)
-        audio = read_wav(inputs["Audio"].file("audio.wav"))
-        offset = float(inputs["Audio"].data.get("start_time", 0.0))
-        speech = None
-        if "VoiceActivity" in inputs:
-            found = json.loads(inputs["VoiceActivity"].file("vad.json").read_text())["segments"]
-            regions = [SpeechSegment(s["start"] - offset, s["end"] - offset) for s in found]
-            speech = merge_segments(regions, ASR_MAX_GAP, ASR_PAD, audio.duration)
+        samples, offset, speech = read_speech_inputs(inputs)
+        if speech is not None:
+            speech = merge_segments(speech, ASR_MAX_GAP, ASR_PAD, len(samples) / 16000)
         segments, info = transcribe(
             model,
-            audio.samples,
+            samples,
             speech,
             language=params.language,
             beam_size=params.beam_size,
