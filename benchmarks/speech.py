@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from common import Row, best_of, clean, fresh_dir, peak_rss_mb, speech_clip_60s
@@ -12,7 +11,7 @@ SECTION = "speech"
 
 
 def run() -> list[Row]:
-    from faster_whisper import WhisperModel, decode_audio
+    from faster_whisper import decode_audio
 
     from video_extract import Client
     from video_extract.models import ModelStore

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 from common import SHARED_MODELS, Row, best_of, clean, fresh_dir, vision_clip_60s

@@ -112,6 +112,7 @@ def test_two_inputs_with_the_same_stem_get_separate_folders(tmp_path, scene_clip
     cuts = sorted(len(json.loads((tmp_path / "o" / f / "scenes.json").read_text())["cuts"]) for f in folders)
     assert cuts == [1, 2]
     again = run_cli("debug", str(first), str(second), "--ops", "scenes", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q")
+    assert again.returncode == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == folders  # same names every time
 
 

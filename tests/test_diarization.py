@@ -64,7 +64,7 @@ def test_each_sentence_is_attributed_to_its_voice(diarized):
     transcript = json.loads((result.output_dir / "transcription.json").read_text())
     turns = json.loads((result.output_dir / "diarization.json").read_text())["segments"]
     voice_of = {}
-    for (start, end, voice, _), turn in zip(truth, turns):
+    for (_, _, voice, _), turn in zip(truth, turns):
         voice_of.setdefault(voice, turn["speaker"])
     for segment in transcript["segments"]:
         middle = (segment["start"] + segment["end"]) / 2

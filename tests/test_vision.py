@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -160,3 +159,12 @@ def test_missing_detector_model_is_a_clear_per_operation_error(vision_clip, tmp_
     result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=tmp_path / "empty").run(vision_clip.path, ["objects", "metadata"])
     assert result.result.ops["metadata"].status == "ok"
     assert "model 'yolox-nano' is not available offline; put yolox_nano.onnx in a models directory" in result.errors["objects"]
+
+
+def test_text_embeddings_of_on_screen_text(vision_clip, tmp_path):
+    result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").run(vision_clip.path, ["ocr", "text_embeddings:source=ocr"])
+    rows = result.text_embeddings.rows
+    assert {r["text"].lower() for r in rows} >= {t.lower() for t in VISION_TEXT}
+    assert result.text_embeddings.vectors.shape == (len(rows), 384)
+    fox = next(r for r in rows if r["text"].lower() == VISION_TEXT[0].lower())
+    assert fox["start"] == pytest.approx(6.0, abs=0.11)

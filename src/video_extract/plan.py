@@ -53,20 +53,6 @@ class Plan:
     def requested(self, stage_id: str) -> list[str]:
         return [op for op, sid in self.outputs.items() if sid == stage_id]
 
-    def dependents(self, stage_id: str) -> list[str]:
-        return [s.id for s in self.stages.values() if stage_id in s.upstream]
-
-    def needed_by_outputs(self) -> list[str]:
-        """Stages some requested output depends on (all of them, after planning)."""
-        needed: set[str] = set()
-        stack = list(self.outputs.values())
-        while stack:
-            sid = stack.pop()
-            if sid not in needed:
-                needed.add(sid)
-                stack.extend(self.stages[sid].upstream)
-        return [sid for sid in self.stages if sid in needed]
-
     def describe(self) -> list[str]:
         lines = []
         for n, stage in enumerate(self.stages.values(), 1):

@@ -14,7 +14,6 @@ batch killed with ``kill -9`` and started again therefore redoes only unfinished
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -23,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from video_extract.errors import UsageError, VideoExtractError
 from video_extract.outputs import atomic_write_json, output_dir_for, read_summary
@@ -401,13 +400,5 @@ def _write_parquet(path: Path, files: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def load_batch_summary(output_root: Path) -> dict:
-    return json.loads((output_root / "batch_summary.json").read_text())
-
-
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
-
-
-def iter_paths(items: Iterable[str | Path]) -> list[Path]:
-    return [Path(p) for p in items]

@@ -22,7 +22,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from video_extract.errors import VideoExtractError
 from video_extract.executors.base import Executor, Job, Runtime, finish, prepare, run_stage
 from video_extract.plan import Stage
 from video_extract.results import FileResult, StageRecord
@@ -124,8 +123,3 @@ def event_line(event: dict[str, Any]) -> str:
     import json
 
     return json.dumps({k: v for k, v in event.items() if k != "result"}, ensure_ascii=False)
-
-
-def stream_errors_as_events(exc: VideoExtractError, input_path: str | Path) -> Iterator[dict[str, Any]]:
-    yield {"type": "error", "op": "*", "error": str(exc)}
-    yield {"type": "done", "input": str(input_path), "output_dir": None, "status": "failed", "ok": [], "failed": ["*"], "elapsed": 0.0}

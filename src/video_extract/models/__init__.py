@@ -175,7 +175,3 @@ class ModelStore:
                 _loaded[key] = loader()
                 load_counts[key] = load_counts.get(key, 0) + 1
             return _loaded[key]
-
-
-def loaded_models() -> list[tuple]:
-    return list(_loaded)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -205,7 +204,3 @@ def write_json(path: Path, data: Any) -> None:
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)

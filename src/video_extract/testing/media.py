@@ -157,7 +157,7 @@ def rotated_clip(path: str | Path, rotation: int = 90, width: int = 320, height:
     with av.open(str(path), "w") as container:
         stream = _video_stream(container, width, height, 30, None)
         stream.set_display_rotation(rotation)
-        for i in range(frames):
+        for _ in range(frames):
             image = np.zeros((height, width, 3), np.uint8)
             image[: height // 2, : width // 2] = 255
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -270,7 +270,7 @@ def slideshow_clip(
         if audio is not None:
             stream = container.add_stream("aac", rate=audio_rate)
             stream.layout = "mono"
-        for n, image in enumerate(images):
+        for image in images:
             for i in range(per):
                 shift = (i - per / 2) * 0.6 if motion else 0.0
                 frame = av.VideoFrame.from_ndarray(fit_image(image, width, height, shift=shift), format="rgb24")
