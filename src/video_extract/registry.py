@@ -116,17 +116,49 @@ class Registry:
         if info.audio:
             available.add("AudioStream")
         plan = Plan()
-        for item in specs:
-            spec = OutputSpec.of(item)
-            name = spec.operation.name
-            if name in plan.outputs or name in plan.errors:
-                raise UsageError(f"operation '{name}' is requested twice; give it once with the parameters you want")
+        specs = [OutputSpec.of(item) for item in specs]
+        names = [s.operation.name for s in specs]
+        twice = {n for n in names if names.count(n) > 1}
+        if twice:
+            raise UsageError(f"operation '{sorted(twice)[0]}' is requested twice; give it once with the parameters you want")
+        gathering = [s for s in specs if self._gathers(s)]
+        for spec in [s for s in specs if s not in gathering]:
             try:
-                plan.outputs[name] = self._resolve(spec, info, available, plan, depth=0)
+                plan.outputs[spec.operation.name] = self._resolve(spec, info, available, plan, depth=0)
             except PlanError as exc:
-                plan.errors[name] = exc.message
+                plan.errors[spec.operation.name] = exc.message
         self._enrich(plan)
+        for spec in gathering:  # last: they take what everything else produced
+            self._gather(spec, plan)
         return plan
+
+    def _gathers(self, spec: OutputSpec) -> bool:
+        try:
+            return self.for_operation(spec.operation.name).gathers_requested
+        except PlanError:
+            return False
+
+    def _gather(self, spec: OutputSpec, plan: Plan) -> None:
+        manifest = self.for_operation(spec.operation.name)
+        self.plugin(manifest.name).validate(spec.operation)
+        include = getattr(spec.operation, "include", None)
+        inputs = tuple(
+            (plan.stages[sid].output_type, sid)
+            for op, sid in plan.outputs.items()
+            if include is None or op in include
+        )
+        if not inputs:
+            plan.errors[spec.operation.name] = "nothing to fuse: request other operations with it (for example --ops scenes,transcription,objects,fusion)"
+            return
+        stage = Stage(
+            id=Stage.make_id(manifest.name, manifest.version, spec.operation, inputs),
+            plugin=manifest.name,
+            version=manifest.version,
+            operation=spec.operation,
+            output_type=manifest.output,
+            inputs=inputs,
+        )
+        plan.outputs[spec.operation.name] = plan.add(stage)
 
     def _enrich(self, plan: Plan) -> None:
         """Add enrichment stages whose operations are all requested, and publish them instead."""

@@ -130,15 +130,18 @@ def run_stage(
 ) -> StageRecord:
     """Run (or fetch from cache) one stage whose upstream stages have finished."""
     requested = job.plan.requested(stage.id)
+    manifest = runtime.registry.manifests[stage.plugin]
     failed_upstream = [sid for sid in stage.upstream if sid in job.failures]
-    if failed_upstream:
+    if failed_upstream and not manifest.gathers_requested:  # a gatherer works with what succeeded
         upstream = job.plan.stages[failed_upstream[0]]
         reason = f"needs {upstream.output_type} from {upstream.label()}, which failed: {job.failures[failed_upstream[0]]}"
         return _record(job, stage, "skipped", requested, error=reason)
 
-    manifest = runtime.registry.manifests[stage.plugin]
     params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
-    key = stage_key(job.source.digest, stage.plugin, stage.version, params, [job.keys[s] for s in stage.upstream])
+    # A failed input (only a gatherer runs past one) is part of the key: what was fused without
+    # it must not be served once it succeeds.
+    upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]
+    key = stage_key(job.source.digest, stage.plugin, stage.version, params, upstream_keys)
     job.keys[stage.id] = key
     cache = runtime.cache if manifest.cache.enabled else None
     started = time.perf_counter()

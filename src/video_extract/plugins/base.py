@@ -84,6 +84,7 @@ class Manifest(BaseModel):
     output: str  # the type this plugin produces
     files: list[str] = Field(default_factory=list)  # what it writes, published under {out}/{stem}/
     streams: bool = False  # yields partial results while it runs
+    gathers_requested: bool = False  # its inputs are the other requested operations' outputs (fusion)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     resources: Resources = Field(default_factory=Resources)
     source: str = "built-in"  # where the manifest came from (built-in or a distribution name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from video_extract.errors import UsageError
 from video_extract.plugins.base import StageContext
 from video_extract.spec import OCR
-from video_extract.vision.analysis import FrameDetectionPlugin
+from video_extract.vision.analysis import FrameDetectionPlugin, coverage_ends
 from video_extract.vision.frames import FrameItem
 from video_extract.vision.ocr import SUPPORTED_LANGUAGES, make_engine, merge_timed_texts, read_text
 from video_extract.vision.runtime import model_threads
@@ -32,7 +32,4 @@ class OcrPlugin(FrameDetectionPlugin):
         # ends; after the last frame: until the video ends).
         info = ctx.source.info
         video_end = info.start_time + info.duration if info.duration else None
-        ends = [f.get("end", following["time"]) for f, following in zip(frames, frames[1:])]
-        if frames:
-            ends.append(frames[-1].get("end", video_end))
-        return {"languages": params.languages, "texts": merge_timed_texts(frames, ends)}
+        return {"languages": params.languages, "texts": merge_timed_texts(frames, coverage_ends(frames, video_end))}

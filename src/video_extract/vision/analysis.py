@@ -7,7 +7,8 @@ on each, stream each frame's detections as a partial result, and write
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from video_extract.plugins.base import Artifact, InputSpec, Plugin, StageContext, write_json
 from video_extract.spec import Operation
@@ -40,3 +41,55 @@ class FrameDetectionPlugin(Plugin):
             yield record
         write_json(ctx.work_dir / self.output_file, {**self.summarise(frames, params, ctx), "frames": frames})
         return {"frames": len(frames), "detections": sum(len(f["detections"]) for f in frames)}
+
+
+@dataclass
+class Run:
+    """Something (a label, a text) seen in consecutive analysed frames."""
+
+    key: Any
+    start: float
+    end: float
+    first_frame: int
+    last_frame: int
+    frames: int = 0
+    detections: list[dict] = field(default_factory=list)
+
+    @property
+    def first(self) -> dict:
+        return self.detections[0]
+
+
+def timed_runs(frames: list[dict], ends: list[float | None], key: Callable[[dict], Any]) -> list[Run]:
+    """Runs of ``key`` over consecutive analysed frames.
+
+    ``frames``: [{frame, time, detections}] in time order (an optional ``start`` overrides where a
+    frame's coverage begins, as a scene's start does); ``ends[i]``: where frame i's coverage ends
+    (the next analysed frame, or the end of the video). A run ends where its key stops being seen.
+    """
+    open_runs: dict[Any, Run] = {}
+    done: list[Run] = []
+    for item, end in zip(frames, ends):
+        seen: dict[Any, list[dict]] = {}
+        for det in item["detections"]:
+            seen.setdefault(key(det), []).append(det)
+        for k in [k for k in open_runs if k not in seen]:
+            done.append(open_runs.pop(k))
+        for k, dets in seen.items():
+            run = open_runs.get(k)
+            if run is None:
+                run = open_runs[k] = Run(k, item.get("start", item["time"]), item["time"], item["frame"], item["frame"])
+            run.end = end if end is not None else item["time"]
+            run.last_frame = item["frame"]
+            run.frames += 1
+            run.detections.extend(dets)
+    done.extend(open_runs.values())
+    return done
+
+
+def coverage_ends(frames: list[dict], video_end: float | None) -> list[float | None]:
+    """Where each analysed frame's coverage ends: its own ``end`` (scene frames), else the next frame, else the video's end."""
+    ends = [f.get("end", following["time"]) for f, following in zip(frames, frames[1:])]
+    if frames:
+        ends.append(frames[-1].get("end", video_end))
+    return ends

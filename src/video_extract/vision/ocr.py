@@ -33,27 +33,14 @@ def read_text(engine, bgr: np.ndarray, min_confidence: float) -> list[dict]:
     return [line for line in lines if line["text"]]
 
 
-def merge_timed_texts(frames: list[dict], next_times: list[float | None]) -> list[dict]:
-    """Identical text in consecutive analysed frames becomes one entry with a start and an end.
+def merge_timed_texts(frames: list[dict], ends: list[float | None]) -> list[dict]:
+    """Identical text (case-insensitive) in consecutive analysed frames is one timed entry."""
+    from video_extract.vision.analysis import timed_runs
 
-    ``frames``: [{frame, time, detections}] in time order; ``next_times``: the time of the
-    analysed frame after each (None for the last), which is where a text stops being seen.
-    """
-    open_entries: dict[str, dict] = {}
-    done: list[dict] = []
-    for item, next_time in zip(frames, next_times):
-        seen = {d["text"].lower(): d for d in item["detections"]}
-        for key in list(open_entries):
-            if key not in seen:
-                done.append(open_entries.pop(key))
-        for key, det in seen.items():
-            entry = open_entries.get(key)
-            if entry is None:
-                open_entries[key] = entry = {"text": det["text"], "start": item.get("start", item["time"]), "end": item["time"], "first_frame": item["frame"], "box": det["box"], "confidence": det["confidence"], "frames": 0}
-            entry["end"] = next_time if next_time is not None else item["time"]
-            entry["last_frame"] = item["frame"]
-            entry["frames"] += 1
-            entry["confidence"] = max(entry["confidence"], det["confidence"])
-    done.extend(open_entries.values())
-    done.sort(key=lambda e: (e["start"], e["box"][1], e["box"][0]))
-    return done
+    texts = [
+        {"text": run.first["text"], "start": run.start, "end": run.end, "first_frame": run.first_frame, "last_frame": run.last_frame,
+         "frames": run.frames, "box": run.first["box"], "confidence": max(d["confidence"] for d in run.detections)}
+        for run in timed_runs(frames, ends, key=lambda d: d["text"].lower())
+    ]
+    texts.sort(key=lambda e: (e["start"], e["box"][1], e["box"][0]))
+    return texts
