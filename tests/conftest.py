@@ -207,3 +207,10 @@ def install_nap_plugin(site: Path) -> Path:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nap-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[video_extract.plugins]\nnap = nap_plugin:NapPlugin\nnap2 = nap_plugin:Nap2Plugin\n")
     return site
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_dir(tmp_path_factory):
+    from video_extract.testing.tiny_clap import build_tiny_clap
+
+    return build_tiny_clap(tmp_path_factory.mktemp("tiny-clap"))

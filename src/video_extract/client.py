@@ -71,6 +71,7 @@ LOADERS: dict[str, Callable[[Path, dict], Any]] = {
     "ocr": _json_loader(DetectionsResult, "ocr.json"),
     "text_embeddings": _embeddings_loader("text"),
     "vision_embeddings": _embeddings_loader("vision"),
+    "audio_embeddings": _embeddings_loader("audio"),
 }
 
 
@@ -149,9 +150,18 @@ class Client:
         """
         from video_extract.vision.clip import load_clip
 
-        embeddings = results["vision_embeddings"]
-        model = results.result.ops["vision_embeddings"].data.get("model", "openai/clip-vit-base-patch32")
-        query = load_clip(self.runtime.models, model).embed_texts([text])[0]
+        return self._search(results, "vision_embeddings", text, top_k, load_clip)
+
+    def search_audio(self, results: Results, text: str, top_k: int = 5) -> list[dict]:
+        """Audio windows of ``results`` ranked by how well they match ``text`` (CLAP), e.g. "applause"."""
+        from video_extract.sound.clap import load_clap
+
+        return self._search(results, "audio_embeddings", text, top_k, load_clap)
+
+    def _search(self, results: Results, op: str, text: str, top_k: int, loader) -> list[dict]:
+        embeddings = results[op]
+        model = results.result.ops[op].data["model"]
+        query = loader(self.runtime.models, model).embed_texts([text])[0]
         scores = embeddings.vectors @ query
         order = scores.argsort()[::-1][:top_k]
         return [{**embeddings.rows[i], "score": round(float(scores[i]), 6)} for i in order]

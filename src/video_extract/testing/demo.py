@@ -33,7 +33,7 @@ def make_demo_clip(path: Path) -> media.ClipFacts:
 
 
 #: Operation -> the model it needs that no PyPI package ships (downloaded on first use).
-DOWNLOADED_MODELS = {"objects": "yolox-nano", "faces": "yunet", "vision_embeddings": "clip-vit-base-patch32"}
+DOWNLOADED_MODELS = {"objects": "yolox-nano", "faces": "yunet", "vision_embeddings": "clip-vit-base-patch32", "audio_embeddings": "clap-htsat-fused"}
 
 
 def runnable_operations(models_dir: Path | None) -> tuple[list[str], list[str]]:

@@ -1,0 +1,1 @@
+"""Models of sound that is not (only) speech: CLAP audio-text embeddings."""
