@@ -24,6 +24,7 @@ from av.video.reformatter import VideoReformatter
 
 from video_extract.errors import InputError
 from video_extract.media.container import decode_stream, open_input
+from video_extract.media.prefetch import prefetch
 from video_extract.media.geometry import fit_within, rotate_image, scaled_size
 
 PixelFormat = Literal["rgb24", "bgr24", "gray"]
@@ -113,7 +114,9 @@ def iter_frames(
         sizer = _Sizer(stream, max_size=max_size, width=width, interpolation="FAST_BILINEAR" if fast else "AREA")
         seen_pts: list[int] = []  # sorted pts of every packet: a keyframe's display index
         index = -1
-        for frame in _decode(path, container, stream, seen_pts if keyframes_only else None):
+        # Decoding (FFmpeg's own threads) runs ahead in a thread of its own, so that converting
+        # and whatever the caller does with a frame overlap with decoding the next ones.
+        for frame in prefetch(_decode(path, container, stream, seen_pts if keyframes_only else None), depth=8):
             index += 1
             time = _frame_time(frame, index, stream)
             if keyframes_only and frame.pts is not None:
