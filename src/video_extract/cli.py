@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--timeout", type=float, help="seconds one file may take before its worker is killed")
     bulk.add_argument("--progress", choices=["auto", "rich", "jsonl", "none"], default="auto", help="auto: a bar on a terminal, nothing otherwise")
 
+    serve = sub.add_parser("serve", help="HTTP server: POST /run streams a request's events as JSON Lines")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"))
+    _add_cache_args(serve)
+    serve.add_argument("--no-cache", action="store_true")
+    serve.add_argument("--models-dir", type=Path)
+
     plan = sub.add_parser("plan", help="show the stages a request needs for a file, without running them")
     _add_request_args(plan)
 
@@ -100,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False), args.command)
-        commands = {"debug": _cmd_debug, "perf": _cmd_perf, "bulk": _cmd_bulk, "plan": _cmd_plan, "ops": _cmd_ops, "cache": _cmd_cache, "models": _cmd_models}
+        commands = {"debug": _cmd_debug, "perf": _cmd_perf, "bulk": _cmd_bulk, "serve": _cmd_serve, "plan": _cmd_plan, "ops": _cmd_ops, "cache": _cmd_cache, "models": _cmd_models}
         return commands[args.command](args)
     except VideoExtractError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -217,6 +225,18 @@ def _cmd_bulk(args) -> int:
         file=sys.stderr,
     )
     return 1 if batch.failed else 0
+
+
+def _cmd_serve(args) -> int:
+    from video_extract.server import ExtractServer
+
+    server = ExtractServer((args.host, args.port), _runtime(args), args.output_dir)
+    print(f"video-extract serving on http://{args.host}:{server.server_address[1]} (POST /run, GET /ops, GET /health)", file=sys.stderr)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
 
 
 def _cmd_plan(args) -> int:

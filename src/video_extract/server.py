@@ -1,0 +1,100 @@
+"""An optional HTTP front to the performance executor (standard library only).
+
+    video-extract serve --port 8080 --output-dir /data/out
+    curl -N -X POST localhost:8080/run -d '{"path": "/data/in/talk.mp4", "ops": ["metadata", "transcription"]}'
+
+``POST /run`` streams the same JSON Lines events as ``perf --stream`` (chunked, one event per
+line, flushed as it happens); ``GET /ops`` lists operations and parameters; ``GET /health``
+answers ``{"ok": true}``. Inputs are paths on the server's filesystem: put this behind your
+own authentication and upload service; it has neither.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from video_extract.errors import VideoExtractError
+
+log = logging.getLogger("video_extract")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "ExtractServer"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # route through our logger, not stderr prints
+        log.info("%s %s", self.address_string(), fmt % args)
+
+    def _json(self, status: int, body) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        if self.path == "/health":
+            self._json(200, {"ok": True})
+        elif self.path == "/ops":
+            from video_extract.registry import default_registry
+
+            self._json(200, default_registry().describe_operations())
+        else:
+            self._json(404, {"error": f"no such endpoint: {self.path}; try GET /ops, GET /health, POST /run"})
+
+    def do_POST(self):  # noqa: N802
+        if self.path != "/run":
+            self._json(404, {"error": f"no such endpoint: {self.path}"})
+            return
+        try:
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            path, ops = request["path"], request["ops"]
+        except (ValueError, KeyError, TypeError):
+            self._json(400, {"error": 'send JSON like {"path": "/data/clip.mp4", "ops": ["metadata", "scenes"]}'})
+            return
+        from video_extract.client import to_specs
+        from video_extract.executors.perf import PerfExecutor, event_line
+
+        try:
+            specs = to_specs(ops)
+        except VideoExtractError as exc:
+            self._json(400, {"error": str(exc)})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        executor = PerfExecutor(self.server.runtime)
+        try:
+            for event in executor.stream_file(path, specs, self.server.output_dir):
+                self._chunk(event_line(event) + "\n")
+        except VideoExtractError as exc:
+            self._chunk(event_line({"type": "error", "op": "*", "error": str(exc)}) + "\n")
+            self._chunk(event_line({"type": "done", "input": str(path), "status": "failed"}) + "\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, text: str) -> None:
+        data = text.encode()
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+
+class ExtractServer(ThreadingHTTPServer):
+    """One Runtime for the server's life: models stay loaded across requests."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], runtime, output_dir: str | Path):
+        super().__init__(address, _Handler)
+        self.runtime = runtime
+        self.output_dir = Path(output_dir)
+
+    def serve_in_background(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="video-extract-server", daemon=True)
+        thread.start()
+        return thread
