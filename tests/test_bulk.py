@@ -170,3 +170,27 @@ def test_ray_two_node_cluster_runs_files_on_both_nodes(tmp_path):
         assert len(nodes) == 2, nodes
     finally:
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_names_that_map_to_one_folder_get_separate_folders(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    media.scene_clip(folder / "a b.mp4", cuts=(16,), frames=32, width=96, height=64, seed=1)
+    media.scene_clip(folder / "a_b.mp4", cuts=(16,), frames=33, width=96, height=64, seed=2)
+    batch = Client(output_dir=tmp_path / "o", use_cache=False).execute_bulk([folder], ["metadata"], workers=2)
+    dirs = {row["output_dir"] for row in batch.rows}
+    assert batch.failed == 0 and len(dirs) == 2
+    for row in batch.rows:
+        assert json.loads((Path(row["output_dir"]) / "metadata.json").read_text())["path"] == row["input"]
+
+
+def test_resume_redoes_a_file_that_changed(tmp_path):
+    folder = tmp_path / "in"
+    clip = make_clips(folder, 1)[0]
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
+    client.execute_bulk([folder], ["metadata"], workers=1)
+    assert client.execute_bulk([folder], ["metadata"], workers=1).rows[0]["status"] == "skipped"
+    media.scene_clip(clip, cuts=(16,), frames=60, width=96, height=64, seed=9)  # replaced in place
+    rows = client.execute_bulk([folder], ["metadata"], workers=1).rows
+    assert rows[0]["status"] == "ok"
+    assert json.loads((Path(rows[0]["output_dir"]) / "metadata.json").read_text())["streams"][0]["frame_count"] == 60

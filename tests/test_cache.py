@@ -170,3 +170,31 @@ def test_stats_and_clear(tmp_path):
     assert stats["entries"] == 1 and stats["bytes"] >= 100 and stats["plugins"]["blob"]["entries"] == 1
     assert cache.clear() == (1, stats["bytes"])
     assert cache.stats()["entries"] == 0
+
+
+def test_invalidated_entry_is_replaced_not_served(tmp_path):
+    cache = Cache(tmp_path)
+    key = "e" * 40
+    work = cache.new_work_dir(key)
+    (work / "v.txt").write_text("old")
+    cache.commit(key, work, {"v": "old"}, {"plugin": "t"})
+    cutoff = datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert cache.get(key, cutoff) is None
+    work = cache.new_work_dir(key)
+    (work / "v.txt").write_text("new")
+    time.sleep(1.1)
+    entry = cache.commit(key, work, {"v": "new"}, {"plugin": "t"}, cutoff)
+    assert entry.data == {"v": "new"} and (entry.path / "v.txt").read_text() == "new"
+    assert cache.get(key, cutoff).data == {"v": "new"}
+
+
+def test_commit_over_a_corrupt_entry_replaces_it(tmp_path):
+    cache = Cache(tmp_path)
+    key = "f" * 40
+    broken = cache._entry_dir(key)
+    broken.mkdir(parents=True)
+    (broken / ENTRY_FILE).write_text("{not json")
+    work = cache.new_work_dir(key)
+    (work / "v.txt").write_text("good")
+    entry = cache.commit(key, work, {"v": 1}, {"plugin": "t"})
+    assert (entry.path / "v.txt").read_text() == "good" and cache.get(key).data == {"v": 1}

@@ -151,3 +151,36 @@ def test_plan_shows_merged_stages_without_running(tmp_path, scene_clip):
     assert proc.returncode == 0
     assert "#1 frames" in proc.stdout and "#2 metadata" in proc.stdout
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("outputs:\n  - operation: keyframes\n    params: [1]\n", "'params' of keyframes must be a mapping"),
+        ("outputs:\n  - operation: keyframes\n    sources: 5\n", "'sources' of keyframes must be a list"),
+        ("outputs:\n  - operation: 5\n", "'operation' must be an operation name"),
+    ],
+)
+def test_malformed_spec_shapes_are_usage_errors(yaml_text, message, tmp_path, scene_clip):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml_text)
+    proc = run_cli("debug", str(scene_clip.path), "--spec", str(spec), "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_output_directory_is_one_clear_error(tmp_path, scene_clip):
+    proc = run_cli("debug", str(scene_clip.path), "--ops", "metadata", "-o", "/proc/video-extract-out")
+    assert proc.returncode == 2 and "cannot write to the output directory" in proc.stderr and "Traceback" not in proc.stderr
+    events = tmp_path / "missing" / "dir" / "events.jsonl"
+    proc = run_cli("perf", str(scene_clip.path), "--ops", "metadata", "-o", str(tmp_path / "o"), "--stream", "--output", str(events))
+    assert proc.returncode == 2 and "cannot write the events file" in proc.stderr
+
+
+def test_a_huge_image_is_refused_not_decoded(tmp_path):
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS  # Pillow's bomb limit (~179 MP) is what refuses it
+    big = tmp_path / "big.png"
+    Image.new("L", (20000, 9000)).save(big)
+    proc = run_cli("debug", str(big), "--ops", "metadata", "-o", str(tmp_path / "o"))
+    assert proc.returncode == 1 and "image too large to decode safely" in proc.stderr and "Traceback" not in proc.stderr

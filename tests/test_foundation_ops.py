@@ -123,3 +123,22 @@ def test_outputs_are_deterministic(scene_clip, tmp_path):
     assert files_a == files_b and len(files_a) > 8
     for rel in files_a:
         assert (a.output_dir / rel).read_bytes() == (b.output_dir / rel).read_bytes(), rel
+
+
+def test_open_gop_keyframes_are_all_found_in_time_order(client, tmp_path):
+    """x264 with open-gop: recovery-point I-frames that skip_frame=NONKEY alone does not decode."""
+    import av
+
+    path = tmp_path / "opengop.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"preset": "veryfast", "x264-params": "keyint=15:min-keyint=15:scenecut=0:open-gop=1:bframes=3:b-pyramid=none"})
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(90):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(media.scene_image(i // 30, i % 30, 160, 120), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    entries = client.run(path, ["keyframes"]).keyframes.frames
+    assert [e.frame for e in entries] == [0, 15, 30, 45, 60, 75]
+    assert [e.time for e in entries] == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.5], abs=1e-6)
+    assert [e.file for e in entries] == [f"frame_{n:05d}.jpg" for n in range(6)]

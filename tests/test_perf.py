@@ -104,3 +104,31 @@ def test_cli_perf_bad_input_streams_an_error_and_exits_1(tmp_path):
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert events[0]["type"] == "error" and "file is empty" in events[0]["error"] and events[-1]["type"] == "done"
     assert "Traceback" not in proc.stderr
+
+
+def test_a_consumer_that_stops_listening_ends_the_request_cleanly(scene_clip, tmp_path):
+    import threading
+
+    client = Client(output_dir=tmp_path / "o", use_cache=False)
+    before = {t.name for t in threading.enumerate()}
+    stream = client.execute_streaming(scene_clip.path, ["metadata", "scenes", "frames", "keyframes"])
+    first = next(stream)
+    assert first["type"] in ("complete", "partial")
+    stream.close()
+    leftover = [t.name for t in threading.enumerate() if t.name not in before and t.name.startswith("video-extract")]
+    assert leftover == []
+    summary = json.loads((tmp_path / "o" / "scenes" / "summary.json").read_text())
+    assert summary["input"] == str(scene_clip.path)  # the folder is finished, not half written
+    import tempfile
+    from pathlib import Path
+
+    assert not [p for p in Path(tempfile.gettempdir()).glob("video-extract-*") if p.stat().st_mtime > time.time() - 30]
+
+
+@needs_espeak
+def test_transcript_segments_stream_even_when_speakers_are_attributed(dialogue_clip, tmp_path):
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
+    events = _events(client, dialogue_clip[0], ["transcription", "diarization"])
+    kinds = [(e["type"], e.get("op")) for e in events]
+    assert ("partial", "transcription") in kinds
+    assert kinds.index(("partial", "transcription")) < kinds.index(("complete", "transcription"))

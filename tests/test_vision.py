@@ -168,3 +168,18 @@ def test_text_embeddings_of_on_screen_text(vision_clip, tmp_path):
     assert result.text_embeddings.vectors.shape == (len(rows), 384)
     fox = next(r for r in rows if r["text"].lower() == VISION_TEXT[0].lower())
     assert fox["start"] == pytest.approx(6.0, abs=0.11)
+
+
+@needs_shared_models
+def test_other_weights_under_the_same_path_are_not_a_cache_hit(vision_clip, tmp_path):
+    import shutil
+
+    model = tmp_path / "detector.onnx"
+    shutil.copy(SHARED_MODELS / "yolox_nano.onnx", model)
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
+    first = client.run(vision_clip.path, [f"objects:model={model}"])
+    assert first.ok and not first.result.ops["objects"].cached
+    assert client.run(vision_clip.path, [f"objects:model={model}"]).result.ops["objects"].cached
+    model.write_bytes(b"not a model")  # replaced
+    third = client.run(vision_clip.path, [f"objects:model={model}"])
+    assert not third.ok and "objects" in third.errors  # ran again (and failed on the bad file), not served stale

@@ -21,7 +21,6 @@ import errno
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -33,13 +32,11 @@ from typing import Any
 import blake3
 
 from video_extract.errors import CacheError
+from video_extract.fsutil import writer_is_dead, writer_tag
 
 ENTRY_FILE = ".entry.json"
 LAYOUT = "v1"
 DEFAULT_MAX_BYTES = 20 * 1024**3
-#: A tmp/ directory of another host older than this belongs to a dead writer.
-STALE_TMP_SECONDS = 24 * 3600
-_HOST = socket.gethostname().replace(".", "-")
 
 
 def default_cache_dir() -> Path:
@@ -123,6 +120,7 @@ class Cache:
             return None
         created = datetime.fromisoformat(meta["created"])
         if invalidate_before is not None and created < _aware(invalidate_before):
+            self._discard(path)  # retired: make room for the entry that replaces it
             return None
         try:
             os.utime(meta_file)
@@ -134,11 +132,11 @@ class Cache:
 
     def new_work_dir(self, key: str) -> Path:
         """An empty directory for a plugin to write into; commit it with ``commit``."""
-        work = self._tmp / f"{key}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        work = self._tmp / f"{key}.{writer_tag()}"
         work.mkdir(parents=True)
         return work
 
-    def commit(self, key: str, work_dir: Path, data: dict[str, Any], describe: dict[str, Any]) -> Entry:
+    def commit(self, key: str, work_dir: Path, data: dict[str, Any], describe: dict[str, Any], invalidate_before: datetime | None = None) -> Entry:
         """Atomically turn ``work_dir`` into the entry for ``key`` (or adopt a concurrent winner's)."""
         size = _tree_size(work_dir)
         created = datetime.now(timezone.utc)
@@ -146,16 +144,22 @@ class Cache:
         (work_dir / ENTRY_FILE).write_text(json.dumps(meta, indent=1, default=str))
         final = self._entry_dir(key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(work_dir, final)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-            shutil.rmtree(work_dir, ignore_errors=True)  # another writer got there first
-            existing = self.get(key)
+        for _ in range(3):
+            try:
+                os.rename(work_dir, final)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            # Another writer got there first: adopt its entry if it is sound and current,
+            # else remove it (only a complete, current entry is ever kept) and try again.
+            existing = self.get(key, invalidate_before)
             if existing is not None:
+                shutil.rmtree(work_dir, ignore_errors=True)
                 return existing
-            os.rename(work_dir, final)  # pragma: no cover - the winner vanished between calls
+            self._discard(final)
+        else:
+            raise CacheError(f"cannot commit cache entry {key}: the entry keeps reappearing", self.root)
         self._note_write(size)
         return Entry(key=key, path=final, data=data, created=created, size=size)
 
@@ -223,7 +227,7 @@ class Cache:
 
     def _sweep_tmp(self) -> None:
         for path in self._tmp.iterdir() if self._tmp.exists() else ():
-            if path.name.startswith("trash-") or _writer_is_dead(path):
+            if path.name.startswith("trash-") or writer_is_dead(path):
                 shutil.rmtree(path, ignore_errors=True)
 
     def stats(self) -> dict[str, Any]:
@@ -252,29 +256,6 @@ class Cache:
                 freed += size
         self._sweep_tmp()
         return removed, freed
-
-
-def _writer_is_dead(work_dir: Path) -> bool:
-    """A work dir is garbage once its writer process is gone (or, from another host, when old)."""
-    parts = work_dir.name.split(".")
-    if len(parts) < 4:
-        return True
-    host, pid = parts[-3], parts[-2]
-    if host != _HOST:
-        try:
-            return time.time() - work_dir.stat().st_mtime > STALE_TMP_SECONDS
-        except OSError:
-            return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
-        return False
-    try:  # a killed process not yet reaped still answers kill(0): a zombie writes nothing more
-        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _tree_size(path: Path) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from video_extract.errors import UsageError, VideoExtractError
+from video_extract.outputs import ensure_output_root
 
 log = logging.getLogger("video_extract")
 
@@ -116,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, the traceback only when asked
+        if "-v" in argv or "--verbose" in argv:
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (run again with -v for the traceback)", file=sys.stderr)
+        return 1
 
 
 def _version() -> str:
@@ -160,6 +166,7 @@ def _cmd_debug(args) -> int:
     from video_extract.executors.debug import DebugExecutor
 
     specs = _specs(args)
+    ensure_output_root(args.output_dir)
     executor = DebugExecutor(_runtime(args), save_intermediates=args.save_intermediates)
     results = list(executor.run_files(args.inputs, specs, args.output_dir))
     _print_timing(results)
@@ -170,8 +177,12 @@ def _cmd_perf(args) -> int:
     from video_extract.executors.perf import PerfExecutor, event_line
 
     specs = _specs(args)
+    ensure_output_root(args.output_dir)
     executor = PerfExecutor(_runtime(args), threads=args.threads)
-    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    except OSError as exc:
+        raise UsageError(f"cannot write the events file: {exc.strerror or exc}", args.output) from None
     failed = False
     try:
         for path in args.inputs:

@@ -24,7 +24,7 @@ from video_extract.results import (
     TranscriptionResult,
     VadResult,
 )
-from video_extract.spec import Operation, OutputSpec, build_specs
+from video_extract.spec import Operation, OutputSpec
 
 OpsLike = str | Operation | OutputSpec | Sequence[str | Operation | OutputSpec | dict]
 
@@ -250,12 +250,29 @@ def to_specs(ops: OpsLike) -> list[OutputSpec]:
     if isinstance(ops, (Operation, OutputSpec)):
         return [OutputSpec.of(ops)]
     if isinstance(ops, str):
-        # "metadata,scenes" names several operations; "keyframes:max_frames=5,quality=80" is one.
-        return [OutputSpec.of(ops)] if ":" in ops else build_specs(ops=[ops])
+        return [OutputSpec.of(item) for item in split_ops(ops)]
     specs = [OutputSpec.of(item) for item in ops]
     if not specs:
         raise UsageError("no operations requested")
     return specs
+
+
+def split_ops(text: str) -> list[str]:
+    """'metadata,scenes:threshold=20,min_scene_len=10,keyframes' -> one string per operation.
+
+    A comma starts a new operation unless what follows is a key=value of the one before.
+    """
+    items: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if items and "=" in part and ":" not in part.split("=", 1)[0] and ":" in items[-1]:
+            items[-1] += "," + part
+        else:
+            items.append(part)
+    if not items:
+        raise UsageError("no operations requested")
+    return items
 
 
 def make_executor(name: str, runtime: Runtime, **kwargs: Any) -> Executor:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import blake3
+
+from video_extract.fsutil import writer_is_dead, writer_tag
 
 SUMMARY_FILE = "summary.json"
 OWNER_FILE = ".input"  # which input a directory belongs to, written when it is created
@@ -31,14 +33,31 @@ def output_dir_for(root: Path, input_path: Path, batch: Iterable[Path] = ()) -> 
     order), and a directory already owned by a different input is never reused.
     """
     input_path = input_path.resolve()
-    stem = _safe(input_path.stem) or "input"
-    clashes = {p.resolve() for p in batch if _safe(p.stem) == stem} - {input_path}
+    stem = folder_stem(input_path)
+    clashes = {p.resolve() for p in batch if folder_stem(p) == stem} - {input_path}
     if not clashes:
         candidate = root / stem
         owner = _owner(candidate)
         if owner is None or owner == str(input_path):
             return candidate
     return root / f"{stem}-{path_tag(input_path)}"
+
+
+def ensure_output_root(root: Path) -> Path:
+    """Check up front that the output directory can be made and written (creating nothing yet,
+    so a request that fails before any work leaves no empty folder behind)."""
+    from video_extract.errors import UsageError
+
+    existing = root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot write to the output directory: {existing} is not a directory", root)
+    try:  # really try: permission bits say nothing for root, or on read-only and special filesystems
+        os.rmdir(tempfile.mkdtemp(prefix=".video-extract-probe-", dir=existing))
+    except OSError as exc:
+        raise UsageError(f"cannot write to the output directory: {exc.strerror or exc} in {existing}", root) from None
+    return root
 
 
 def claim_output_dir(directory: Path, input_path: Path) -> None:
@@ -55,12 +74,17 @@ def _owner(directory: Path) -> str | None:
         return None
 
 
-def _safe(stem: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem).strip("._")
+def folder_stem(path: Path) -> str:
+    """The folder name an input gets before any collision suffix (spaces and odd characters become _)."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.stem).strip("._") or "input"
+
+
+def _temporary(path: Path, suffix: str = ".tmp") -> Path:
+    return path.with_name(f".{path.name}.{writer_tag()}{suffix}")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = _temporary(path)
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -72,12 +96,12 @@ def atomic_write_json(path: Path, data: Any) -> None:
 def publish_path(src: Path, dst: Path) -> Path:
     """Copy a file or directory to ``dst`` so that ``dst`` is always either old or complete."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = _temporary(dst)
     if src.is_dir():
         shutil.copytree(src, tmp)
         old = None
         if dst.exists():
-            old = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.old")
+            old = _temporary(dst, ".old")
             os.rename(dst, old)
         os.rename(tmp, dst)
         if old is not None:
@@ -96,9 +120,12 @@ def read_summary(directory: Path) -> dict[str, Any] | None:
 
 
 def remove_stale_temporaries(directory: Path) -> None:
-    """Leftovers of a killed run (``.name.xxxx.tmp`` / ``.old``) are garbage, never outputs."""
+    """Leftovers of a killed run (``.name.….tmp`` / ``.old``) are garbage, never outputs.
+
+    Only those whose writer is gone: another run may be writing into the same folder now.
+    """
     if not directory.is_dir():
         return
-    for entry in directory.iterdir():
-        if entry.name.startswith(".") and entry.name.endswith((".tmp", ".old")):
+    for entry in list(directory.rglob(".*")):
+        if entry.name.endswith((".tmp", ".old")) and writer_is_dead(entry):
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)

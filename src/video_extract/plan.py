@@ -44,6 +44,7 @@ class Plan:
     stages: dict[str, Stage] = field(default_factory=dict)  # topological order
     outputs: dict[str, str] = field(default_factory=dict)  # requested operation -> stage id
     errors: dict[str, str] = field(default_factory=dict)  # requested operation -> why it cannot run
+    enriched: dict[str, str] = field(default_factory=dict)  # stage an enrichment replaced -> its operation
 
     def add(self, stage: Stage) -> str:
         """Insert a stage whose upstream stages are already present; identical stages merge."""
@@ -52,6 +53,11 @@ class Plan:
 
     def requested(self, stage_id: str) -> list[str]:
         return [op for op, sid in self.outputs.items() if sid == stage_id]
+
+    def streams_for(self, stage_id: str) -> list[str]:
+        """Operations whose partial results this stage yields: its own, or the one it is the base of
+        (the transcription segments stream while speaker attribution waits for diarization)."""
+        return self.requested(stage_id) or ([self.enriched[stage_id]] if stage_id in self.enriched else [])
 
     def describe(self) -> list[str]:
         lines = []

@@ -23,7 +23,7 @@ from video_extract.errors import PlanError, UsageError, VideoExtractError
 from video_extract.plan import SOURCE, Plan, Stage
 from video_extract.plugins.base import SOURCE_TYPES, Manifest, Plugin
 from video_extract.results import MediaInfo
-from video_extract.spec import OPERATIONS, Operation, OutputSpec, make_operation
+from video_extract.spec import OPERATIONS, Operation, OutputSpec, canonical_name, make_operation
 
 ENTRY_POINT_GROUP = "video_extract.plugins"
 BUILTIN_DIR = Path(__file__).parent / "plugins"
@@ -55,6 +55,9 @@ class Registry:
         return registry
 
     def add(self, manifest: Manifest) -> None:
+        same_op = [m for m in self.manifests.values() if manifest.operation and m.operation == manifest.operation and m.name != manifest.name]
+        if same_op and manifest.source != "built-in":
+            log.info("operation %s: plugin %s from %s replaces %s", manifest.operation, manifest.name, manifest.source, same_op[0].name)
         if manifest.name in self.manifests:
             log.warning("plugin %s from %s replaces the one from %s", manifest.name, manifest.source, self.manifests[manifest.name].source)
         self.manifests[manifest.name] = manifest
@@ -71,9 +74,10 @@ class Registry:
     # -- lookup -------------------------------------------------------------------------------
 
     def for_operation(self, op_name: str) -> Manifest:
-        for manifest in self.manifests.values():
-            if manifest.operation == op_name:
-                return manifest
+        """The plugin that runs ``op_name``: an installed third-party plugin wins over the built-in."""
+        candidates = [m for m in self.manifests.values() if m.operation == op_name]
+        if candidates:
+            return sorted(candidates, key=lambda m: m.source == "built-in")[0]
         raise PlanError(f"no plugin implements the '{op_name}' operation yet (installed: {', '.join(sorted(self.operations()))})")
 
     def operations(self) -> list[str]:
@@ -81,7 +85,7 @@ class Registry:
 
     def producer_of(self, type_name: str) -> Manifest | None:
         for manifest in self.manifests.values():
-            if manifest.output == type_name:
+            if manifest.output == type_name and manifest.operation:  # enrichers produce only on request
                 return manifest
         return None
 
@@ -122,9 +126,17 @@ class Registry:
         if twice:
             raise UsageError(f"operation '{sorted(twice)[0]}' is requested twice; give it once with the parameters you want")
         gathering = [s for s in specs if self._gathers(s)]
+        # An input that a consumer takes with no parameters of its own (scenes for OCR on scene
+        # frames, VAD for transcription) is the one the user asked for, if they asked for it.
+        requested_types: dict[str, OutputSpec] = {}
+        for spec in specs:
+            try:
+                requested_types.setdefault(self.for_operation(spec.operation.name).output, spec)
+            except PlanError:
+                continue
         for spec in [s for s in specs if s not in gathering]:
             try:
-                plan.outputs[spec.operation.name] = self._resolve(spec, info, available, plan, depth=0)
+                plan.outputs[spec.operation.name] = self._resolve(spec, info, available, plan, 0, requested_types)
             except PlanError as exc:
                 plan.errors[spec.operation.name] = exc.message
         self._enrich(plan)
@@ -142,6 +154,8 @@ class Registry:
         manifest = self.for_operation(spec.operation.name)
         self.plugin(manifest.name).validate(spec.operation)
         include = getattr(spec.operation, "include", None)
+        if include is not None:
+            include = {canonical_name(op) for op in include}
         inputs = tuple(
             (plan.stages[sid].output_type, sid)
             for op, sid in plan.outputs.items()
@@ -180,9 +194,10 @@ class Registry:
                 output_type=manifest.output,
                 inputs=inputs,
             )
+            plan.enriched[base.id] = rule.operation
             plan.outputs[rule.operation] = plan.add(stage)
 
-    def _resolve(self, spec: OutputSpec, info: MediaInfo, available: set[str], plan: Plan, depth: int) -> str:
+    def _resolve(self, spec: OutputSpec, info: MediaInfo, available: set[str], plan: Plan, depth: int, requested_types: dict[str, OutputSpec]) -> str:
         if depth > 16:
             raise PlanError(f"plugin inputs form a cycle at '{spec.operation.name}'")
         manifest = self.for_operation(spec.operation.name)
@@ -198,12 +213,14 @@ class Registry:
             pinned = [s for s in spec.sources if self.for_operation(s.operation.name).output == need.type]
             if pinned:
                 upstream = pinned[0]
+            elif not need.params and need.type in requested_types and requested_types[need.type] is not spec:
+                upstream = requested_types[need.type]
             else:
                 producer = self.producer_of(need.type)
                 if producer is None:
                     raise PlanError(f"no installed plugin produces {need.type}, which {manifest.name} needs")
                 upstream = OutputSpec(operation=make_operation(producer.operation, need.params))
-            inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1)))
+            inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1, requested_types)))
         stage_inputs = tuple(inputs)
         stage = Stage(
             id=Stage.make_id(manifest.name, manifest.version, spec.operation, stage_inputs),

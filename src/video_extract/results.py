@@ -157,6 +157,8 @@ class FileResult(Record):
     seconds: float = 0.0
     digest: str | None = None
     request: list[str] = []  # canonical requested outputs (what a resumed batch compares)
+    input_size: int | None = None  # with input_mtime_ns: a resumed batch redoes a changed file
+    input_mtime_ns: int | None = None
     error: str | None = None  # the input itself could not be read
 
     @property

@@ -65,6 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
         except VideoExtractError as exc:
             self._json(400, {"error": str(exc)})
             return
+        except Exception:  # noqa: BLE001 - any other shape of "ops" is a malformed request
+            self._json(400, {"error": f"'ops' must be a list of operations or a comma-separated string, got {ops!r}"})
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
@@ -73,8 +76,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for event in executor.stream_file(path, specs, self.server.output_dir):
                 self._chunk(event_line(event) + "\n")
-        except VideoExtractError as exc:
-            self._chunk(event_line({"type": "error", "op": "*", "error": str(exc)}) + "\n")
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client left; closing the stream ended the request
+        except Exception as exc:  # noqa: BLE001 - report it in the stream, end the body properly
+            message = str(exc) if isinstance(exc, VideoExtractError) else f"internal error: {type(exc).__name__}: {exc}"
+            self._chunk(event_line({"type": "error", "op": "*", "error": message}) + "\n")
             self._chunk(event_line({"type": "done", "input": str(path), "status": "failed"}) + "\n")
         self.wfile.write(b"0\r\n\r\n")
 

@@ -263,6 +263,8 @@ class Fusion(Operation):
 
 def canonical_name(name: str) -> str:
     """Resolve an operation name or alias, or raise a UsageError that lists what is valid."""
+    if not isinstance(name, str):
+        raise UsageError(f"an operation is named by a string, got {name!r}; valid operations: {', '.join(sorted(OPERATIONS))}")
     key = name.strip().lower().replace("-", "_")
     if key not in OPERATIONS and key not in ALIASES:
         # Third-party operations are defined by plugin modules, which discovery imports.
@@ -346,6 +348,8 @@ class OutputSpec(BaseModel):
     @classmethod
     def of(cls, item: "OutputSpec | Operation | str | dict") -> "OutputSpec":
         """Accept the shapes a user writes: 'keyframes', 'keyframes:max_frames=5', an Operation, a dict."""
+        if isinstance(item, str):
+            return cls(operation=parse_op(item))
         if isinstance(item, OutputSpec):
             return item
         if isinstance(item, (Operation, str)):
@@ -365,14 +369,22 @@ def _spec_from_dict(data: dict[str, Any]) -> OutputSpec:
     if "operation" not in data:
         if len(data) == 1:  # {keyframes: {max_frames: 5}}
             (name, params), = data.items()
-            return OutputSpec(operation=make_operation(name, params or {}))
+            if not isinstance(params, (dict, type(None))):
+                raise UsageError(f"parameters of {name} must be a mapping of name: value, got {params!r}")
+            return OutputSpec(operation=make_operation(str(name), params or {}))
         raise UsageError(f"an output spec needs an 'operation' key, got keys {sorted(data)}")
     unknown = set(data) - {"operation", "params", "sources"}
     if unknown:
         raise UsageError(f"unknown key(s) {sorted(unknown)} in output spec; valid: operation, params, sources")
-    op = data["operation"]
-    operation = op if isinstance(op, Operation) else make_operation(op, data.get("params") or {})
-    sources = tuple(OutputSpec.of(s) for s in data.get("sources") or ())
+    op, params, sources = data["operation"], data.get("params") or {}, data.get("sources") or []
+    if not isinstance(op, (str, Operation)):
+        raise UsageError(f"'operation' must be an operation name, got {op!r}")
+    if not isinstance(params, dict):
+        raise UsageError(f"'params' of {op} must be a mapping of name: value, got {params!r}")
+    if not isinstance(sources, list):
+        raise UsageError(f"'sources' of {op} must be a list of output specs, got {sources!r}")
+    operation = op if isinstance(op, Operation) else make_operation(op, params)
+    sources = tuple(OutputSpec.of(s) for s in sources)
     return OutputSpec(operation=operation, sources=sources)
 
 

@@ -111,7 +111,8 @@ def prepare(
     outputs = [OutputSpec.of(s) for s in specs]
     plan = runtime.registry.plan(outputs, info)
     out_dir = output_dir_for(Path(output_root), path, batch)
-    source = Source(path=path, info=info, digest=digest)
+    st = path.stat()
+    source = Source(path=path, info=info, digest=digest, stat=(st.st_size, st.st_mtime_ns))
     return Job(source=source, plan=plan, out_dir=out_dir, save_intermediates=save_intermediates, request=request_key(outputs))
 
 
@@ -138,6 +139,9 @@ def run_stage(
         return _record(job, stage, "skipped", requested, error=reason)
 
     params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
+    fingerprint = runtime.registry.plugin(stage.plugin).model_fingerprint(stage.operation, runtime.models)
+    if fingerprint:
+        params["model_files"] = fingerprint  # other weights under the same name are another result
     # A failed input (only a gatherer runs past one) is part of the key: what was fused without
     # it must not be served once it succeeds.
     upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]
@@ -163,6 +167,7 @@ def run_stage(
 
 def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | None, params: dict, on_partial) -> Artifact:
     plugin = runtime.registry.plugin(stage.plugin)
+    manifest = plugin.manifest
     plugin.ensure_setup(runtime.models)
     work_dir = cache.new_work_dir(key) if cache else job.scratch_dir() / stage.id
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +186,7 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
     if cache is None:
         return Artifact(stage.output_type, work_dir, data)
     describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
-    entry = cache.commit(key, work_dir, data, describe)
+    entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before)
     return Artifact(stage.output_type, entry.path, entry.data)
 
 
@@ -253,6 +258,8 @@ def finish(job: Job) -> FileResult:
         seconds=round(time.perf_counter() - job.started, 4),
         digest=job.source.digest,
         request=job.request,
+        input_size=job.source.stat[0],
+        input_mtime_ns=job.source.stat[1],
     )
     if any(op.files for op in ordered.values()) or job.out_dir.exists():
         claim_output_dir(job.out_dir, job.source.path)
@@ -291,3 +298,6 @@ class Executor(ABC):
                 if exc.exit_code == 2:
                     raise
                 yield input_failure(path, exc)
+            except Exception as exc:  # noqa: BLE001 - one file's surprise must not end the others
+                log.debug("unexpected failure on %s", path, exc_info=True)
+                yield input_failure(path, VideoExtractError(f"internal error: {type(exc).__name__}: {exc}"))

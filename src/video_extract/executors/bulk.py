@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from video_extract.errors import UsageError, VideoExtractError
-from video_extract.outputs import atomic_write_json, output_dir_for, read_summary
+from video_extract.outputs import atomic_write_json, ensure_output_root, folder_stem, output_dir_for, read_summary
 from video_extract.spec import OutputSpec
 
 log = logging.getLogger("video_extract")
@@ -84,14 +84,14 @@ def make_tasks(inputs: Sequence[Path]) -> list[Task]:
     """Tasks, longest first (by size) so a big file does not start last and stretch the batch."""
     by_stem: dict[str, list[str]] = defaultdict(list)
     for path in inputs:
-        by_stem[path.stem].append(str(path))
+        by_stem[folder_stem(path)].append(str(path))
     tasks = []
     for index, path in enumerate(inputs):
         try:
             size = path.stat().st_size
         except OSError:
             size = 0
-        siblings = by_stem[path.stem]
+        siblings = by_stem[folder_stem(path)]
         tasks.append(Task(index=index, input=str(path), batch=siblings if len(siblings) > 1 else [], size=size))
     return sorted(tasks, key=lambda t: (-t.size, t.index))
 
@@ -100,9 +100,15 @@ def already_done(task: Task, output_root: Path, request: list[str]) -> dict | No
     """The summary of a finished, successful run of the same request on this file, if there is one."""
     path = Path(task.input)
     summary = read_summary(output_dir_for(output_root, path, [Path(p) for p in task.batch]))
-    if summary and summary.get("status") == "ok" and summary.get("request") == request and summary.get("input") == str(path):
-        return summary
-    return None
+    if not summary or summary.get("status") != "ok" or summary.get("request") != request or summary.get("input") != str(path):
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if (summary.get("input_size"), summary.get("input_mtime_ns")) != (st.st_size, st.st_mtime_ns):
+        return None  # the file changed since: do it again
+    return summary
 
 
 # -- the per-file work (runs inside a worker process or a Ray actor) --------------------------
@@ -326,6 +332,7 @@ def run_batch(
     from video_extract.executors.base import request_key
 
     started = time.perf_counter()
+    ensure_output_root(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
     request = request_key(specs)
     spec_dicts = [s.to_dict() for s in specs]

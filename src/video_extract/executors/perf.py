@@ -56,14 +56,25 @@ class PerfExecutor(Executor):
         events: queue.Queue = queue.Queue()
         for op, why in job.plan.errors.items():
             events.put({"type": "error", "op": op, "error": why})
-        worker = threading.Thread(target=self._schedule, args=(job, events, started), name="video-extract-perf", daemon=True)
+        cancel = threading.Event()
+        worker = threading.Thread(target=self._schedule, args=(job, events, started, cancel), name="video-extract-perf", daemon=True)
         worker.start()
-        while True:
-            event = events.get()
-            if event is _END:
-                break
-            yield event
-        worker.join()
+        listened = False
+        try:
+            while True:
+                event = events.get()
+                if event is _END:
+                    break
+                yield event
+            listened = True
+        finally:
+            # A consumer that stops listening (a closed generator, a dropped HTTP client) ends
+            # the request: no new stage starts, running ones finish, and the file is finished
+            # (summary written, scratch removed) rather than left half done in the background.
+            cancel.set()
+            worker.join()
+            if not listened:
+                finish(job)
         result = finish(job)
         yield {
             "type": "done",
@@ -76,7 +87,7 @@ class PerfExecutor(Executor):
             "result": result,
         }
 
-    def _schedule(self, job: Job, events: queue.Queue, started: float) -> None:
+    def _schedule(self, job: Job, events: queue.Queue, started: float, cancel: threading.Event) -> None:
         """Run every stage as soon as its upstream stages are finished; report each as it ends."""
         try:
             pending = dict(job.plan.stages)
@@ -84,6 +95,10 @@ class PerfExecutor(Executor):
             running: dict[Future, Stage] = {}
             with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="video-extract-stage") as pool:
                 while pending or running:
+                    if cancel.is_set():
+                        pending.clear()
+                        if not running:
+                            break
                     for sid, stage in list(pending.items()):
                         if all(up in finished for up in stage.upstream):
                             del pending[sid]
@@ -102,7 +117,7 @@ class PerfExecutor(Executor):
     @staticmethod
     def _partial_sink(job: Job, events: queue.Queue):
         def emit(stage: Stage, data: dict) -> None:
-            for op in job.plan.requested(stage.id):
+            for op in job.plan.streams_for(stage.id):
                 events.put({"type": "partial", "op": op, "data": data})
 
         return emit

@@ -147,6 +147,7 @@ class RayEngine:
                         report(row)
                         idle.append(slot)
                     except (RayActorError, RayTaskError, GetTimeoutError) as exc:
+                        ray.kill(actors[slot], no_restart=True)
                         spawn(slot)
                         retry_or_fail(task, f"Ray worker died ({type(exc).__name__})", self.retries, pending, report)
                 if self.timeout is not None:

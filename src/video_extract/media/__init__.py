@@ -6,7 +6,7 @@ audio chunks here and receive numpy arrays with times in seconds.
 
 from video_extract.media.audio import AudioChunk, AudioData, decode_audio, iter_audio, read_wav, write_wav
 from video_extract.media.probe import is_still_image, probe
-from video_extract.media.video import DecodedFrame, decode_counters, iter_frames
+from video_extract.media.video import DecodedFrame, decode_counters, iter_frames, iter_keyframes
 
 __all__ = [
     "AudioChunk",
@@ -17,6 +17,7 @@ __all__ = [
     "is_still_image",
     "iter_audio",
     "iter_frames",
+    "iter_keyframes",
     "probe",
     "read_wav",
     "write_wav",

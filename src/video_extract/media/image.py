@@ -15,11 +15,13 @@ from video_extract.results import MediaInfo, VideoStreamInfo
 
 
 def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # noqa: F401 - Image.DecompressionBombError below
 
     try:
         image = Image.open(path)
         image.load()
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image too large to decode safely ({exc})", path) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InputError(f"not a readable image ({exc.__class__.__name__}: {exc})", path) from None
     return image

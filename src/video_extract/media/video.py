@@ -80,6 +80,7 @@ def iter_frames(
     keyframes_only: bool = False,
     select: Callable[[DecodedFrameInfo], bool] | None = None,
     fast: bool = False,
+    skip: Literal["NONKEY", "NONREF"] | None = None,
 ) -> Iterator[DecodedFrame]:
     """Yield frames of ``path``.
 
@@ -103,8 +104,9 @@ def iter_frames(
         _count("video_opens")
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decode_threads()
-        if keyframes_only:
-            stream.codec_context.skip_frame = "NONKEY"
+        skip = "NONKEY" if keyframes_only else skip
+        if skip:
+            stream.codec_context.skip_frame = skip
         if fast:
             stream.codec_context.options = {"skip_loop_filter": "all"}
         # One reformatter for the whole stream: it keeps its swscale context between frames,
@@ -116,10 +118,10 @@ def iter_frames(
         index = -1
         # Decoding (FFmpeg's own threads) runs ahead in a thread of its own, so that converting
         # and whatever the caller does with a frame overlap with decoding the next ones.
-        for frame in prefetch(_decode(path, container, stream, seen_pts if keyframes_only else None), depth=8):
+        for frame in prefetch(_decode(path, container, stream, seen_pts if skip else None), depth=8):
             index += 1
             time = _frame_time(frame, index, stream)
-            if keyframes_only and frame.pts is not None:
+            if skip and frame.pts is not None:
                 index = bisect.bisect_left(seen_pts, frame.pts)
             if end is not None and time >= end:
                 break
@@ -148,6 +150,43 @@ def keyframe_times(path: str | Path) -> list[tuple[int, float]]:
                 out.append((packet.pts, float(packet.pts * tb)))
     out.sort()
     return out
+
+
+def iter_keyframes(
+    path: str | Path,
+    *,
+    max_size: int | None = None,
+    pix_fmt: PixelFormat = "rgb24",
+    select: Callable[[DecodedFrameInfo], bool] | None = None,
+    keyframes: list[tuple[int, float]] | None = None,
+) -> Iterator[DecodedFrame]:
+    """Every keyframe the container marks, decoded without the frames between them.
+
+    ``keyframes``: the (pts, time) list of ``keyframe_times`` when the caller has it already.
+
+    ``skip_frame="NONKEY"`` alone misses open-GOP H.264 keyframes (recovery-point I-frames that
+    are not IDR: the decoder will not start there). The packets' keyframe flags say which
+    frames are keyframes; those the fast pass did not produce are decoded in a second pass
+    that skips only non-reference frames. Frames may then come out of time order.
+    """
+    from video_extract.media.probe import is_still_image
+
+    if is_still_image(path):
+        yield from iter_frames(path, max_size=max_size, pix_fmt=pix_fmt)
+        return
+    expected = {pts for pts, _ in (keyframes if keyframes is not None else keyframe_times(path))}
+    decoded: set[int] = set()
+
+    def seen(info: DecodedFrameInfo) -> bool:
+        if info.pts is not None:
+            decoded.add(info.pts)
+        return select is None or select(info)
+
+    yield from iter_frames(path, keyframes_only=True, max_size=max_size, pix_fmt=pix_fmt, select=seen)
+    missing = expected - decoded
+    if missing:
+        wanted = lambda info: info.pts in missing and (select is None or select(info))  # noqa: E731
+        yield from iter_frames(path, max_size=max_size, pix_fmt=pix_fmt, select=wanted, skip="NONREF")
 
 
 def _decode(path, container, stream, seen_pts: list[int] | None):

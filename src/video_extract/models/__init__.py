@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from video_extract.errors import ModelError
+from video_extract.fsutil import fingerprint
 from video_extract.models.catalog import ALIASES, CATALOG, ModelSpec
 from video_extract.models.download import Progress, download, sha256_of
 
@@ -37,6 +38,20 @@ def default_model_cache() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("video-extract")) / "models"
+
+
+def _into_place(target: Path, fetch: Callable[[Path], Any]) -> Path:
+    """Let a library download a folder beside ``target``, then rename it in: an interrupted
+    download never leaves a half folder where ``locate`` would take it for the model."""
+    import shutil
+
+    partial = target.with_name(target.name + ".partial")  # the library resumes its own partial files here
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    fetch(partial)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(partial, target)
+    return target
 
 
 @dataclass
@@ -135,7 +150,7 @@ class ModelStore:
 
         target = self.cache_dir / spec.name / (spec.directory or spec.name)
         try:
-            return Path(download_model(spec.remote_id, output_dir=str(target)))
+            return _into_place(target, lambda tmp: download_model(spec.remote_id, output_dir=str(tmp)))
         except Exception as exc:  # huggingface_hub raises many types; all mean "not fetched"
             raise ModelError(f"model '{spec.name}' could not be downloaded by faster-whisper ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}") from None
 
@@ -144,7 +159,7 @@ class ModelStore:
 
         target = self.cache_dir / spec.name / (spec.directory or spec.name)
         try:
-            return Path(snapshot_download(spec.remote_id, local_dir=str(target)))
+            return _into_place(target, lambda tmp: snapshot_download(spec.remote_id, local_dir=str(tmp)))
         except Exception as exc:  # as above
             raise ModelError(f"model '{spec.name}' could not be downloaded from the Hugging Face Hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}") from None
 
@@ -165,7 +180,11 @@ class ModelStore:
     # -- loaded models -------------------------------------------------------------------------
 
     def load(self, key: tuple, loader: Callable[[], Any]) -> Any:
-        """The loaded model for ``key``, loaded once per process; concurrent callers wait for that one load."""
+        """The loaded model for ``key``, loaded once per process; concurrent callers wait for that one load.
+
+        Paths in the key count with their contents: new weights at the same path load anew.
+        """
+        key = key + tuple(fingerprint(Path(k)) for k in key if isinstance(k, str) and os.sep in k and os.path.exists(k))
         with _registry_lock:
             if key in _loaded:
                 return _loaded[key]

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from video_extract.fsutil import fingerprint
 from video_extract.results import MediaInfo
 from video_extract.spec import Operation
 
@@ -109,6 +110,7 @@ class Source:
     path: Path
     info: MediaInfo
     digest: str
+    stat: tuple[int, int] = (0, 0)  # size and mtime (ns) when the request started
 
 
 @dataclass
@@ -153,6 +155,27 @@ class Plugin:
 
     def validate(self, params: Operation) -> None:
         """Reject parameters that cannot work (unknown model or class name) before any work: raise UsageError."""
+
+    def model_fingerprint(self, params: Operation, models: Any) -> str | None:
+        """What identifies the weights this stage would use, for the cache key.
+
+        A model given as a local path, or found in a models directory, can be replaced by
+        other weights under the same name: its size and mtime go into the key. Catalog models
+        from a package or a checksummed download are identified by name already.
+        """
+        name = getattr(params, "model", None)
+        if not isinstance(name, str):
+            return None
+        path = Path(name)
+        if not path.exists() and models is not None:
+            try:
+                location = models.locate(name)
+            except Exception:  # noqa: BLE001 - unknown names are the plugin's to report
+                return None
+            if location is None or location.source != "models-dir":
+                return None
+            path = location.path
+        return fingerprint(path) if path.exists() else None
 
     def requires(self, params: Operation) -> list[InputSpec]:
         """Inputs for these parameters: the manifest's, with ``${param}`` references filled in."""

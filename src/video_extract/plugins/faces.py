@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from video_extract.errors import UsageError
 from video_extract.plugins.base import StageContext
 from video_extract.spec import FaceDetection
@@ -16,6 +18,8 @@ class FacesPlugin(FrameDetectionPlugin):
     def validate(self, params: FaceDetection) -> None:
         if params.model != "yunet" and not params.model.endswith(".onnx"):
             raise UsageError(f"faces: unknown model '{params.model}'; known models: yunet (or a YuNet .onnx file)")
+        if params.model.endswith(".onnx") and not Path(params.model).is_file():
+            raise UsageError(f"faces: model file not found: {params.model}")
 
     def load(self, ctx: StageContext, params: FaceDetection) -> FaceDetector:
         path = params.model if params.model.endswith(".onnx") else str(ctx.models.path(params.model))

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from video_extract.errors import UsageError
 from video_extract.plugins.base import Artifact, Plugin, StageContext, write_json
-from video_extract.spec import OPERATIONS, Fusion
+from video_extract.spec import Fusion, canonical_name
 from video_extract.vision.analysis import coverage_ends, timed_runs
 
 
@@ -34,9 +33,8 @@ def _scene_end(scenes: list[dict], time: float) -> float:
 
 class FusionPlugin(Plugin):
     def validate(self, params: Fusion) -> None:
-        unknown = [op for op in params.include or () if op not in OPERATIONS]
-        if unknown:
-            raise UsageError(f"fusion: unknown operation '{unknown[0]}' in include; valid: {', '.join(sorted(OPERATIONS))}")
+        for op in params.include or ():
+            canonical_name(op)  # raises a UsageError listing the valid names
 
     def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: Fusion) -> dict:
         info = ctx.source.info

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 from video_extract.errors import InputError
-from video_extract.media import iter_frames, is_still_image
+from video_extract.media import is_still_image, iter_frames, iter_keyframes
 from video_extract.media.image import save_jpeg
 from video_extract.media.prefetch import prefetch
 from video_extract.media.video import keyframe_times
@@ -34,30 +35,37 @@ class KeyframesPlugin(Plugin):
         folder = ctx.work_dir / "keyframes"
         folder.mkdir()
         path = ctx.source.path
-        select = None
-        if params.max_frames and not is_still_image(path):
-            # Spreading N picks over the whole file needs every keyframe's time first: one
-            # demux pass over packet flags, no decoding.
-            chosen = choose_keyframes(keyframe_times(path), params.min_interval_sec, params.max_frames)
-            select = lambda f: f.pts in chosen  # noqa: E731
-        elif params.min_interval_sec > 0:
-            state = {"last": None}
-
-            def select(f) -> bool:
-                if state["last"] is not None and f.time - state["last"] < params.min_interval_sec - 1e-9:
-                    return False
-                state["last"] = f.time
-                return True
-
+        if is_still_image(path):
+            frames = iter_frames(path, max_size=params.max_size)
+        else:
+            # Which keyframes exist comes from packet flags (one demux pass, no decoding), so that
+            # spacing and thinning are decided over the whole file before anything is decoded.
+            times = keyframe_times(path)
+            chosen = choose_keyframes(times, params.min_interval_sec, params.max_frames)
+            frames = iter_keyframes(path, max_size=params.max_size, keyframes=times, select=lambda f: f.pts in chosen)
         entries: list[FrameEntry] = []
         # Decoding runs ahead in its own thread while this one encodes JPEGs (both release the GIL).
-        frames = prefetch(iter_frames(path, keyframes_only=True, max_size=params.max_size, select=select), depth=4)
-        for frame in frames:
+        for frame in prefetch(frames, depth=4):
             entry = FrameEntry(file=frame_file(len(entries)), frame=frame.index, time=round(frame.time, 6))
             save_jpeg(folder / entry.file, frame.image, params.quality)
             entries.append(entry)
             yield entry.model_dump()
         if not entries:
             raise InputError("no keyframe could be decoded", path)
-        write_json(folder / "index.json", [e.model_dump() for e in entries])
+        write_json(folder / "index.json", [e.model_dump() for e in _in_time_order(folder, entries)])
         return {"count": len(entries)}
+
+
+def _in_time_order(folder, entries: list[FrameEntry]) -> list[FrameEntry]:
+    """File names follow time. Open-GOP keyframes come from a second decoding pass, after the
+    others: rename (through temporary names) so that frame_00000.jpg is the first in time."""
+    ordered = sorted(entries, key=lambda e: e.time)
+    if ordered == entries:
+        return entries
+    for n, entry in enumerate(ordered):
+        os.rename(folder / entry.file, folder / f".{n}.tmp")
+    renamed = []
+    for n, entry in enumerate(ordered):
+        os.rename(folder / f".{n}.tmp", folder / frame_file(n))
+        renamed.append(FrameEntry(file=frame_file(n), frame=entry.frame, time=entry.time))
+    return renamed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 from video_extract.errors import UsageError
 from video_extract.plugins.base import StageContext
@@ -20,6 +21,8 @@ class ObjectsPlugin(FrameDetectionPlugin):
     def validate(self, params: ObjectDetection) -> None:
         if params.model not in YOLOX_MODELS and not params.model.endswith(".onnx"):
             raise UsageError(f"objects: unknown model '{params.model}'; known models: {', '.join(YOLOX_MODELS)} (or a YOLOX .onnx file)")
+        if params.model.endswith(".onnx") and not Path(params.model).is_file():
+            raise UsageError(f"objects: model file not found: {params.model}")
         for name in params.classes or ():
             if name not in COCO_CLASSES:
                 close = difflib.get_close_matches(name, COCO_CLASSES, n=1)

@@ -7,7 +7,7 @@ from video_extract.plugins.base import StageContext
 from video_extract.spec import OCR
 from video_extract.vision.analysis import FrameDetectionPlugin, coverage_ends
 from video_extract.vision.frames import FrameItem
-from video_extract.vision.ocr import SUPPORTED_LANGUAGES, make_engine, merge_timed_texts, read_text
+from video_extract.vision.ocr import SUPPORTED_LANGUAGES, keep_line, make_engine, merge_timed_texts, read_text
 from video_extract.vision.runtime import model_threads
 
 
@@ -25,7 +25,8 @@ class OcrPlugin(FrameDetectionPlugin):
         return ctx.models.load(("rapidocr", params.det_limit_side_len, threads), lambda: make_engine(params.det_limit_side_len, threads))
 
     def analyse(self, engine, item: FrameItem, params: OCR) -> list[dict]:
-        return [{"label": "text", **line} for line in read_text(engine, item.bgr, params.min_confidence)]
+        lines = read_text(engine, item.bgr, params.min_confidence)
+        return [{"label": "text", **line} for line in lines if keep_line(line["text"], params.languages)]
 
     def summarise(self, frames: list[dict], params: OCR, ctx: StageContext) -> dict:
         # A text is seen until the next analysed frame (for one frame per scene: until the scene

@@ -13,6 +13,21 @@ import numpy as np
 SUPPORTED_LANGUAGES = ("en", "ch")
 
 
+def _is_cjk(ch: str) -> bool:
+    return "\u3000" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\uff00" <= ch <= "\uffef"
+
+
+def keep_line(text: str, languages: list[str]) -> bool:
+    """The shipped recogniser reads Chinese and Latin script at once; ``languages`` says which to keep.
+
+    en only: lines without Chinese characters. ch only: lines with some. Both: everything.
+    """
+    has_cjk = any(_is_cjk(ch) for ch in text)
+    if "en" in languages and "ch" in languages:
+        return True
+    return has_cjk if "ch" in languages else not has_cjk
+
+
 def make_engine(det_limit_side_len: int | None, threads: int):
     """A RapidOCR engine; ``det_limit_side_len=None`` keeps the package's own detector sizing."""
     from rapidocr_onnxruntime import RapidOCR
