@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes, or Ray (one machine or a cluster)")
     bulk.add_argument("--ray-address", help="join this Ray cluster (e.g. 10.0.0.5:6379) instead of starting a local Ray")
     bulk.add_argument("--retries", type=int, default=1, help="times a file is retried after its worker crashed or timed out (default 1)")
-    bulk.add_argument("--timeout", type=float, help="seconds one file may take before its worker is killed")
+    bulk.add_argument("--timeout", type=float, help="seconds one file may take before its worker is killed (a worker's first file includes loading its models)")
     bulk.add_argument("--progress", choices=["auto", "rich", "jsonl", "none"], default="auto", help="auto: a bar on a terminal, nothing otherwise")
 
     serve = sub.add_parser("serve", help="HTTP server: POST /run streams a request's events as JSON Lines")
