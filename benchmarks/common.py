@@ -77,16 +77,6 @@ def clip_720p_60s() -> Path:
     return path
 
 
-SPEECH_LINES = [
-    ("en-us", "Please open the window and turn on the light."),
-    ("en-us+f3", "My favourite colour is green and I like music."),
-    ("en-us", "The meeting starts at nine in the morning on Monday."),
-    ("en-us+f3", "We should bring the reports and a few extra chairs."),
-    ("en-us", "After lunch the team will review the new design together."),
-    ("en-us+f3", "Remember to send the summary to everyone before Friday."),
-]
-
-
 def speech_clip_60s() -> tuple[Path, list[tuple[float, float, str]]]:
     """About 60 s of two espeak-ng voices taking turns (with pauses), in a 320x240 video.
 
@@ -94,30 +84,21 @@ def speech_clip_60s() -> tuple[Path, list[tuple[float, float, str]]]:
     """
     import json
 
-    import numpy as np
-
     from video_extract.testing import media
-    from video_extract.testing.speech import silence, speak
+    from video_extract.testing.speech import DIALOGUE, conversation
 
     path = MEDIA / "speech60s.mp4"
     truth_path = path.with_suffix(".json")
     if not path.exists() or not truth_path.exists():
         MEDIA.mkdir(parents=True, exist_ok=True)
-        parts, truth, t = [silence(0.5)], [], 0.5
-        while t < 58:
-            for voice, line in SPEECH_LINES:
-                samples = speak(line, voice=voice, speed=150, pitch=70 if "f" in voice else 40)
-                truth.append((round(t, 3), round(t + len(samples) / 16000, 3), voice))
-                parts += [samples, silence(0.7)]
-                t += len(samples) / 16000 + 0.7
-                if t >= 58:
-                    break
-        audio = np.concatenate(parts)
+        audio, truth = conversation(DIALOGUE * 4, pauses=[0.7])
+        audio = audio[: 60 * 16000]
+        truth = [(start, end, voice) for start, end, voice, _ in truth if end <= 60]
         tmp = path.with_suffix(".tmp.mp4")
         media.slideshow_clip(tmp, [media.text_image(["speech"], 320, 240)], seconds_each=len(audio) / 16000, fps=10, width=320, height=240, audio=audio)
         os.replace(tmp, path)
         truth_path.write_text(json.dumps(truth))
-    return path, [tuple(x) for x in __import__("json").loads(truth_path.read_text())]
+    return path, [tuple(x) for x in json.loads(truth_path.read_text())]
 
 
 def peak_rss_mb(argv: list[str]) -> float:

@@ -101,14 +101,7 @@ def speech_clip(media_dir):
     return path, truth, len(audio) / 16000
 
 
-DIALOGUE = [
-    ("en-us", "Please open the window and turn on the light."),
-    ("en-us+f3", "My favourite colour is green and I like music."),
-    ("en-us", "The meeting starts at nine in the morning on Monday."),
-    ("en-us+f3", "We should bring the reports and a few extra chairs."),
-    ("en-us", "After lunch the team will review the new design together."),
-    ("en-us+f3", "Remember to send the summary to everyone before Friday."),
-]
+from video_extract.testing.speech import DIALOGUE  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -164,15 +164,7 @@ class Registry:
         if not inputs:
             plan.errors[spec.operation.name] = "nothing to fuse: request other operations with it (for example --ops scenes,transcription,objects,fusion)"
             return
-        stage = Stage(
-            id=Stage.make_id(manifest.name, manifest.version, spec.operation, inputs),
-            plugin=manifest.name,
-            version=manifest.version,
-            operation=spec.operation,
-            output_type=manifest.output,
-            inputs=inputs,
-        )
-        plan.outputs[spec.operation.name] = plan.add(stage)
+        plan.outputs[spec.operation.name] = plan.add(_stage(manifest, spec.operation, inputs))
 
     def _enrich(self, plan: Plan) -> None:
         """Add enrichment stages whose operations are all requested, and publish them instead."""
@@ -186,16 +178,8 @@ class Registry:
                 continue
             base = plan.stages[plan.outputs[rule.operation]]
             inputs = tuple((need.type, producers[need.type]) for need in manifest.inputs)
-            stage = Stage(
-                id=Stage.make_id(manifest.name, manifest.version, base.operation, inputs),
-                plugin=manifest.name,
-                version=manifest.version,
-                operation=base.operation,
-                output_type=manifest.output,
-                inputs=inputs,
-            )
             plan.enriched[base.id] = rule.operation
-            plan.outputs[rule.operation] = plan.add(stage)
+            plan.outputs[rule.operation] = plan.add(_stage(manifest, base.operation, inputs))
 
     def _resolve(self, spec: OutputSpec, info: MediaInfo, available: set[str], plan: Plan, depth: int, requested_types: dict[str, OutputSpec]) -> str:
         if depth > 16:
@@ -221,16 +205,7 @@ class Registry:
                     raise PlanError(f"no installed plugin produces {need.type}, which {manifest.name} needs")
                 upstream = OutputSpec(operation=make_operation(producer.operation, need.params))
             inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1, requested_types)))
-        stage_inputs = tuple(inputs)
-        stage = Stage(
-            id=Stage.make_id(manifest.name, manifest.version, spec.operation, stage_inputs),
-            plugin=manifest.name,
-            version=manifest.version,
-            operation=spec.operation,
-            output_type=manifest.output,
-            inputs=stage_inputs,
-        )
-        return plan.add(stage)
+        return plan.add(_stage(manifest, spec.operation, tuple(inputs)))
 
     def describe_operations(self) -> list[dict]:
         """What ``video-extract ops`` prints: every operation, whether a plugin runs it, its parameters."""
@@ -270,6 +245,17 @@ def default_registry() -> Registry:
         if _registry is None:
             _registry = Registry.discover()
         return _registry
+
+
+def _stage(manifest: Manifest, operation: Operation, inputs: tuple[tuple[str, str], ...]) -> Stage:
+    return Stage(
+        id=Stage.make_id(manifest.name, manifest.version, operation, inputs),
+        plugin=manifest.name,
+        version=manifest.version,
+        operation=operation,
+        output_type=manifest.output,
+        inputs=inputs,
+    )
 
 
 def _gap_message(info: MediaInfo, output: str, missing: str) -> str:

@@ -8,27 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from video_extract.models.transformers_embedder import TransformersEmbedder, load_embedder
+
 SAMPLE_RATE = 48000
 
 
-class ClapEmbedder:
-    def __init__(self, location: str, threads: int | None = None):
-        import torch
-        from transformers import AutoProcessor, ClapModel
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        if threads:
-            torch.set_num_threads(threads)
-        self.torch = torch
-        self.model = ClapModel.from_pretrained(location).eval()
-        self.processor = AutoProcessor.from_pretrained(location)
-
-    @staticmethod
-    def _normalised(output) -> np.ndarray:
-        tensor = output if hasattr(output, "detach") else output.pooler_output
-        vectors = tensor.detach().float().cpu().numpy()
-        return (vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+class ClapEmbedder(TransformersEmbedder):
+    model_class = "ClapModel"
 
     def embed_audio(self, windows: list[np.ndarray]) -> np.ndarray:
         """Mono float32 windows at 48 kHz -> one row each."""
@@ -38,32 +24,16 @@ class ClapEmbedder:
         # on chance. Marking all of them gives each window what it gets when embedded alone.
         features["is_longer"] = self.torch.ones_like(features["is_longer"], dtype=self.torch.bool)
         with self.torch.inference_mode():
-            return self._normalised(self.model.get_audio_features(**features))
+            return self.normalised(self.model.get_audio_features(**features))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         inputs = self.processor.tokenizer(texts, return_tensors="pt", padding=True, truncation=True)
         with self.torch.inference_mode():
-            return self._normalised(self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]))
-
-    @property
-    def dim(self) -> int:
-        return int(self.model.config.projection_dim)
+            return self.normalised(self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]))
 
 
 def load_clap(store, name: str) -> ClapEmbedder:
-    """The embedder for ``name`` (catalog name, Hub id or local directory), once per process."""
-    from pathlib import Path
-
-    from video_extract.models.catalog import ALIASES, CATALOG
-    from video_extract.vision.runtime import model_threads
-
-    if Path(name).is_dir():
-        location = str(Path(name).resolve())
-    elif name in CATALOG or name in ALIASES:
-        location = str(store.path(name))
-    else:
-        location = name
-    return store.load(("clap", location), lambda: ClapEmbedder(location, model_threads()))
+    return load_embedder(store, name, "clap", ClapEmbedder)
 
 
 def windows_of(samples: np.ndarray, window_sec: float, hop_sec: float, sample_rate: int = SAMPLE_RATE) -> list[tuple[float, float, np.ndarray]]:

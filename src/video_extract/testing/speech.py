@@ -10,6 +10,18 @@ from pathlib import Path
 import numpy as np
 
 
+#: Two espeak-ng voices (a male and a female variant, which Resemblyzer tells apart well)
+#: taking turns with sentences tiny.en transcribes reliably.
+DIALOGUE = [
+    ("en-us", "Please open the window and turn on the light."),
+    ("en-us+f3", "My favourite colour is green and I like music."),
+    ("en-us", "The meeting starts at nine in the morning on Monday."),
+    ("en-us+f3", "We should bring the reports and a few extra chairs."),
+    ("en-us", "After lunch the team will review the new design together."),
+    ("en-us+f3", "Remember to send the summary to everyone before Friday."),
+]
+
+
 def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
