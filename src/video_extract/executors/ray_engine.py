@@ -46,18 +46,25 @@ def request_resources(specs: list[dict]) -> tuple[float, float]:
     stack = []
     for spec in specs:
         try:
-            stack.append(registry.for_operation(OutputSpec.of(spec).operation.name).name)
+            operation = OutputSpec.of(spec).operation
+            stack.append((registry.for_operation(operation.name).name, operation))
         except VideoExtractError:
             continue
     while stack:
-        name = stack.pop()
+        name, operation = stack.pop()
         if name in seen:
             continue
         seen.add(name)
-        for need in registry.manifests[name].inputs:
+        try:
+            needs = registry.plugin(name).requires(operation)  # what these parameters need (OCR on scenes: scene frames)
+        except VideoExtractError:
+            continue
+        for need in needs:
             producer = registry.producer_of(need.type)
             if producer is not None:
-                stack.append(producer.name)
+                from video_extract.spec import make_operation
+
+                stack.append((producer.name, make_operation(producer.operation, need.params)))
     manifests = [registry.manifests[n] for n in seen]
     cpus = max((m.resources.cpus for m in manifests), default=1.0)
     gpus = max((m.resources.gpus for m in manifests), default=0.0)
@@ -120,6 +127,7 @@ class RayEngine:
 
         for _ in range(min(self.workers, len(tasks))):
             spawn()
+        failed_boots = 0
         try:
             while pending or inflight:
                 while idle and pending:
@@ -138,7 +146,12 @@ class RayEngine:
                             ray.get(ref)
                             idle.append(slot)
                         except (RayActorError, RayTaskError) as exc:
-                            raise VideoExtractError(f"a Ray actor failed to start: {exc}") from None
+                            failed_boots += 1
+                            if failed_boots > 3 * self.workers:
+                                raise VideoExtractError(f"Ray actors keep failing to start: {exc}") from None
+                            log.warning("a Ray actor failed to start (%s); starting another", type(exc).__name__)
+                            ray.kill(actors[slot], no_restart=True)
+                            spawn(slot)
                         continue
                     slot, task, _ = inflight.pop(ref)
                     try:
