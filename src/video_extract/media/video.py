@@ -81,6 +81,7 @@ def iter_frames(
     select: Callable[[DecodedFrameInfo], bool] | None = None,
     fast: bool = False,
     skip: Literal["NONKEY", "NONREF"] | None = None,
+    last_index: int | None = None,
 ) -> Iterator[DecodedFrame]:
     """Yield frames of ``path``.
 
