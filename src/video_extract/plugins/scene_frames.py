@@ -22,16 +22,13 @@ class SceneFramesPlugin(Plugin):
         folder = ctx.work_dir / "scene_frames"
         folder.mkdir()
         entries = []
-        frames = prefetch(iter_frames(ctx.source.path, max_size=params.max_size, select=lambda f: f.index in wanted), depth=4)
-        for frame in frames:
+        frames = iter_frames(ctx.source.path, max_size=params.max_size, select=lambda f: f.index in wanted, last_index=max(targets, default=0))
+        for frame in prefetch(frames, depth=4):
             scene = targets.index(frame.index)
             entry = {"file": frame_file(len(entries)), "frame": frame.index, "time": round(frame.time, 6), "scene": scene, "start": scenes[scene]["start"], "end": scenes[scene]["end"]}
             save_jpeg(folder / entry["file"], frame.image, params.quality)
             entries.append(entry)
             yield entry
-            if len(entries) == len(targets):
-                frames.close()
-                break
         if not entries:
             raise InputError("no scene frame could be decoded", ctx.source.path)
         write_json(folder / "index.json", entries)
