@@ -87,7 +87,7 @@ class Entry:
 
 class Cache:
     def __init__(self, root: str | Path | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES):
-        self.root = Path(root) if root is not None else default_cache_dir()
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         self.max_bytes = max_bytes
         self._entries = self.root / LAYOUT / "entries"
         self._tmp = self.root / LAYOUT / "tmp"

@@ -128,7 +128,7 @@ class Client:
         executor: str | Executor = "debug",
         save_intermediates: bool = False,
     ):
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir).expanduser()
         if isinstance(executor, Executor):
             self.executor = executor
         else:

@@ -58,7 +58,7 @@ class Runtime:
         self.registry = registry or default_registry()
         kwargs = {} if cache_max_bytes is None else {"max_bytes": cache_max_bytes}
         self.cache = Cache(cache_dir, **kwargs) if use_cache else None
-        self.models_dir = Path(models_dir) if models_dir else None
+        self.models_dir = Path(models_dir).expanduser() if models_dir else None
         self._models = None
 
     @property
