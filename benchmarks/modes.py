@@ -46,6 +46,8 @@ def run() -> list[Row]:
 
     clip = vision_clip_60s()
     many = ["metadata", "scenes", "keyframes", "objects", "faces", "ocr"]
+    if not (SHARED_MODELS / "yolox_nano.onnx").exists():  # offline copies absent: models ship-in-wheel only
+        many = ["metadata", "scenes", "keyframes", "frames", "ocr"]
 
     def with_executor(kind: str):
         def go():
@@ -57,7 +59,7 @@ def run() -> list[Row]:
     with_executor("perf")()  # loads every model once
     t_debug = best_of(with_executor("debug"), 2)
     t_perf = best_of(with_executor("perf"), 2)
-    rows.append(Row(SECTION, "perf vs debug mode, 60 s 720p clip: metadata+scenes+keyframes+objects+faces+ocr", t_perf, t_debug, target="faster (< 1x)", passed=t_perf < t_debug))
+    rows.append(Row(SECTION, f"perf vs debug mode, 60 s 720p clip: {'+'.join(many)}", t_perf, t_debug, target="faster (< 1x)", passed=t_perf < t_debug))
 
     # bulk throughput: 100 short clips, 1 vs 2 workers, local vs Ray
     clips = short_clips(100)
