@@ -1,6 +1,6 @@
 """Bulk mode: many files, maximum throughput, resumable.
 
-The per-file work (``process_file``) is the same whichever engine runs it; the engines only
+The per-file work (``FileWorker.process``) is the same whichever engine runs it; the engines only
 decide where: ``LocalEngine`` keeps N worker processes of its own, ``RayEngine``
 (``ray_engine.py``) a pool of Ray actors across machines. Either way a worker builds its
 Runtime once (plugins and their models stay loaded for every file it gets), files are handed
@@ -358,11 +358,12 @@ def run_batch(
         if tasks:
             engine.run(tasks, spec_dicts, output_root, report)
     finally:
+        # Also when interrupted (Ctrl-C): the summary then lists what finished so far.
         if progress is not None:
             progress.stop()
-    ordered = [rows[str(p)] for p in inputs if str(p) in rows]
-    seconds = time.perf_counter() - started
-    summary_path = write_batch_summary(output_root, ordered, seconds, engine.name)
+        ordered = [rows[str(p)] for p in inputs if str(p) in rows]
+        seconds = time.perf_counter() - started
+        summary_path = write_batch_summary(output_root, ordered, seconds, engine.name)
     return BatchResult(ordered, seconds, summary_path)
 
 
