@@ -28,10 +28,46 @@ class DebugExecutor(Executor):
         # Failures are logged in line with the plan and stages; the caller reports them once more at the end.
         total = len(job.plan.stages)
         for n, stage in enumerate(job.plan.stages.values(), 1):
-            record = run_stage(self.runtime, job, stage)
+            with _StageProgress(stage.label(), job.source.info.duration) as progress:
+                record = run_stage(self.runtime, job, stage, on_partial=progress.update)
             status = "hit" if record.cached else record.status if record.status != "ok" else "miss"
             where = f" -> {', '.join(job.published.get(stage.id, []))}" if job.published.get(stage.id) else ""
             log.info("[%d/%d] %-28s %-7s %7.3f s%s", n, total, stage.label(), status, record.seconds, where)
             if record.error:
                 log.info("      %s", record.error)
         return finish(job)
+
+
+class _StageProgress:
+    """On a terminal, a live line for a long stage: results so far and how far into the media.
+
+    Fed by the partial results streaming plugins yield (a transcript segment, a frame, a cut),
+    so a two-hour transcription shows where it is; nothing is shown when stderr is not a TTY.
+    """
+
+    def __init__(self, label: str, duration: float | None):
+        import sys
+
+        self.label, self.duration, self.count = label, duration, 0
+        self.live = None
+        if sys.stderr.isatty() and log.isEnabledFor(logging.INFO):
+            from rich.console import Console
+
+            self.live = Console(stderr=True).status(f"{label} …")
+
+    def __enter__(self) -> "_StageProgress":
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def update(self, stage, data: dict) -> None:
+        if self.live is None:
+            return
+        self.count += 1
+        at = data.get("end", data.get("time"))
+        where = f", at {at:.0f} s" + (f" of {self.duration:.0f} s" if self.duration else "") if isinstance(at, (int, float)) else ""
+        self.live.update(f"{self.label}: {self.count} results{where}")
