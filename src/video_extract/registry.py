@@ -265,5 +265,9 @@ def _gap_message(info: MediaInfo, output: str, missing: str) -> str:
 
 
 def _type_name(annotation) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
+    from typing import Literal, get_args, get_origin
+
+    if get_origin(annotation) is Literal:
+        return "|".join(str(a) for a in get_args(annotation))
+    text = str(annotation) if get_args(annotation) else getattr(annotation, "__name__", None) or str(annotation)
     return text.replace("typing.", "").replace("NoneType", "None")
