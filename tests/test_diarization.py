@@ -93,3 +93,10 @@ def test_attribution_splits_a_segment_whose_words_change_speaker():
 def test_single_voice_is_one_speaker(speech_clip, tmp_path):
     result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").run(speech_clip[0], ["diarization"])
     assert json.loads((result.output_dir / "diarization.json").read_text())["num_speakers"] == 1
+
+
+def test_text_embeddings_of_a_diarized_transcript_carry_speakers(dialogue_clip, tmp_path):
+    result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").run(dialogue_clip[0], ["transcription", "diarization", "text_embeddings"])
+    rows = result.text_embeddings.rows
+    assert rows and all(r["speaker"].startswith("SPEAKER_") for r in rows)
+    assert {r["speaker"] for r in rows} == {"SPEAKER_00", "SPEAKER_01"}

@@ -54,6 +54,9 @@ class Plan:
     def requested(self, stage_id: str) -> list[str]:
         return [op for op, sid in self.outputs.items() if sid == stage_id]
 
+    def dependents_of(self, stage_id: str) -> list[str]:
+        return [s.id for s in self.stages.values() if stage_id in s.upstream]
+
     def streams_for(self, stage_id: str) -> list[str]:
         """Operations whose partial results this stage yields: its own, or the one it is the base of
         (the transcription segments stream while speaker attribution waits for diarization)."""

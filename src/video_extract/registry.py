@@ -179,7 +179,24 @@ class Registry:
             base = plan.stages[plan.outputs[rule.operation]]
             inputs = tuple((need.type, producers[need.type]) for need in manifest.inputs)
             plan.enriched[base.id] = rule.operation
-            plan.outputs[rule.operation] = plan.add(_stage(manifest, base.operation, inputs))
+            enriched = plan.add(_stage(manifest, base.operation, inputs))
+            plan.outputs[rule.operation] = enriched
+            self._rewire(plan, base.id, enriched)
+
+    @staticmethod
+    def _rewire(plan: Plan, base: str, enriched: str) -> None:
+        """Requested outputs that read the base stage read the enriched one instead (text
+        embeddings of a diarized transcript carry speakers). Only leaves are moved: a stage
+        something else reads stays where it is."""
+        for op, sid in list(plan.outputs.items()):
+            stage = plan.stages[sid]
+            if sid == enriched or base not in stage.upstream or plan.dependents_of(sid):
+                continue
+            inputs = tuple((t, enriched if s == base else s) for t, s in stage.inputs)
+            moved = Stage(Stage.make_id(stage.plugin, stage.version, stage.operation, inputs), stage.plugin, stage.version, stage.operation, stage.output_type, inputs)
+            if not any(other == sid for other_op, other in plan.outputs.items() if other_op != op):
+                del plan.stages[sid]
+            plan.outputs[op] = plan.add(moved)
 
     def _resolve(self, spec: OutputSpec, info: MediaInfo, available: set[str], plan: Plan, depth: int, requested_types: dict[str, OutputSpec]) -> str:
         if depth > 16:
