@@ -194,3 +194,11 @@ def test_resume_redoes_a_file_that_changed(tmp_path):
     rows = client.execute_bulk([folder], ["metadata"], workers=1).rows
     assert rows[0]["status"] == "ok"
     assert json.loads((Path(rows[0]["output_dir"]) / "metadata.json").read_text())["streams"][0]["frame_count"] == 60
+
+
+def test_a_request_per_file(tmp_path):
+    a, b = make_clips(tmp_path / "in", 2)
+    batch = Client(output_dir=tmp_path / "o", use_cache=False).execute_bulk([(a, ["metadata"]), {"path": b, "ops": "scenes,keyframes"}], workers=1)
+    assert batch.failed == 0
+    ops = {Path(r["input"]).name: set(r["ops"]) for r in batch.rows}
+    assert ops == {a.name: {"metadata"}, b.name: {"scenes", "keyframes"}}

@@ -206,8 +206,8 @@ class Client:
 
     def execute_bulk(
         self,
-        paths: Sequence[str | Path],
-        ops: OpsLike,
+        requests: Sequence[str | Path | tuple[str | Path, OpsLike] | dict],
+        ops: OpsLike | None = None,
         workers: int | None = None,
         engine: str = "local",
         ray_address: str | None = None,
@@ -217,8 +217,10 @@ class Client:
     ):
         """Bulk mode: many files through a warm worker pool (or Ray); returns the BatchResult.
 
-        Writes ``batch_summary.json`` and ``batch_summary.parquet`` in the output directory;
-        files already finished for the same request are skipped.
+        ``requests``: paths or folders with one ``ops`` for all, or ``(path, ops)`` pairs /
+        ``{"path": …, "ops": …}`` for a request per file. Writes ``batch_summary.json`` and
+        ``batch_summary.parquet`` in the output directory; files already finished for the same
+        request are skipped.
         """
         from video_extract.executors.bulk import LocalEngine, Settings, collect_inputs, default_workers, run_batch
         from video_extract.executors.progress import make_progress
@@ -238,7 +240,12 @@ class Client:
             runner = LocalEngine(count, settings, retries=retries, timeout=timeout)
         else:
             raise UsageError(f"unknown engine '{engine}'; valid: local, ray")
-        return run_batch(collect_inputs(paths), to_specs(ops), self.output_dir, runner, progress=make_progress(progress))
+        if ops is not None:
+            return run_batch(collect_inputs(requests), to_specs(ops), self.output_dir, runner, progress=make_progress(progress))
+        pairs = [(r["path"], r["ops"]) if isinstance(r, dict) else r for r in requests]
+        if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+            raise UsageError("execute_bulk: give ops for all paths, or (path, ops) pairs / {'path', 'ops'} dicts")
+        return run_batch([Path(p) for p, _ in pairs], [to_specs(o) for _, o in pairs], self.output_dir, runner, progress=make_progress(progress))
 
     def run_many(self, paths: Sequence[str | Path], ops: OpsLike) -> Iterator[Results]:
         """Process several files; an unreadable one yields a failed result instead of raising."""

@@ -52,6 +52,7 @@ class Task:
     index: int
     input: str
     batch: list[str]  # other inputs sharing this one's stem (for collision-free folder names)
+    specs: list[dict] = field(default_factory=list)  # what to make of this file
     size: int = 0
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
@@ -80,7 +81,7 @@ def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | No
     return unique
 
 
-def make_tasks(inputs: Sequence[Path]) -> list[Task]:
+def make_tasks(inputs: Sequence[Path], specs: Sequence[Sequence[OutputSpec]]) -> list[Task]:
     """Tasks, longest first (by size) so a big file does not start last and stretch the batch."""
     by_stem: dict[str, list[str]] = defaultdict(list)
     for path in inputs:
@@ -92,15 +93,17 @@ def make_tasks(inputs: Sequence[Path]) -> list[Task]:
         except OSError:
             size = 0
         siblings = by_stem[folder_stem(path)]
-        tasks.append(Task(index=index, input=str(path), batch=siblings if len(siblings) > 1 else [], size=size))
+        tasks.append(Task(index=index, input=str(path), batch=siblings if len(siblings) > 1 else [], specs=[s.to_dict() for s in specs[index]], size=size))
     return sorted(tasks, key=lambda t: (-t.size, t.index))
 
 
-def already_done(task: Task, output_root: Path, request: list[str]) -> dict | None:
+def already_done(task: Task, output_root: Path) -> dict | None:
     """The summary of a finished, successful run of the same request on this file, if there is one."""
+    from video_extract.executors.base import request_key
+
     path = Path(task.input)
     summary = read_summary(output_dir_for(output_root, path, [Path(p) for p in task.batch]))
-    if not summary or summary.get("status") != "ok" or summary.get("request") != request or summary.get("input") != str(path):
+    if not summary or summary.get("status") != "ok" or summary.get("request") != request_key(task.specs) or summary.get("input") != str(path):
         return None
     try:
         st = path.stat()
@@ -212,7 +215,7 @@ class LocalEngine:
         child.close()
         return _LocalWorker(process, parent)
 
-    def run(self, tasks: list[Task], specs: list[dict], output_root: Path, report: Report) -> None:
+    def run(self, tasks: list[Task], output_root: Path, report: Report) -> None:
         pending = list(tasks)
         pool = [self._start() for _ in range(min(self.workers, len(tasks)))]
         early_deaths = 0
@@ -220,7 +223,7 @@ class LocalEngine:
             while pending or any(w.task for w in pool):
                 for worker in pool:
                     if worker.ready and worker.task is None and pending:
-                        worker.assign(pending.pop(0), specs, output_root)
+                        worker.assign(pending.pop(0), output_root)
                 waitables = [w.conn for w in pool] + [w.process.sentinel for w in pool]
                 wait_any(waitables, timeout=self._poll_interval(pool))
                 for n, worker in enumerate(pool):
@@ -255,11 +258,11 @@ class _LocalWorker:
         self.started = 0.0
         self._result: dict | None = None
 
-    def assign(self, task: Task, specs: list[dict], output_root: Path) -> None:
+    def assign(self, task: Task, output_root: Path) -> None:
         task.attempts += 1
         self.task = task
         self.started = time.monotonic()
-        self.conn.send((task.index, task.input, specs, str(output_root), task.batch))
+        self.conn.send((task.index, task.input, task.specs, str(output_root), task.batch))
 
     def poll(self) -> str | None:
         """What happened since the last look: None, 'result' or 'crashed'."""
@@ -323,23 +326,23 @@ class BatchResult:
 
 def run_batch(
     inputs: Sequence[Path],
-    specs: Sequence[OutputSpec],
+    specs: Sequence[OutputSpec] | Sequence[Sequence[OutputSpec]],
     output_root: Path,
     engine,
     progress=None,
 ) -> BatchResult:
-    """Run every input through ``engine``; write batch_summary.json (+ .parquet); skip finished files."""
-    from video_extract.executors.base import request_key
+    """Run every input through ``engine``; write batch_summary.json (+ .parquet); skip finished files.
 
+    ``specs``: one request for every input, or one request per input (same order).
+    """
     started = time.perf_counter()
     ensure_output_root(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
-    request = request_key(specs)
-    spec_dicts = [s.to_dict() for s in specs]
+    per_input = list(specs) if specs and not isinstance(specs[0], OutputSpec) else [list(specs)] * len(inputs)
     rows: dict[str, dict] = {}
     tasks = []
-    for task in make_tasks(inputs):
-        done = already_done(task, output_root, request)
+    for task in make_tasks(inputs, per_input):
+        done = already_done(task, output_root)
         if done is not None:
             rows[task.input] = {"input": task.input, "status": "skipped", "ops": {op: r["status"] for op, r in done["ops"].items()}, "error": None, "output_dir": done.get("output_dir"), "seconds": 0.0, "attempts": 0}
         else:
@@ -356,7 +359,7 @@ def run_batch(
 
     try:
         if tasks:
-            engine.run(tasks, spec_dicts, output_root, report)
+            engine.run(tasks, output_root, report)
     finally:
         # Also when interrupted (Ctrl-C): the summary then lists what finished so far.
         if progress is not None:

@@ -12,6 +12,7 @@ actors read inputs and write outputs and cache entries themselves.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -99,12 +100,13 @@ class RayEngine:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise VideoExtractError(f"cannot start or join {where}: {exc}") from None
 
-    def run(self, tasks: list[Task], specs: list[dict], output_root: Path, report: Report) -> None:
+    def run(self, tasks: list[Task], output_root: Path, report: Report) -> None:
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
         initialised_here = self._connect()
-        cpus, gpus = request_resources(specs)
+        every_spec = {json.dumps(s, sort_keys=True): s for task in tasks for s in task.specs}
+        cpus, gpus = request_resources(list(every_spec.values()))
         actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(RayFileWorker)
         if not self.settings.threads:
             from dataclasses import replace
@@ -133,7 +135,7 @@ class RayEngine:
                 while idle and pending:
                     slot, task = idle.pop(), pending.pop(0)
                     task.attempts += 1
-                    ref = actors[slot].process.remote(task.input, specs, str(output_root), task.batch)
+                    ref = actors[slot].process.remote(task.input, task.specs, str(output_root), task.batch)
                     inflight[ref] = (slot, task, time.monotonic())
                 refs = list(booting) + list(inflight)
                 if not refs:
