@@ -31,7 +31,7 @@ from video_extract.outputs import (
     remove_stale_temporaries,
 )
 from video_extract.plan import Plan, Stage
-from video_extract.plugins.base import Artifact, Source, StageContext
+from video_extract.plugins.base import Artifact, Source, StageContext, drain
 from video_extract.registry import Registry, default_registry
 from video_extract.results import FileResult, OpResult, StageRecord
 from video_extract.spec import OutputSpec
@@ -175,7 +175,7 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
     ctx = StageContext(source=job.source, work_dir=work_dir, log=log, models=runtime.models)
     try:
         if on_partial is not None and plugin.manifest.streams:
-            data = _drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, part))
+            data = drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, part))
         else:
             data = plugin.run(ctx, inputs, stage.operation)
     except BaseException:
@@ -188,15 +188,6 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
     describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
     entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before)
     return Artifact(stage.output_type, entry.path, entry.data)
-
-
-def _drain(generator: Iterator[dict], emit: Callable[[dict], None]) -> Any:
-    while True:
-        try:
-            part = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        emit(part)
 
 
 def _publish(runtime: Runtime, job: Job, stage: Stage, artifact: Artifact, requested: list[str]) -> list[str]:

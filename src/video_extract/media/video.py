@@ -82,6 +82,7 @@ def iter_frames(
     fast: bool = False,
     skip: Literal["NONKEY", "NONREF"] | None = None,
     last_index: int | None = None,
+    key_packets: set[int] | None = None,
 ) -> Iterator[DecodedFrame]:
     """Yield frames of ``path``.
 
@@ -97,6 +98,7 @@ def iter_frames(
     skip: frames the decoder may skip ("NONKEY" is what keyframes_only sets; "NONREF" skips
         only frames nothing else refers to). Indices then come from packet timestamps.
     last_index: stop decoding after this frame (a caller that knows which frames it wants).
+    key_packets: filled with the pts of every packet the container flags as a keyframe.
     """
     from video_extract.media.probe import is_still_image
 
@@ -121,26 +123,32 @@ def iter_frames(
         sampler = _GridSampler(fps, start) if fps else None
         sizer = _Sizer(stream, max_size=max_size, width=width, interpolation="FAST_BILINEAR" if fast else "AREA")
         seen_pts: list[int] = []  # sorted pts of every packet: a keyframe's display index
-        index = -1
         # Decoding (FFmpeg's own threads) runs ahead in a thread of its own, so that converting
         # and whatever the caller does with a frame overlap with decoding the next ones.
-        for frame in prefetch(_decode(path, container, stream, seen_pts if skip else None), depth=8):
-            index += 1
-            time = _frame_time(frame, index, stream)
-            if skip and frame.pts is not None:
-                index = bisect.bisect_left(seen_pts, frame.pts)
-            if (end is not None and time >= end) or (last_index is not None and index > last_index):
-                break
-            if start is not None and time < start - 1e-6:
-                continue
-            if sampler is not None and not sampler.take(time):
-                continue
-            if select is not None and not select(DecodedFrameInfo(index, time, frame.pts)):
-                continue
-            image = reformatter.reformat(frame, format=pix_fmt, **sizer.size_for(frame)).to_ndarray()
-            image = rotate_image(image, frame.rotation or 0)
-            _count("frames_converted")
-            yield DecodedFrame(index=index, time=time, image=image, pts=frame.pts, key_frame=frame.key_frame)
+        frames = prefetch(_decode(path, container, stream, seen_pts if skip else None, key_packets), depth=8)
+        index = -1
+        converted = 0
+        try:
+            for frame in frames:
+                index += 1
+                time = _frame_time(frame, index, stream)
+                if skip and frame.pts is not None:
+                    index = bisect.bisect_left(seen_pts, frame.pts)
+                if (end is not None and time >= end) or (last_index is not None and index > last_index):
+                    break
+                if start is not None and time < start - 1e-6:
+                    continue
+                if sampler is not None and not sampler.take(time):
+                    continue
+                if select is not None and not select(DecodedFrameInfo(index, time, frame.pts)):
+                    continue
+                image = reformatter.reformat(frame, format=pix_fmt, **sizer.size_for(frame)).to_ndarray()
+                image = rotate_image(image, frame.rotation or 0)
+                converted += 1
+                yield DecodedFrame(index=index, time=time, image=image, pts=frame.pts, key_frame=frame.key_frame)
+        finally:
+            frames.close()
+            _count("frames_converted", converted)  # once, not under a lock per frame
 
 
 def keyframe_times(path: str | Path) -> list[tuple[int, float]]:
@@ -168,7 +176,8 @@ def iter_keyframes(
 ) -> Iterator[DecodedFrame]:
     """Every keyframe the container marks, decoded without the frames between them.
 
-    ``keyframes``: the (pts, time) list of ``keyframe_times`` when the caller has it already.
+    ``keyframes``: the (pts, time) list of ``keyframe_times`` when the caller has it already;
+    otherwise the packets' flags are read during the decoding pass itself (one read of the file).
 
     ``skip_frame="NONKEY"`` alone misses open-GOP H.264 keyframes (recovery-point I-frames that
     are not IDR: the decoder will not start there). The packets' keyframe flags say which
@@ -180,7 +189,7 @@ def iter_keyframes(
     if is_still_image(path):
         yield from iter_frames(path, max_size=max_size, pix_fmt=pix_fmt)
         return
-    expected = {pts for pts, _ in (keyframes if keyframes is not None else keyframe_times(path))}
+    flagged: set[int] = set()  # filled during the fast pass when the caller did not scan first
     decoded: set[int] = set()
 
     def seen(info: DecodedFrameInfo) -> bool:
@@ -188,23 +197,33 @@ def iter_keyframes(
             decoded.add(info.pts)
         return select is None or select(info)
 
-    yield from iter_frames(path, keyframes_only=True, max_size=max_size, pix_fmt=pix_fmt, select=seen)
+    yield from iter_frames(path, keyframes_only=True, max_size=max_size, pix_fmt=pix_fmt, select=seen, key_packets=flagged if keyframes is None else None)
+    expected = {pts for pts, _ in keyframes} if keyframes is not None else flagged
     missing = expected - decoded
     if missing:
         wanted = lambda info: info.pts in missing and (select is None or select(info))  # noqa: E731
         yield from iter_frames(path, max_size=max_size, pix_fmt=pix_fmt, select=wanted, skip="NONREF")
 
 
-def _decode(path, container, stream, seen_pts: list[int] | None):
-    """Decoded frames (counted); with ``seen_pts``, every packet's pts is kept in order."""
+def _decode(path, container, stream, seen_pts: list[int] | None, key_packets: set[int] | None = None):
+    """Decoded frames, counted; with ``seen_pts``, every packet's pts is kept in order; with
+    ``key_packets``, the pts of packets flagged as keyframes."""
 
     def note(packet) -> None:
-        if packet.pts is not None and packet.size:
+        if packet.pts is None or not packet.size:
+            return
+        if seen_pts is not None:
             bisect.insort(seen_pts, packet.pts)
+        if key_packets is not None and packet.is_keyframe:
+            key_packets.add(packet.pts)
 
-    for frame in decode_stream(path, container, stream, note if seen_pts is not None else None):
-        _count("frames_decoded")
-        yield frame
+    decoded = 0
+    try:
+        for frame in decode_stream(path, container, stream, note if seen_pts is not None or key_packets is not None else None):
+            decoded += 1
+            yield frame
+    finally:
+        _count("frames_decoded", decoded)
 
 
 def _frame_time(frame, index: int, stream) -> float:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -186,15 +186,7 @@ class Plugin:
 
     def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: Operation) -> dict[str, Any] | None:
         """Write outputs into ``ctx.work_dir``; return a small JSON-able summary (kept with the cache entry)."""
-        result: dict[str, Any] | None = None
-        generator = self.stream(ctx, inputs, params)
-        while True:
-            try:
-                next(generator)
-            except StopIteration as stop:
-                result = stop.value
-                break
-        return result
+        return drain(self.stream(ctx, inputs, params))
 
     def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Operation) -> Iterator[dict[str, Any]]:
         """Yield partial results as they exist; ``return`` the summary as ``run`` would."""
@@ -210,6 +202,17 @@ class Plugin:
             if src.exists():
                 written.append(publish_path(src, dest / name.rstrip("/")))
         return written
+
+
+def drain(generator: Iterator[dict], emit: Callable[[dict], None] | None = None) -> Any:
+    """Run a ``stream`` generator to its end, handing each partial to ``emit``; its return value."""
+    while True:
+        try:
+            part = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if emit is not None:
+            emit(part)
 
 
 _REF = re.compile(r"^\$\{(\w+)\}$")

@@ -37,12 +37,14 @@ class KeyframesPlugin(Plugin):
         path = ctx.source.path
         if is_still_image(path):
             frames = iter_frames(path, max_size=params.max_size)
-        else:
-            # Which keyframes exist comes from packet flags (one demux pass, no decoding), so that
-            # spacing and thinning are decided over the whole file before anything is decoded.
+        elif params.max_frames or params.min_interval_sec > 0:
+            # Spacing and thinning are decided over the whole file before anything is decoded:
+            # which keyframes exist comes from packet flags (one demux pass, no decoding).
             times = keyframe_times(path)
             chosen = choose_keyframes(times, params.min_interval_sec, params.max_frames)
             frames = iter_keyframes(path, max_size=params.max_size, keyframes=times, select=lambda f: f.pts in chosen)
+        else:
+            frames = iter_keyframes(path, max_size=params.max_size)  # every keyframe: one read of the file
         entries: list[FrameEntry] = []
         # Decoding runs ahead in its own thread while this one encodes JPEGs (both release the GIL).
         for frame in prefetch(frames, depth=4):

@@ -69,14 +69,17 @@ def _add_tone_stream(container, rate: int, channels: int, codec: str):
 
 
 def _encode_tone(container, stream, seconds: float, freq: float, rate: int, channels: int, amplitude: float = 0.5) -> None:
+    t = np.arange(int(round(seconds * rate))) / rate
+    wave = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    _encode_samples(container, stream, np.tile(wave, (channels, 1)), rate)
+
+
+def _encode_samples(container, stream, samples: np.ndarray, rate: int) -> None:
+    """Encode float32 samples of shape (channels, n) in whatever sample format the encoder takes."""
     fmt = stream.codec_context.format.name if stream.codec_context.format else "fltp"
     frame_size = stream.codec_context.frame_size or 1024
-    total = int(round(seconds * rate))
-    t = np.arange(total) / rate
-    wave = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-    for start in range(0, total, frame_size):
-        chunk = wave[start : start + frame_size]
-        planar = np.tile(chunk, (channels, 1))
+    for start in range(0, samples.shape[1], frame_size):
+        planar = samples[:, start : start + frame_size]
         if fmt == "s16":
             frame = av.AudioFrame.from_ndarray((planar.T.reshape(1, -1) * 32767).astype(np.int16), format="s16", layout=stream.layout.name)
         elif fmt == "s16p":
@@ -279,16 +282,6 @@ def slideshow_clip(
         for packet in video.encode():
             container.mux(packet)
         if stream is not None:
-            samples = np.asarray(audio, dtype=np.float32)
-            frame_size = stream.codec_context.frame_size or 1024
-            for start in range(0, len(samples), frame_size):
-                frame = av.AudioFrame.from_ndarray(samples[None, start : start + frame_size], format="fltp", layout="mono")
-                frame.sample_rate = audio_rate
-                frame.pts = start
-                frame.time_base = Fraction(1, audio_rate)
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+            _encode_samples(container, stream, np.asarray(audio, dtype=np.float32)[None, :], audio_rate)
     cuts = [per * n for n in range(1, len(images))]
     return ClipFacts(path, total, fps, width, height, cuts=cuts, duration=total / fps)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 from video_extract.plugins.base import Artifact, InputSpec, Plugin, StageContext, write_json
 from video_extract.spec import Operation
-from video_extract.vision.frames import FrameItem, frame_source, frames_input, iter_frames
+from video_extract.vision.frames import FrameItem, frame_source, frames_input, read_frames
 
 
 class FrameDetectionPlugin(Plugin):
@@ -35,7 +35,7 @@ class FrameDetectionPlugin(Plugin):
     def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Operation) -> Iterator[dict]:
         model = self.load(ctx, params)
         frames = []
-        for item in iter_frames(frames_input(inputs)):
+        for item in read_frames(frames_input(inputs)):
             record = {"frame": item.frame, "time": item.time, **item.extra, "detections": self.analyse(model, item, params)}
             frames.append(record)
             yield record

@@ -53,7 +53,7 @@ def frame_index(artifact: Artifact) -> list[dict]:
     return json.loads((artifact.path / FOLDERS[artifact.type] / "index.json").read_text())
 
 
-def iter_frames(artifact: Artifact) -> Iterator[FrameItem]:
+def read_frames(artifact: Artifact) -> Iterator[FrameItem]:
     """Frames of a sampling stage in order, decoded from JPEG one step ahead of the caller."""
     folder = artifact.path / FOLDERS[artifact.type]
     entries = frame_index(artifact)
@@ -71,7 +71,7 @@ def iter_frames(artifact: Artifact) -> Iterator[FrameItem]:
 
 def iter_batches(artifact: Artifact, size: int) -> Iterator[list[FrameItem]]:
     batch: list[FrameItem] = []
-    for item in iter_frames(artifact):
+    for item in read_frames(artifact):
         batch.append(item)
         if len(batch) == size:
             yield batch
