@@ -290,6 +290,7 @@ class _LocalWorker:
     def failure(self, outcome: str, timeout: float | None) -> str:
         if outcome == "timeout":
             return f"timed out after {timeout:g} s (worker killed)"
+        self.process.join(timeout=2)  # its pipe closes before the OS has reaped it: wait for the exit code
         code = self.process.exitcode
         return f"worker crashed (exit code {code})" if code is not None else "worker crashed"
 
