@@ -16,7 +16,7 @@ def run() -> list[Row]:
 
     from video_extract import Client
     from video_extract.testing.tiny_clip import build_tiny_clip
-    from video_extract.vision.runtime import onnx_session
+    from video_extract.models.runtime import onnx_session
     from video_extract.vision.yolox import preprocess
 
     clip = vision_clip_60s()
@@ -54,7 +54,7 @@ def run() -> list[Row]:
 
     # OCR: the tuned detector size vs RapidOCR's default, on the same text frames.
     from video_extract.vision.ocr import make_engine, read_text
-    from video_extract.vision.runtime import model_threads
+    from video_extract.models.runtime import model_threads
 
     text_frames = [cv2.imread(p) for p in paths[40:55:5]]  # the chapter cards
     tuned, default = make_engine(960, model_threads()), make_engine(None, model_threads())

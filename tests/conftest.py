@@ -149,7 +149,20 @@ from pathlib import Path
 from typing import ClassVar
 
 from video_extract.plugins.base import Plugin
+from video_extract.results import Output
 from video_extract.spec import Operation
+
+
+class NapResult(Output):
+    type_name: ClassVar[str] = "Nap"
+    files: ClassVar[tuple[str, ...]] = ("nap.txt",)
+
+    pid: int
+
+
+class Nap2Result(Output):
+    type_name: ClassVar[str] = "Nap2"
+    files: ClassVar[tuple[str, ...]] = ("nap2.txt",)
 
 
 class Nap(Operation):
@@ -173,8 +186,8 @@ class NapPlugin(Plugin):
         if "crash" in name:
             os._exit(3)
         time.sleep(params.seconds)
-        (ctx.work_dir / "nap.txt").write_text(f"{os.getpid()}")
-        return {"pid": os.getpid()}
+        ctx.path("nap.txt").write_text(f"{os.getpid()}")
+        ctx.write(NapResult(pid=os.getpid()))
 
 
 class Nap2Plugin(NapPlugin):
@@ -182,8 +195,8 @@ class Nap2Plugin(NapPlugin):
 
     def run(self, ctx, inputs, params):
         time.sleep(params.seconds)
-        (ctx.work_dir / "nap2.txt").write_text("done")
-        return {}
+        ctx.path("nap2.txt").write_text("done")
+        ctx.write(Nap2Result())
 '''
 
 
@@ -193,7 +206,7 @@ def install_nap_plugin(site: Path) -> Path:
     (site / "nap_plugin.py").write_text(NAP_MODULE)
     for name, cls, out in (("nap", "NapPlugin", "Nap"), ("nap2", "Nap2Plugin", "Nap2")):
         (site / f"{name}.yaml").write_text(
-            f'name: {name}\nversion: "1"\noperation: {name}\nplugin: nap_plugin:{cls}\ninputs:\n  - type: File\noutput: {out}\nfiles: [{name}.txt]\n'
+            f'name: {name}\nversion: "1"\noperation: {name}\nplugin: nap_plugin:{cls}\ninputs:\n  - type: File\noutput: {out}\n'
         )
     dist = site / "nap_plugin-0.1.dist-info"
     dist.mkdir(exist_ok=True)

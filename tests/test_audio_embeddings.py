@@ -16,8 +16,8 @@ def test_windows_cover_the_audio_and_rows_are_normalised(scene_clip, tiny_clap_d
     emb = result.audio_embeddings
     with wave.open(str(result.output_dir / "audio.wav")) as f:
         duration = f.getnframes() / f.getframerate()
-    assert [r["start"] for r in emb.rows] == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5], abs=1e-6)  # the last reaches the end
-    assert emb.rows[-1]["end"] == pytest.approx(duration, abs=1e-3)
+    assert [r.start for r in emb.rows] == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5], abs=1e-6)  # the last reaches the end
+    assert emb.rows[-1].end == pytest.approx(duration, abs=1e-3)
     assert emb.vectors.shape == (6, 16) and np.allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, atol=1e-5)
     plugins = [s.plugin for s in result.result.stages]
     assert plugins.count("audio") == 1  # the 48 kHz audio.wav asked for is the stage CLAP reads
@@ -34,7 +34,7 @@ def test_search_audio_ranks_windows_by_cosine(scene_clip, tiny_clap_dir, tmp_pat
 
     query = load_clap(client.runtime.models, str(tiny_clap_dir)).embed_texts(["a steady tone"])[0]
     scores = result.audio_embeddings.vectors @ query
-    assert [h["start"] for h in hits] == [result.audio_embeddings.rows[i]["start"] for i in np.argsort(-scores)[:2]]
+    assert [h["start"] for h in hits] == [result.audio_embeddings.rows[i].start for i in np.argsort(-scores)[:2]]
 
 
 def test_a_window_embeds_the_same_alone_or_in_a_batch(tiny_clap_dir):

@@ -132,12 +132,12 @@ def test_models_load_once_per_worker(tmp_path):
     assert batch.failed == 0 and len(batch.rows) == 6
     by_worker: dict[int, list[dict]] = {}
     for row in batch.rows:
-        by_worker.setdefault(row["worker"]["pid"], []).append(row)
+        by_worker.setdefault(row.worker.pid, []).append(row)
     assert len(by_worker) == 2 and max(len(rows) for rows in by_worker.values()) >= 2
     for rows in by_worker.values():
-        last = max(rows, key=lambda r: r["worker"]["files"])
-        whisper = [count for key, count in last["worker"]["model_loads"].items() if "faster-whisper" in key]
-        assert whisper == [1], last["worker"]  # one load, however many files this worker took
+        last = max(rows, key=lambda r: r.worker.files)
+        whisper = [count for key, count in last.worker.model_loads.items() if "faster-whisper" in key]
+        assert whisper == [1], last.worker  # one load, however many files this worker took
 
 
 def _free_port() -> int:
@@ -178,10 +178,10 @@ def test_names_that_map_to_one_folder_get_separate_folders(tmp_path):
     media.scene_clip(folder / "a b.mp4", cuts=(16,), frames=32, width=96, height=64, seed=1)
     media.scene_clip(folder / "a_b.mp4", cuts=(16,), frames=33, width=96, height=64, seed=2)
     batch = Client(output_dir=tmp_path / "o", use_cache=False).execute_bulk([folder], ["metadata"], workers=2)
-    dirs = {row["output_dir"] for row in batch.rows}
+    dirs = {row.output_dir for row in batch.rows}
     assert batch.failed == 0 and len(dirs) == 2
     for row in batch.rows:
-        assert json.loads((Path(row["output_dir"]) / "metadata.json").read_text())["path"] == row["input"]
+        assert json.loads((Path(row.output_dir) / "metadata.json").read_text())["path"] == row.input
 
 
 def test_resume_redoes_a_file_that_changed(tmp_path):
@@ -189,16 +189,16 @@ def test_resume_redoes_a_file_that_changed(tmp_path):
     clip = make_clips(folder, 1)[0]
     client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
     client.execute_bulk([folder], ["metadata"], workers=1)
-    assert client.execute_bulk([folder], ["metadata"], workers=1).rows[0]["status"] == "skipped"
+    assert client.execute_bulk([folder], ["metadata"], workers=1).rows[0].status == "skipped"
     media.scene_clip(clip, cuts=(16,), frames=60, width=96, height=64, seed=9)  # replaced in place
     rows = client.execute_bulk([folder], ["metadata"], workers=1).rows
-    assert rows[0]["status"] == "ok"
-    assert json.loads((Path(rows[0]["output_dir"]) / "metadata.json").read_text())["streams"][0]["frame_count"] == 60
+    assert rows[0].status == "ok"
+    assert json.loads((Path(rows[0].output_dir) / "metadata.json").read_text())["streams"][0]["frame_count"] == 60
 
 
 def test_a_request_per_file(tmp_path):
     a, b = make_clips(tmp_path / "in", 2)
     batch = Client(output_dir=tmp_path / "o", use_cache=False).execute_bulk([(a, ["metadata"]), {"path": b, "ops": "scenes,keyframes"}], workers=1)
     assert batch.failed == 0
-    ops = {Path(r["input"]).name: set(r["ops"]) for r in batch.rows}
-    assert ops == {a.name: {"metadata"}, b.name: {"scenes", "keyframes"}}
+    ops = {Path(r.input).name: set(r.ops) for r in batch.rows}
+    assert ops == {a.name: {"metadata"}, b.name: {"metadata", "scenes", "keyframes"}}  # metadata.json for every input

@@ -60,7 +60,7 @@ def test_version_bump_reruns_that_plugin_and_its_dependents_only(scene_clip, tmp
     bumped = _registry_with({"scenes": {"version": "999"}})
     second = _run(bumped, scene_clip.path, tmp_path / "c", tmp_path / "o", ["keyframes", "scenes"])
     cached = {s.plugin: s.cached for s in second.result.stages}
-    assert cached == {"keyframes": True, "scenes": False}
+    assert cached == {"metadata": True, "keyframes": True, "scenes": False}
 
 
 def test_invalidate_before_ignores_older_entries(scene_clip, tmp_path):
@@ -141,7 +141,7 @@ def test_two_processes_writing_the_same_keys(scene_clip, tmp_path):
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), str(tmp_path / f"o{i}"), str(scene_clip.path)]) for i in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     stats = Cache(tmp_path / "cache").stats()
-    assert stats["entries"] == 3
+    assert stats["entries"] == 4  # frames, scenes, audio and the metadata every input gets
     assert output_files(tmp_path / "o0" / "scenes") == output_files(tmp_path / "o1" / "scenes")
     assert not list((tmp_path / "cache" / "v1" / "tmp").iterdir())
 

@@ -27,11 +27,10 @@ def _bad_inputs(tmp_path, scene_clip, tone_mp3):
         "truncated": (truncated, ["metadata"], "damaged or truncated MP4"),
         "text": (text, ["metadata"], "is a text file"),
         "missing": (tmp_path / "missing.mp4", ["metadata"], "file not found"),
-        "audio-only keyframes": (tone_mp3.path, ["keyframes"], "no plugin turns mp3 into Keyframes"),
     }
 
 
-@pytest.mark.parametrize("case", ["empty", "random", "truncated", "text", "missing", "audio-only keyframes"])
+@pytest.mark.parametrize("case", ["empty", "random", "truncated", "text", "missing"])
 def test_bad_input_is_one_clear_line_exit_1_and_no_output(case, tmp_path, scene_clip, tone_mp3):
     path, ops, cause = _bad_inputs(tmp_path, scene_clip, tone_mp3)[case]
     out = tmp_path / "out"
@@ -53,14 +52,27 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path, scene_clip):
     assert (tmp_path / "o" / "scenes" / "metadata.json").exists()
 
 
-def test_partial_failure_keeps_what_succeeded(tmp_path, tone_mp3):
+def test_an_operation_that_does_not_apply_is_skipped_not_failed(tmp_path, tone_mp3):
     proc = run_cli("debug", str(tone_mp3.path), "--ops", "metadata,keyframes,audio", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q")
-    assert proc.returncode == 1
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # nothing failed
     summary = json.loads((tmp_path / "o" / "tone" / "summary.json").read_text())
-    assert summary["status"] == "failed"
+    assert summary["status"] == "ok"
     assert summary["ops"]["metadata"]["status"] == "ok" and summary["ops"]["audio"]["status"] == "ok"
-    assert "no video stream" in summary["ops"]["keyframes"]["error"]
+    assert summary["ops"]["keyframes"] == {**summary["ops"]["keyframes"], "status": "skipped", "reason": "tone.mp3 has no video stream", "error": None}
     assert not (tmp_path / "o" / "tone" / "keyframes").exists()
+    assert "skipped keyframes: tone.mp3 has no video stream" in proc.stdout
+
+
+def test_partial_failure_keeps_what_succeeded(tmp_path, scene_clip):
+    env = {"VIDEO_EXTRACT_OFFLINE": "1", "VIDEO_EXTRACT_MODEL_CACHE": str(tmp_path / "m")}
+    proc = run_cli("debug", str(scene_clip.path), "--ops", "scenes,objects", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--models-dir", str(tmp_path / "none"), "-q", env=env)
+    assert proc.returncode == 1
+    summary = json.loads((tmp_path / "o" / "scenes" / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["ops"]["metadata"]["status"] == "ok" and summary["ops"]["scenes"]["status"] == "ok"
+    assert "not available offline" in summary["ops"]["objects"]["error"]
+    assert [line for line in proc.stderr.splitlines() if line] == [f"error: {scene_clip.path}: objects: {summary['ops']['objects']['error']}"]
 
 
 @pytest.mark.parametrize(

@@ -77,17 +77,19 @@ def test_each_sentence_is_attributed_to_its_voice(diarized):
 
 
 def test_attribution_splits_a_segment_whose_words_change_speaker():
+    from video_extract.results import SpeakerTurn, TranscriptSegment
     from video_extract.speech.attribution import attribute_speakers
 
-    segment = {"start": 0.0, "end": 4.0, "text": "yes no", "words": [
+    segment = TranscriptSegment.model_validate({"start": 0.0, "end": 4.0, "text": "yes no", "words": [
         {"start": 0.1, "end": 0.5, "word": "Yes,", "probability": 0.9},
         {"start": 0.6, "end": 1.0, "word": "indeed.", "probability": 0.9},
         {"start": 2.2, "end": 2.6, "word": "No", "probability": 0.9},
         {"start": 2.7, "end": 3.2, "word": "way.", "probability": 0.9},
-    ]}
-    turns = [{"start": 0.0, "end": 1.5, "speaker": "SPEAKER_00"}, {"start": 2.0, "end": 3.5, "speaker": "SPEAKER_01"}]
+    ]})
+    turns = [SpeakerTurn(start=0.0, end=1.5, speaker="SPEAKER_00"), SpeakerTurn(start=2.0, end=3.5, speaker="SPEAKER_01")]
     out = attribute_speakers([segment], turns)
-    assert [(s["text"], s["speaker"], s["start"], s["end"]) for s in out] == [("Yes, indeed.", "SPEAKER_00", 0.1, 1.0), ("No way.", "SPEAKER_01", 2.2, 3.2)]
+    assert [(s.text, s.speaker, s.start, s.end) for s in out] == [("Yes, indeed.", "SPEAKER_00", 0.1, 1.0), ("No way.", "SPEAKER_01", 2.2, 3.2)]
+    assert [w.speaker for s in out for w in s.words] == ["SPEAKER_00", "SPEAKER_00", "SPEAKER_01", "SPEAKER_01"]
 
 
 def test_single_voice_is_one_speaker(speech_clip, tmp_path):
@@ -98,5 +100,5 @@ def test_single_voice_is_one_speaker(speech_clip, tmp_path):
 def test_text_embeddings_of_a_diarized_transcript_carry_speakers(dialogue_clip, tmp_path):
     result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").run(dialogue_clip[0], ["transcription", "diarization", "text_embeddings"])
     rows = result.text_embeddings.rows
-    assert rows and all(r["speaker"].startswith("SPEAKER_") for r in rows)
-    assert {r["speaker"] for r in rows} == {"SPEAKER_00", "SPEAKER_01"}
+    assert rows and all(r.speaker.startswith("SPEAKER_") for r in rows)
+    assert {r.speaker for r in rows} == {"SPEAKER_00", "SPEAKER_01"}

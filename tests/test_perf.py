@@ -25,17 +25,17 @@ def _events(client, path, ops):
 def test_metadata_completes_before_the_slowest_operation_and_partials_precede_complete(speech_clip, tmp_path):
     client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
     events = _events(client, speech_clip[0], ["transcription", "metadata", "scenes"])
-    kinds = [(e["type"], e.get("op")) for e in events]
+    kinds = [(e.type, getattr(e, "op", None)) for e in events]
     completes = [op for kind, op in kinds if kind == "complete"]
     assert completes[0] == "metadata" and completes[-1] == "transcription"
     first_partial = kinds.index(("partial", "transcription"))
     assert first_partial < kinds.index(("complete", "transcription"))
-    partial = events[first_partial]["data"]
+    partial = events[first_partial].data
     assert partial["text"] and partial["start"] < partial["end"]
     done = events[-1]
-    assert done["type"] == "done" and done["status"] == "ok" and done["ok"] == ["metadata", "scenes", "transcription"]
-    meta = next(e for e in events if e.get("op") == "metadata" and e["type"] == "complete")
-    assert meta["path"].endswith("metadata.json") and meta["elapsed"] < done["elapsed"]
+    assert done.type == "done" and done.status == "ok" and done.ok == ["metadata", "scenes", "transcription"]
+    meta = next(e for e in events if e.type == "complete" and e.op == "metadata")
+    assert meta.path.endswith("metadata.json") and meta.elapsed < done.elapsed
 
 
 def test_a_failing_operation_is_an_error_event_while_the_others_complete(scene_clip, tmp_path, monkeypatch):
@@ -44,11 +44,12 @@ def test_a_failing_operation_is_an_error_event_while_the_others_complete(scene_c
     silent = media.scene_clip(tmp_path / "silent.mp4", cuts=(10,), frames=20)
     client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=tmp_path / "none")
     events = _events(client, silent.path, ["metadata", "transcription", "objects", "scenes"])
-    errors = {e["op"]: e["error"] for e in events if e["type"] == "error"}
-    assert set(errors) == {"transcription", "objects"}
-    assert "no audio stream" in errors["transcription"] and "not available offline" in errors["objects"]
-    assert {e["op"] for e in events if e["type"] == "complete"} == {"metadata", "scenes"}
-    assert events[-1]["status"] == "failed" and events[-1]["failed"] == ["objects", "transcription"]
+    errors = {e.op: e.error for e in events if e.type == "error"}
+    assert set(errors) == {"objects"} and "not available offline" in errors["objects"]
+    skipped = {e.op: e.reason for e in events if e.type == "skipped"}
+    assert skipped == {"transcription": "silent.mp4 has no audio stream"}  # does not apply: not an error
+    assert {e.op for e in events if e.type == "complete"} == {"metadata", "scenes"}
+    assert events[-1].status == "failed" and events[-1].failed == ["objects"] and events[-1].skipped == ["transcription"]
 
 
 def test_independent_stages_run_at_the_same_time(scene_clip, tmp_path, monkeypatch):
@@ -82,7 +83,7 @@ def test_async_streaming(scene_clip, tmp_path):
         return [event async for event in client.aexecute_streaming(scene_clip.path, ["metadata", "scenes"])]
 
     events = asyncio.run(collect())
-    assert events[-1]["type"] == "done" and {e["op"] for e in events if e["type"] == "complete"} == {"metadata", "scenes"}
+    assert events[-1].type == "done" and {e.op for e in events if e.type == "complete"} == {"metadata", "scenes"}
 
 
 def test_cli_streams_json_lines(scene_clip, tmp_path):
@@ -113,7 +114,7 @@ def test_a_consumer_that_stops_listening_ends_the_request_cleanly(scene_clip, tm
     before = {t.name for t in threading.enumerate()}
     stream = client.execute_streaming(scene_clip.path, ["metadata", "scenes", "frames", "keyframes"])
     first = next(stream)
-    assert first["type"] in ("complete", "partial")
+    assert first.type in ("complete", "partial")
     stream.close()
     leftover = [t.name for t in threading.enumerate() if t.name not in before and t.name.startswith("video-extract")]
     assert leftover == []
@@ -129,6 +130,6 @@ def test_a_consumer_that_stops_listening_ends_the_request_cleanly(scene_clip, tm
 def test_transcript_segments_stream_even_when_speakers_are_attributed(dialogue_clip, tmp_path):
     client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
     events = _events(client, dialogue_clip[0], ["transcription", "diarization"])
-    kinds = [(e["type"], e.get("op")) for e in events]
+    kinds = [(e.type, getattr(e, "op", None)) for e in events]
     assert ("partial", "transcription") in kinds
     assert kinds.index(("partial", "transcription")) < kinds.index(("complete", "transcription"))

@@ -20,7 +20,6 @@ from video_extract.spec import Audio, OutputSpec
 
 THIRD_PARTY_MODULE = '''
 """A plugin living outside video-extract: mean loudness of the 16 kHz mono audio."""
-import json
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from video_extract.media import read_wav
 from video_extract.plugins.base import Plugin
+from video_extract.results import AudioResult, Output
 from video_extract.spec import Operation
 
 
@@ -37,15 +37,22 @@ class Loudness(Operation):
     floor_db: float = -90.0
 
 
+class LoudnessResult(Output):
+    type_name: ClassVar[str] = "Loudness"
+    files: ClassVar[tuple[str, ...]] = ("loudness.json",)
+    record_file: ClassVar[str] = "loudness.json"
+
+    dbfs: float
+
+
 class LoudnessPlugin(Plugin):
     manifest_path = Path(__file__).with_name("loudness.yaml")
 
     def run(self, ctx, inputs, params):
-        audio = read_wav(inputs["Audio"].file("audio.wav"))
+        audio = read_wav(inputs[AudioResult].path)
         rms = float(np.sqrt(np.mean(audio.samples ** 2)))
         db = max(params.floor_db, 20 * np.log10(max(rms, 1e-12)))
-        (ctx.work_dir / "loudness.json").write_text(json.dumps({"dbfs": round(db, 2)}))
-        return {"dbfs": round(db, 2)}
+        ctx.write(LoudnessResult(dbfs=round(db, 2)))
 '''
 
 THIRD_PARTY_MANIFEST = """
@@ -57,7 +64,6 @@ inputs:
   - type: Audio
     params: {sample_rate: 16000, channels: 1}
 output: Loudness
-files: [loudness.json]
 """
 
 
@@ -131,10 +137,10 @@ def test_third_party_plugin_runs_end_to_end(third_party, scene_clip, tmp_path):
     assert -12 < dbfs < -6  # a 0.5-amplitude sine: 20*log10(0.5/sqrt(2)) = -9.0 dBFS
 
 
-def test_keyframes_from_mp3_fail_before_any_work_naming_the_gap(tone_mp3):
+def test_keyframes_from_mp3_are_skipped_before_any_work_naming_the_gap(tone_mp3):
     registry = Registry.discover(entry_points=False)
     plan = registry.plan(["keyframes", "metadata"], probe(tone_mp3.path))
-    assert plan.errors["keyframes"] == "no plugin turns mp3 into Keyframes: tone.mp3 has no video stream"
+    assert plan.skipped["keyframes"] == "tone.mp3 has no video stream" and not plan.errors
     assert [s.plugin for s in plan.stages.values()] == ["metadata"]
 
 

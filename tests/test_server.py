@@ -8,13 +8,13 @@ import urllib.request
 
 import pytest
 
-from video_extract.executors import Runtime
+from video_extract import Client
 from video_extract.server import ExtractServer
 
 
 @pytest.fixture
 def server(tmp_path):
-    httpd = ExtractServer(("127.0.0.1", 0), Runtime(cache_dir=tmp_path / "c"), tmp_path / "o")
+    httpd = ExtractServer(("127.0.0.1", 0), Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", executor="perf"))
     httpd.serve_in_background()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", tmp_path / "o"
     httpd.shutdown()

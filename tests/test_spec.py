@@ -7,7 +7,7 @@ import json
 import pytest
 
 from video_extract.errors import UsageError
-from video_extract.spec import OPERATIONS, Keyframes, ObjectDetection, OutputSpec, Transcription, build_specs, load_spec_file, parse_op
+from video_extract.spec import OPERATIONS, Keyframes, ObjectDetection, OutputSpec, Transcription, load_spec_file, parse_op, parse_request, split_ops
 
 DESIGN_OPERATIONS = {
     "metadata", "audio", "frames", "keyframes", "scenes", "transcription", "vad", "diarization",
@@ -63,9 +63,21 @@ def test_bad_value_names_the_parameter():
 
 
 def test_op_overrides_ops_of_the_same_name_and_order_is_kept():
-    specs = build_specs(ops=["metadata,keyframes"], op_overrides=["keyframes:max_frames=5"])
+    specs = parse_request(["metadata,keyframes"], overrides=["keyframes:max_frames=5"]).specs
     assert [s.operation.name for s in specs] == ["metadata", "keyframes"]
     assert specs[1].operation.max_frames == 5
+
+
+def test_a_comma_inside_an_operations_parameters_stays_with_it():
+    assert split_ops("metadata,scenes:threshold=20,min_scene_len=10,keyframes") == ["metadata", "scenes:threshold=20,min_scene_len=10", "keyframes"]
+    request = parse_request("metadata,scenes:threshold=20,min_scene_len=10")
+    assert request.specs[1].operation.threshold == 20 and request.specs[1].operation.min_scene_len == 10
+
+
+def test_all_is_a_flag_and_twice_is_an_error():
+    assert parse_request("all,scenes:threshold=20").everything is True
+    with pytest.raises(UsageError, match="requested twice"):
+        parse_request(["frames", "frames:fps=2"])
 
 
 def test_spec_file_yaml_with_nested_sources(tmp_path):

@@ -101,11 +101,12 @@ def test_transcription_and_diarization_share_one_audio_and_one_vad_stage(speech_
     assert job.plan.outputs["audio"] == audio_id  # the user's audio.wav is that same stage
 
 
-def test_no_audio_stream_fails_only_the_speech_operations(scene_clip, tmp_path):
+def test_no_audio_stream_skips_the_speech_operations(scene_clip, tmp_path):
     silent_video = media.scene_clip(tmp_path / "silent.mp4", cuts=(10,), frames=20)
     result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").run(silent_video.path, ["metadata", "transcription", "scenes"])
     assert result.result.ops["metadata"].status == "ok" and result.result.ops["scenes"].status == "ok"
-    assert result.errors == {"transcription": "no plugin turns mp4 into Audio: silent.mp4 has no audio stream"}
+    assert result.ok and result.errors == {}
+    assert result.skipped == {"transcription": "silent.mp4 has no audio stream"}  # does not apply: not a failure
 
 
 def test_unknown_whisper_model_is_a_usage_error_listing_names(speech_clip, tmp_path):

@@ -86,19 +86,19 @@ def test_rotated_input_gives_boxes_in_displayed_orientation(tmp_path):
 
 def test_ocr_reads_the_rendered_sentences_at_the_right_time(client, vision_clip):
     ocr = client.run(vision_clip.path, ["ocr"]).ocr
-    texts = {t["text"].lower(): t for t in ocr.texts}
+    texts = {t.text.lower(): t for t in ocr.texts}
     for sentence in VISION_TEXT:
         entry = texts[sentence.lower()]
-        assert entry["start"] == pytest.approx(6.0, abs=0.11) and entry["end"] == pytest.approx(8.0, abs=0.11)
+        assert entry.start == pytest.approx(6.0, abs=0.11) and entry.end == pytest.approx(8.0, abs=0.11)
     analysed = [f.time for f in ocr.frames]
     assert analysed == pytest.approx([0, 2, 4, 6], abs=0.01)  # keyframes (one per shot), not every frame
 
 
 def test_identical_consecutive_text_is_one_timed_entry(client, vision_clip):
     ocr = client.run(vision_clip.path, ["ocr:source=frames,fps=2"]).ocr
-    fox = [t for t in ocr.texts if t["text"].lower() == VISION_TEXT[0].lower()]
-    assert len(fox) == 1 and fox[0]["frames"] == 4
-    assert fox[0]["start"] == pytest.approx(6.0) and fox[0]["end"] == pytest.approx(8.0, abs=0.11)
+    fox = [t for t in ocr.texts if t.text.lower() == VISION_TEXT[0].lower()]
+    assert len(fox) == 1 and fox[0].frames == 4
+    assert fox[0].start == pytest.approx(6.0) and fox[0].end == pytest.approx(8.0, abs=0.11)
 
 
 def test_ocr_language_outside_the_shipped_models_is_refused(vision_clip, tmp_path):
@@ -114,21 +114,21 @@ def test_clip_embeddings_tiny_model(vision_clip, tiny_clip_dir, tmp_path):
     assert emb.vectors.shape == (8, 16) and emb.vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, atol=1e-5)
     assert np.array_equal(emb.vectors, again.vision_embeddings.vectors)  # deterministic
-    assert [(r["frame"], r["time"]) for r in emb.rows] == [(f.frame, f.time) for f in first.frames.frames]
+    assert [(r.frame, r.time) for r in emb.rows] == [(f.frame, f.time) for f in first.frames.frames]
 
 
 def test_search_frames_ranks_by_cosine(vision_clip, tiny_clip_dir, tmp_path):
     client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
     result = client.run(vision_clip.path, [f"vision_embeddings:model={tiny_clip_dir},source=scenes"])
     rows = result.vision_embeddings.rows
-    assert [r["scene"] for r in rows] == [0, 1, 2, 3]
+    assert [r.scene for r in rows] == [0, 1, 2, 3]
     hits = client.search_frames(result, "a photo of a cat", top_k=3)
     assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
     from video_extract.vision.clip import load_clip
 
     query = load_clip(client.runtime.models, str(tiny_clip_dir)).embed_texts(["a photo of a cat"])[0]
     best = int(np.argmax(result.vision_embeddings.vectors @ query))
-    assert hits[0]["frame"] == rows[best]["frame"]
+    assert hits[0]["frame"] == rows[best].frame
 
 
 @needs_shared_models
@@ -150,7 +150,7 @@ def test_default_vision_set_decodes_frames_once_and_keyframes_once(vision_clip, 
     result = client.run(vision_clip.path, ["objects", "faces", "ocr"])
     assert result.ok, result.errors
     assert decode_counters["video_opens"] - before == 2  # one fps sampling stage, one keyframe stage
-    assert sorted(s.plugin for s in result.result.stages) == ["faces", "frames", "keyframes", "objects", "ocr"]
+    assert sorted(s.plugin for s in result.result.stages) == ["faces", "frames", "keyframes", "metadata", "objects", "ocr"]
 
 
 def test_missing_detector_model_is_a_clear_per_operation_error(vision_clip, tmp_path, monkeypatch):
@@ -164,10 +164,10 @@ def test_missing_detector_model_is_a_clear_per_operation_error(vision_clip, tmp_
 def test_text_embeddings_of_on_screen_text(vision_clip, tmp_path):
     result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").run(vision_clip.path, ["ocr", "text_embeddings:source=ocr"])
     rows = result.text_embeddings.rows
-    assert {r["text"].lower() for r in rows} >= {t.lower() for t in VISION_TEXT}
+    assert {r.text.lower() for r in rows} >= {t.lower() for t in VISION_TEXT}
     assert result.text_embeddings.vectors.shape == (len(rows), 384)
-    fox = next(r for r in rows if r["text"].lower() == VISION_TEXT[0].lower())
-    assert fox["start"] == pytest.approx(6.0, abs=0.11)
+    fox = next(r for r in rows if r.text.lower() == VISION_TEXT[0].lower())
+    assert fox.start == pytest.approx(6.0, abs=0.11)
 
 
 @needs_shared_models

@@ -147,43 +147,35 @@ def _setup_logging(verbose: bool, quiet: bool, command: str) -> None:
     log.propagate = False
 
 
-def _specs(args):
-    from video_extract.spec import build_specs
+def _client(args, executor: str = "debug"):
+    """The one door: every command that processes media goes through a Client."""
+    from video_extract.client import Client
 
-    ops = list(args.ops)
-    if any(part.strip() == "all" for group in ops for part in group.split(",")):
-        from video_extract.registry import default_registry
-
-        available = default_registry().operations()
-        ops = [",".join(p for group in ops for p in group.split(",") if p.strip() != "all")] + [",".join(available)]
-    if not ops and not args.op and not args.spec:
-        raise UsageError("no operations requested: give --ops (for example --ops metadata,scenes) or --op or --spec; see `video-extract ops`")
-    return build_specs(ops=[o for o in ops if o], op_overrides=args.op, spec_file=args.spec)
-
-
-def _runtime(args):
-    from video_extract.executors.base import Runtime
-
-    return Runtime(cache_dir=args.cache_dir, use_cache=not args.no_cache, models_dir=args.models_dir)
+    return Client(
+        cache_dir=getattr(args, "cache_dir", None),
+        output_dir=getattr(args, "output_dir", None) or "video_extract_output",
+        use_cache=not getattr(args, "no_cache", False),
+        models_dir=getattr(args, "models_dir", None),
+        executor=executor,
+        save_intermediates=getattr(args, "save_intermediates", False),
+        threads=getattr(args, "threads", None),
+    )
 
 
 def _cmd_debug(args) -> int:
-    from video_extract.executors.debug import DebugExecutor
-
-    specs = _specs(args)
-    ensure_output_root(args.output_dir)
-    executor = DebugExecutor(_runtime(args), save_intermediates=args.save_intermediates)
-    results = list(executor.run_files(args.inputs, specs, args.output_dir))
+    client = _client(args, "debug")
+    specs = client.request(args.ops, args.op, args.spec)
+    results = [r.result for r in client.run_many(args.inputs, specs)]
     _print_timing(results)
     return _report(results)
 
 
 def _cmd_perf(args) -> int:
-    from video_extract.executors.perf import PerfExecutor, event_line
+    from video_extract.events import DoneEvent, input_failed
 
-    specs = _specs(args)
+    client = _client(args, "perf")
+    specs = client.request(args.ops, args.op, args.spec)
     ensure_output_root(args.output_dir)
-    executor = PerfExecutor(_runtime(args), threads=args.threads)
     try:
         sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     except OSError as exc:
@@ -192,24 +184,15 @@ def _cmd_perf(args) -> int:
     try:
         for path in args.inputs:
             try:
-                for event in executor.stream_file(path, specs, args.output_dir):
-                    if args.stream:
-                        sink.write(event_line(event) + "\n")
-                        sink.flush()
-                    if event["type"] == "error":
-                        failed = True
-                        if not args.stream:
-                            print(f"error: {path}: {event['op']}: {event['error']}", file=sys.stderr)
-                    elif event["type"] == "complete" and not args.stream:
-                        print(f"{event['elapsed']:7.3f} s  {event['op']:<18} -> {event['path']}")
+                for event in client.execute_streaming(path, specs):
+                    _show_event(event, path, args.stream, sink)
+                    failed |= isinstance(event, DoneEvent) and event.status != "ok"
             except VideoExtractError as exc:
                 if exc.exit_code == 2:
                     raise
                 failed = True
-                if args.stream:
-                    sink.write(event_line({"type": "error", "op": "*", "input": str(path), "error": str(exc)}) + "\n")
-                    sink.write(event_line({"type": "done", "input": str(path), "status": "failed"}) + "\n")
-                    sink.flush()
+                for event in input_failed(str(path), str(exc)):
+                    _show_event(event, path, args.stream, sink, quiet=True)
                 print(f"error: {exc}", file=sys.stderr)
     finally:
         if args.output:
@@ -217,23 +200,28 @@ def _cmd_perf(args) -> int:
     return 1 if failed else 0
 
 
+def _show_event(event, path, stream: bool, sink, quiet: bool = False) -> None:
+    """``--stream``: every event as a JSON line; otherwise completions on stdout, problems on stderr."""
+    if stream:
+        sink.write(event.line() + "\n")
+        sink.flush()
+    elif quiet:
+        return
+    elif event.type == "error":
+        print(f"error: {path}: {event.op}: {event.error}", file=sys.stderr)
+    elif event.type == "skipped":
+        print(f"{path}: {event.op} skipped: {event.reason}", file=sys.stderr)
+    elif event.type == "complete":
+        print(f"{event.elapsed:7.3f} s  {event.op:<18} -> {event.path}")
+
+
 def _cmd_bulk(args) -> int:
-    from video_extract.executors.bulk import Settings, collect_inputs, default_workers, run_batch
-    from video_extract.executors.progress import make_progress
-
-    specs = _specs(args)
-    inputs = collect_inputs(args.inputs, args.input_list)
-    settings = Settings(cache_dir=str(args.cache_dir) if args.cache_dir else None, use_cache=not args.no_cache, models_dir=str(args.models_dir) if args.models_dir else None)
-    workers = args.workers or default_workers()
-    if args.engine == "ray" or args.ray_address:
-        from video_extract.executors.ray_engine import RayEngine
-
-        engine = RayEngine(workers, settings, retries=args.retries, timeout=args.timeout, address=args.ray_address)
-    else:
-        from video_extract.executors.bulk import LocalEngine
-
-        engine = LocalEngine(workers, settings, retries=args.retries, timeout=args.timeout)
-    batch = run_batch(inputs, specs, args.output_dir, engine, progress=make_progress(args.progress))
+    client = _client(args, "debug")
+    specs = client.request(args.ops, args.op, args.spec)
+    batch = client.execute_bulk(
+        args.inputs, specs, workers=args.workers, engine=args.engine, ray_address=args.ray_address,
+        retries=args.retries, timeout=args.timeout, progress=args.progress, input_list=args.input_list,
+    )
     totals = json.loads(batch.summary_path.read_text())["totals"]
     print(
         f"{totals['files']} files: {totals['ok']} ok, {totals['failed']} failed, {totals['skipped']} skipped "
@@ -246,7 +234,7 @@ def _cmd_bulk(args) -> int:
 def _cmd_serve(args) -> int:
     from video_extract.server import ExtractServer
 
-    server = ExtractServer((args.host, args.port), _runtime(args), args.output_dir)
+    server = ExtractServer((args.host, args.port), _client(args, "perf"))
     print(f"video-extract serving on http://{args.host}:{server.server_address[1]} (POST /run, GET /ops, GET /health)", file=sys.stderr)
     try:
         server.serve_forever()
@@ -256,24 +244,24 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_plan(args) -> int:
-    from video_extract.executors.base import prepare
+    from video_extract.outputs import output_dir_for
 
-    specs = _specs(args)
-    runtime = _runtime(args)
+    client = _client(args, "debug")
+    specs = client.request(args.ops, args.op, args.spec)
     failed = False
     for path in args.inputs:
         try:
-            job = prepare(runtime, path, specs, args.output_dir)
+            plan = client.plan(path, specs)
         except VideoExtractError as exc:
             if exc.exit_code == 2:
                 raise
             print(f"error: {exc}", file=sys.stderr)
             failed = True
             continue
-        print(f"{path}: -> {job.out_dir}")
-        for line in job.plan.describe():
+        print(f"{path}: -> {output_dir_for(args.output_dir, Path(path))}")
+        for line in plan.describe():
             print(f"  {line}")
-        failed |= bool(job.plan.errors)
+        failed |= bool(plan.errors)
     return 1 if failed else 0
 
 
@@ -286,12 +274,13 @@ def _report(results) -> int:
             failed = True
             continue
         for op, status in result.ops.items():
-            if status.status != "ok":
+            if status.status == "failed":
                 print(f"error: {result.input}: {op}: {status.error}", file=sys.stderr)
                 failed = True
         ok_ops = [op for op, status in result.ops.items() if status.status == "ok"]
+        skipped = "; ".join(f"{op}: {why}" for op, why in result.skipped().items())
         if ok_ops:
-            print(f"{result.input} -> {result.output_dir}/  ({', '.join(ok_ops)})")
+            print(f"{result.input} -> {result.output_dir}/  ({', '.join(ok_ops)}{'; skipped ' + skipped if skipped else ''})")
     return 1 if failed else 0
 
 
@@ -314,9 +303,9 @@ def _print_timing(results) -> None:
 
 
 def _cmd_ops(args) -> int:
-    from video_extract.registry import default_registry
+    from video_extract.client import Client
 
-    rows = default_registry().describe_operations()
+    rows = Client(use_cache=False).operations()
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -330,9 +319,7 @@ def _cmd_ops(args) -> int:
 
 
 def _cmd_cache(args) -> int:
-    from video_extract.cache import Cache
-
-    cache = Cache(args.cache_dir)
+    cache = _client(args).cache
     if args.cache_command == "stats":
         stats = cache.stats()
         if args.json:
@@ -348,9 +335,9 @@ def _cmd_cache(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from video_extract.models import ModelStore
-
-    store = ModelStore(args.models_dir, allow_unpinned=getattr(args, "allow_unpinned", False))
+    args.no_cache = True
+    store = _client(args).models
+    store.allow_unpinned = getattr(args, "allow_unpinned", False)
     names = [store.spec(n).name for n in args.names] or sorted(store.catalog)
     if args.models_command == "list":
         rows = []

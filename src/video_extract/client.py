@@ -1,117 +1,137 @@
-"""The Python API: ``Client(cache_dir=...).run(path, ops)`` returns typed results.
+"""The Python API, and the one door every front-end goes through.
 
     from video_extract import Client
-    result = Client(output_dir="out").run("talk.mp4", ["metadata", "scenes", "keyframes:max_frames=8"])
+    result = Client(output_dir="out").run("talk.mp4", "metadata,scenes,keyframes:max_frames=8")
     result.metadata.duration, result.scenes.cuts, result.keyframes.paths()
+
+The command line and the HTTP server are thin adapters over ``Client``: one request grammar
+(``spec.parse_request``), one place that picks the executor or bulk engine, one set of events.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, Sequence, TypeVar, overload
 
-from video_extract.errors import UsageError
-from video_extract.executors.base import Executor, Runtime
+from video_extract.errors import UsageError, VideoExtractError
+from video_extract.events import Event
+from video_extract.executors.base import Executor, Runtime, prepare
+from video_extract.outputs import ensure_output_root
+from video_extract.plan import Plan
 from video_extract.results import (
+    AudioEmbeddingsResult,
     AudioResult,
-    DetectionsResult,
     DiarizationResult,
-    EmbeddingsResult,
+    FacesResult,
     FileResult,
     FramesResult,
+    FusionResult,
+    KeyframesResult,
     MediaInfo,
+    ObjectsResult,
+    OcrResult,
+    Output,
+    SceneFramesResult,
     ScenesResult,
+    TextEmbeddingsResult,
     TranscriptionResult,
     VadResult,
+    VisionEmbeddingsResult,
+    output_type,
 )
-from video_extract.spec import Operation, OutputSpec
+from video_extract.spec import OutputSpec, RequestLike, make_operation, parse_request
 
-OpsLike = str | Operation | OutputSpec | Sequence[str | Operation | OutputSpec | dict]
+if TYPE_CHECKING:
+    from video_extract.executors.bulk import BatchResult
 
-
-def _frames_loader(folder: str) -> Callable[[Path, dict], FramesResult]:
-    def load(out_dir: Path, data: dict) -> FramesResult:
-        import json
-
-        entries = json.loads((out_dir / folder / "index.json").read_text())
-        return FramesResult(frames=entries, dir=str(out_dir / folder))
-
-    return load
+T = TypeVar("T")
 
 
-def _json_loader(model, name: str) -> Callable[[Path, dict], Any]:
-    return lambda out, data: model.model_validate_json((out / name).read_text())
+class _Op(Generic[T]):
+    """A typed attribute of ``Results`` for one built-in operation."""
 
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.op = name
 
-def _embeddings_loader(kind: str) -> Callable[[Path, dict], EmbeddingsResult]:
-    def load(out_dir: Path, data: dict) -> EmbeddingsResult:
-        import json
-
-        import numpy as np
-
-        path = out_dir / "embeddings" / f"{kind}.npy"
-        return EmbeddingsResult(np.load(path), json.loads(path.with_suffix(".json").read_text()), str(path))
-
-    return load
-
-
-#: How each operation's published files are read back into a typed record.
-LOADERS: dict[str, Callable[[Path, dict], Any]] = {
-    "metadata": _json_loader(MediaInfo, "metadata.json"),
-    "audio": lambda out, data: AudioResult(**{**data, "file": str(out / "audio.wav")}),
-    "frames": _frames_loader("frames"),
-    "keyframes": _frames_loader("keyframes"),
-    "scene_frames": _frames_loader("scene_frames"),
-    "scenes": _json_loader(ScenesResult, "scenes.json"),
-    "transcription": _json_loader(TranscriptionResult, "transcription.json"),
-    "vad": _json_loader(VadResult, "vad.json"),
-    "diarization": _json_loader(DiarizationResult, "diarization.json"),
-    "objects": _json_loader(DetectionsResult, "objects.json"),
-    "faces": _json_loader(DetectionsResult, "faces.json"),
-    "ocr": _json_loader(DetectionsResult, "ocr.json"),
-    "text_embeddings": _embeddings_loader("text"),
-    "vision_embeddings": _embeddings_loader("vision"),
-    "audio_embeddings": _embeddings_loader("audio"),
-}
+    @overload
+    def __get__(self, obj: None, owner: type) -> "_Op[T]": ...
+    @overload
+    def __get__(self, obj: "Results", owner: type) -> T: ...
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        return obj._load(self.op, AttributeError)
 
 
 class Results:
-    """One input's results: status per operation, and each output as a typed record."""
+    """One input's results: the status of each operation, and each output as its typed record.
+
+    Built-in operations are attributes (``result.scenes``, ``result.transcription``); any
+    operation, a third party's included, is ``result["loudness"]``. An operation that was not
+    requested, failed or was skipped raises (AttributeError / KeyError) saying which.
+    """
+
+    metadata = _Op[MediaInfo]()
+    audio = _Op[AudioResult]()
+    frames = _Op[FramesResult]()
+    keyframes = _Op[KeyframesResult]()
+    scenes = _Op[ScenesResult]()
+    scene_frames = _Op[SceneFramesResult]()
+    transcription = _Op[TranscriptionResult]()
+    vad = _Op[VadResult]()
+    diarization = _Op[DiarizationResult]()
+    objects = _Op[ObjectsResult]()
+    faces = _Op[FacesResult]()
+    ocr = _Op[OcrResult]()
+    text_embeddings = _Op[TextEmbeddingsResult]()
+    vision_embeddings = _Op[VisionEmbeddingsResult]()
+    audio_embeddings = _Op[AudioEmbeddingsResult]()
+    fusion = _Op[FusionResult]()
 
     def __init__(self, result: FileResult):
         self.result = result
         self.output_dir = Path(result.output_dir) if result.output_dir else None
-        self._loaded: dict[str, Any] = {}
+        self._loaded: dict[str, Output] = {}
 
     @property
     def ok(self) -> bool:
+        """True when no operation failed (skipped ones do not count)."""
         return self.result.ok
 
     @property
     def errors(self) -> dict[str, str]:
+        """Failed operations and why (``input`` when the file itself could not be read)."""
         return self.result.errors()
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Operations that do not apply to this input, and why (``keyframes``: no video stream)."""
+        return self.result.skipped()
 
     def __contains__(self, op: str) -> bool:
         return op in self.result.ops and self.result.ops[op].status == "ok"
 
-    def __getitem__(self, op: str) -> Any:
-        if op not in self.result.ops:
-            raise KeyError(f"{op} was not requested (requested: {', '.join(self.result.ops)})")
-        status = self.result.ops[op]
+    def __getitem__(self, op: str) -> Output:
+        return self._load(op, KeyError)
+
+    def _load(self, op: str, error: type[Exception]) -> Output:
+        status = self.result.ops.get(op)
+        if status is None:
+            raise error(f"{op} was not requested (requested: {', '.join(self.result.ops) or 'nothing'})")
         if status.status != "ok":
-            raise KeyError(f"{op} failed: {status.error}")
+            raise error(f"{op} {status.status}: {status.error or status.reason}")
         if op not in self._loaded:
-            loader = LOADERS.get(op)
-            self._loaded[op] = loader(self.output_dir, status.data) if loader else [self.output_dir / f for f in status.files]
+            assert self.output_dir is not None and status.type is not None
+            self._loaded[op] = output_type(status.type).load(self.output_dir, status.data)
         return self._loaded[op]
 
-    def __getattr__(self, op: str) -> Any:
-        if op.startswith("_"):
-            raise AttributeError(op)
-        try:
-            return self[op]
-        except KeyError as exc:
-            raise AttributeError(str(exc)) from None
+    def __getattr__(self, op: str) -> Output:
+        if op.startswith("_") or op not in self.result.ops:
+            raise AttributeError(f"{op}: no such operation in these results (requested: {', '.join(self.result.ops)})")
+        return self._load(op, AttributeError)
+
+    def __dir__(self) -> Iterable[str]:
+        return sorted(set(super().__dir__()) | set(self.result.ops))
 
     def __repr__(self) -> str:
         ops = ", ".join(f"{k}={v.status}" for k, v in self.result.ops.items())
@@ -119,6 +139,20 @@ class Results:
 
 
 class Client:
+    """Everything video-extract does, from Python; the CLI and the server call nothing else.
+
+    Example::
+
+        client = Client(cache_dir="~/.cache/video-extract", output_dir="out")
+        result = client.run("talk.mp4", ["metadata", "scenes", "transcription"])
+        print(result.scenes.to_pandas())
+        for segment in result.transcription.segments:
+            print(segment.start, segment.text)
+
+    ``executor``: ``"debug"`` (stage by stage, logged) or ``"perf"`` (stages side by side);
+    both write the same files from the same cache.
+    """
+
     def __init__(
         self,
         cache_dir: str | Path | None = None,
@@ -127,57 +161,101 @@ class Client:
         models_dir: str | Path | None = None,
         executor: str | Executor = "debug",
         save_intermediates: bool = False,
+        threads: int | None = None,
     ):
         self.output_dir = Path(output_dir).expanduser()
         if isinstance(executor, Executor):
             self.executor = executor
         else:
             runtime = Runtime(cache_dir=cache_dir, use_cache=use_cache, models_dir=models_dir)
-            self.executor = make_executor(executor, runtime, save_intermediates=save_intermediates)
+            self.executor = _make_executor(executor, runtime, save_intermediates=save_intermediates, threads=threads)
 
     @property
     def runtime(self) -> Runtime:
         return self.executor.runtime
 
-    def run(self, path: str | Path, ops: OpsLike) -> Results:
-        """Process one file. Raises InputError for an unreadable file, UsageError for a bad request."""
-        return Results(self.executor.run_file(path, to_specs(ops), self.output_dir))
+    @property
+    def cache(self):
+        """The stage cache (``stats()``, ``clear()``), or None when caching is off."""
+        return self.runtime.cache
 
-    def search_frames(self, results: Results, text: str, top_k: int = 5) -> list[dict]:
-        """Frames of ``results`` ranked by how well they match ``text`` (CLIP cosine similarity).
+    @property
+    def models(self):
+        """The model store (``locate``, ``path``, ``fetch``, ``verify``)."""
+        return self.runtime.models
 
-        Needs ``vision_embeddings`` in the results; the text is embedded with the same model.
+    # -- requests ----------------------------------------------------------------------------
+
+    def request(self, ops: RequestLike = None, overrides: Iterable[str] = (), spec_file: str | Path | None = None) -> list[OutputSpec]:
+        """Parse a request the way every front-end does, ``all`` expanded to every installed operation.
+
+        ``ops``: ``"metadata,scenes:threshold=20,min_scene_len=10"``, a list of such strings,
+        Operations, OutputSpecs or dicts, or ``"all"``; ``overrides`` (the CLI's ``--op``)
+        replace an operation of the same name; ``spec_file``: a YAML or JSON spec.
         """
-        from video_extract.vision.clip import load_clip
+        registry = self.runtime.registry  # discovered first: third-party operations parse too
+        request = parse_request(ops, overrides, spec_file)
+        specs = list(request.specs)
+        if request.everything:
+            named = {s.operation.name for s in specs}
+            specs += [OutputSpec(operation=make_operation(op)) for op in registry.operations() if op not in named]
+        return specs
 
-        return self._search(results, "vision_embeddings", text, top_k, load_clip)
+    def operations(self) -> list[dict]:
+        """Every operation: aliases, summary, whether a plugin runs it, its parameters."""
+        return self.runtime.registry.describe_operations()
 
-    def search_audio(self, results: Results, text: str, top_k: int = 5) -> list[dict]:
-        """Audio windows of ``results`` ranked by how well they match ``text`` (CLAP), e.g. "applause"."""
-        from video_extract.sound.clap import load_clap
+    def plan(self, source: str | Path, ops: RequestLike) -> Plan:
+        """The stages a request needs for one input, without running them (probes the file)."""
+        return prepare(self.runtime, source, self.request(ops), self.output_dir).plan
 
-        return self._search(results, "audio_embeddings", text, top_k, load_clap)
+    # -- one file ----------------------------------------------------------------------------
 
-    def _search(self, results: Results, op: str, text: str, top_k: int, loader) -> list[dict]:
-        embeddings = results[op]
-        model = results.result.ops[op].data["model"]
-        query = loader(self.runtime.models, model).embed_texts([text])[0]
-        scores = embeddings.vectors @ query
-        order = scores.argsort()[::-1][:top_k]
-        return [{**embeddings.rows[i], "score": round(float(scores[i]), 6)} for i in order]
+    def run(self, source: str | Path, ops: RequestLike) -> Results:
+        """Process one file; returns its typed results.
 
-    def execute_streaming(self, path: str | Path, ops: OpsLike, threads: int | None = None) -> Iterator[dict]:
-        """Performance mode: events as they happen (partial, complete, error, then done).
+        Example::
 
-        Stages without a dependency between them run at once; the files written are those
-        ``run`` writes. The ``done`` event's ``result`` is the FileResult.
+            result = Client(output_dir="out").run("talk.mp4", "transcription,diarization")
+            result.transcription.to_pandas(level="words")
+
+        Raises InputError for a file that cannot be read, UsageError for a malformed request;
+        an operation that fails is in ``result.errors``, one that does not apply in ``result.skipped``.
+        """
+        specs = self.request(ops)
+        ensure_output_root(self.output_dir)
+        return Results(self.executor.run_file(source, specs, self.output_dir))
+
+    def run_many(self, sources: Sequence[str | Path], ops: RequestLike) -> Iterator[Results]:
+        """Process several files in turn; an unreadable one yields a failed result instead of raising."""
+        specs = self.request(ops)
+        ensure_output_root(self.output_dir)
+        for result in self.executor.run_files(sources, specs, self.output_dir):
+            yield Results(result)
+
+    def execute_streaming(self, source: str | Path, ops: RequestLike, threads: int | None = None) -> Iterator[Event]:
+        """Performance mode: typed events as they happen (partials, then complete / skipped /
+        error per operation, then done); stages without a dependency between them run at once.
+
+        Example::
+
+            for event in client.execute_streaming("talk.mp4", "metadata,transcription"):
+                if event.type == "partial":
+                    print(event.data["text"])
+                elif event.type == "done":
+                    print(event.status, event.result.ops)
+
+        The files written are those ``run`` writes. Raises InputError before the first event for
+        an unreadable input.
         """
         from video_extract.executors.perf import PerfExecutor
 
-        executor = PerfExecutor(self.runtime, threads=threads)
-        yield from executor.stream_file(path, to_specs(ops), self.output_dir)
+        specs = self.request(ops)
+        ensure_output_root(self.output_dir)
+        executor = PerfExecutor(self.runtime, threads=threads or getattr(self.executor, "threads", None))
+        yield from executor.stream_file(source, specs, self.output_dir)
 
-    async def aexecute_streaming(self, path: str | Path, ops: OpsLike, threads: int | None = None):
+    async def aexecute_streaming(self, source: str | Path, ops: RequestLike, threads: int | None = None):
         """``execute_streaming`` for asyncio: the work runs in a thread, events arrive on the loop."""
         import asyncio
 
@@ -187,7 +265,7 @@ class Client:
 
         def produce() -> None:
             try:
-                for event in self.execute_streaming(path, ops, threads):
+                for event in self.execute_streaming(source, ops, threads):
                     loop.call_soon_threadsafe(events.put_nowait, event)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
                 loop.call_soon_threadsafe(events.put_nowait, exc)
@@ -204,26 +282,55 @@ class Client:
             yield event
         await worker
 
+    # -- many files --------------------------------------------------------------------------
+
     def execute_bulk(
         self,
-        requests: Sequence[str | Path | tuple[str | Path, OpsLike] | dict],
-        ops: OpsLike | None = None,
+        requests: Sequence[str | Path | tuple[str | Path, RequestLike] | dict],
+        ops: RequestLike = None,
         workers: int | None = None,
         engine: str = "local",
         ray_address: str | None = None,
         retries: int = 1,
         timeout: float | None = None,
         progress: str = "none",
-    ):
+        input_list: str | Path | None = None,
+    ) -> "BatchResult":
         """Bulk mode: many files through a warm worker pool (or Ray); returns the BatchResult.
 
-        ``requests``: paths or folders with one ``ops`` for all, or ``(path, ops)`` pairs /
+        Example::
+
+            batch = client.execute_bulk(["videos/"], "metadata,scenes,transcription", workers=4)
+            print(batch.failed, [row.input for row in batch.rows if row.status == "failed"])
+
+        ``requests``: files or folders with one ``ops`` for all, or ``(path, ops)`` pairs /
         ``{"path": …, "ops": …}`` for a request per file. Writes ``batch_summary.json`` and
         ``batch_summary.parquet`` in the output directory; files already finished for the same
-        request are skipped.
+        request are skipped, and files in folders that are not media are listed as skipped.
         """
-        from video_extract.executors.bulk import LocalEngine, Settings, collect_inputs, default_workers, run_batch
+        from video_extract.executors.bulk import BatchInput, collect_inputs, run_batch
         from video_extract.executors.progress import make_progress
+
+        if ops is not None or input_list is not None:
+            specs = self.request(ops)
+            inputs = [BatchInput(path=p, specs=specs, note=note) for p, note in collect_inputs(requests, input_list, exclude=self._own_dirs())]
+        else:
+            pairs = [(r["path"], r["ops"]) if isinstance(r, dict) else r for r in requests]
+            if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+                raise UsageError("execute_bulk: give ops for all paths, or (path, ops) pairs / {'path', 'ops'} dicts")
+            inputs = [BatchInput(path=Path(p), specs=self.request(o)) for p, o in pairs]
+        return run_batch(inputs, self.output_dir, self._bulk_engine(engine, workers, ray_address), retries=retries, timeout=timeout, progress=make_progress(progress))
+
+    def _own_dirs(self) -> list[Path]:
+        """Folders a bulk scan must not take inputs from: where results and the cache are written."""
+        dirs = [self.output_dir]
+        if self.runtime.cache is not None:
+            dirs.append(self.runtime.cache.root)
+        return dirs
+
+    def _bulk_engine(self, engine: str, workers: int | None, ray_address: str | None):
+        """The one place a bulk engine is picked."""
+        from video_extract.executors.bulk import LocalEngine, Settings, default_workers
 
         runtime = self.runtime
         settings = Settings(
@@ -235,60 +342,47 @@ class Client:
         if engine == "ray" or ray_address:
             from video_extract.executors.ray_engine import RayEngine
 
-            runner = RayEngine(count, settings, retries=retries, timeout=timeout, address=ray_address)
-        elif engine == "local":
-            runner = LocalEngine(count, settings, retries=retries, timeout=timeout)
-        else:
-            raise UsageError(f"unknown engine '{engine}'; valid: local, ray")
-        if ops is not None:
-            return run_batch(collect_inputs(requests), to_specs(ops), self.output_dir, runner, progress=make_progress(progress))
-        pairs = [(r["path"], r["ops"]) if isinstance(r, dict) else r for r in requests]
-        if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
-            raise UsageError("execute_bulk: give ops for all paths, or (path, ops) pairs / {'path', 'ops'} dicts")
-        return run_batch([Path(p) for p, _ in pairs], [to_specs(o) for _, o in pairs], self.output_dir, runner, progress=make_progress(progress))
+            return RayEngine(count, settings, address=ray_address)
+        if engine == "local":
+            return LocalEngine(count, settings)
+        raise UsageError(f"unknown engine '{engine}'; valid: local, ray")
 
-    def run_many(self, paths: Sequence[str | Path], ops: OpsLike) -> Iterator[Results]:
-        """Process several files; an unreadable one yields a failed result instead of raising."""
-        for result in self.executor.run_files(paths, to_specs(ops), self.output_dir):
-            yield Results(result)
+    # -- search ------------------------------------------------------------------------------
 
+    def search_frames(self, results: Results, text: str, top_k: int = 5) -> list[dict]:
+        """Frames of ``results`` ranked by how well they match ``text`` (CLIP cosine similarity).
 
-def to_specs(ops: OpsLike) -> list[OutputSpec]:
-    if isinstance(ops, (Operation, OutputSpec)):
-        return [OutputSpec.of(ops)]
-    if isinstance(ops, str):
-        return [OutputSpec.of(item) for item in split_ops(ops)]
-    specs = [OutputSpec.of(item) for item in ops]
-    if not specs:
-        raise UsageError("no operations requested")
-    return specs
+        Needs ``vision_embeddings`` in the results; the text is embedded with the same model.
+        """
+        from video_extract.vision.clip import load_clip
 
+        return self._search(results.vision_embeddings, text, top_k, load_clip)
 
-def split_ops(text: str) -> list[str]:
-    """'metadata,scenes:threshold=20,min_scene_len=10,keyframes' -> one string per operation.
+    def search_audio(self, results: Results, text: str, top_k: int = 5) -> list[dict]:
+        """Audio windows of ``results`` ranked by how well they match ``text`` (CLAP), e.g. "applause"."""
+        from video_extract.sound.clap import load_clap
 
-    A comma starts a new operation unless what follows is a key=value of the one before.
-    """
-    items: list[str] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        if items and "=" in part and ":" not in part.split("=", 1)[0] and ":" in items[-1]:
-            items[-1] += "," + part
-        else:
-            items.append(part)
-    if not items:
-        raise UsageError("no operations requested")
-    return items
+        return self._search(results.audio_embeddings, text, top_k, load_clap)
+
+    def _search(self, embeddings, text: str, top_k: int, loader) -> list[dict]:
+        query = loader(self.runtime.models, embeddings.model).embed_texts([text])[0]
+        scores = embeddings.vectors @ query
+        order = scores.argsort()[::-1][:top_k]
+        return [{**embeddings.rows[i].model_dump(), "score": round(float(scores[i]), 6)} for i in order]
 
 
-def make_executor(name: str, runtime: Runtime, **kwargs: Any) -> Executor:
+def _make_executor(name: str, runtime: Runtime, **kwargs: Any) -> Executor:
+    """The one place a single-file executor is picked."""
     if name == "debug":
         from video_extract.executors.debug import DebugExecutor
 
+        kwargs.pop("threads", None)
         return DebugExecutor(runtime, **kwargs)
     if name == "perf":
         from video_extract.executors.perf import PerfExecutor
 
         return PerfExecutor(runtime, **kwargs)
     raise UsageError(f"unknown executor '{name}'; valid: debug, perf")
+
+
+__all__ = ["Client", "Results", "VideoExtractError"]

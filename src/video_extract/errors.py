@@ -38,6 +38,10 @@ class PlanError(VideoExtractError):
     """No chain of plugins can produce what was asked from this input."""
 
 
+class NotApplicable(PlanError):
+    """The operation does not apply to this input (keyframes of an audio file): skipped, not failed."""
+
+
 class OperationError(VideoExtractError):
     """One operation failed on one input; the other operations go on."""
 
@@ -52,3 +56,24 @@ class ModelError(VideoExtractError):
 
 class CacheError(VideoExtractError):
     """The cache directory cannot be used."""
+
+
+#: Packages pip cannot install from our extras: their stale hard pins (the GUI opencv-python
+#: beside our headless build, the obsolete ``typing`` backport) are skipped with --no-deps.
+NO_DEPS_PACKAGES = {
+    "scenedetect": "scenedetect==0.7.2",
+    "rapidocr_onnxruntime": "rapidocr-onnxruntime==1.4.4",
+    "resemblyzer": "resemblyzer==0.1.4",
+}
+
+
+def missing_package(module: str, what: str, extra: str | None) -> str:
+    """One line saying which optional package ``what`` needs and how to install it."""
+    top = module.split(".")[0]
+    if top in NO_DEPS_PACKAGES:
+        how = f"pip install --no-deps {NO_DEPS_PACKAGES[top]}"
+    elif extra:
+        how = f"pip install 'video-extract[{extra}]'"
+    else:
+        how = f"pip install {top}"
+    return f"{what} needs the optional package '{top}', which is not installed: {how}"

@@ -44,6 +44,7 @@ class Plan:
     stages: dict[str, Stage] = field(default_factory=dict)  # topological order
     outputs: dict[str, str] = field(default_factory=dict)  # requested operation -> stage id
     errors: dict[str, str] = field(default_factory=dict)  # requested operation -> why it cannot run
+    skipped: dict[str, str] = field(default_factory=dict)  # requested operation -> why it does not apply
     enriched: dict[str, str] = field(default_factory=dict)  # stage an enrichment replaced -> its operation
 
     def add(self, stage: Stage) -> str:
@@ -69,6 +70,8 @@ class Plan:
             wanted = self.requested(stage.id)
             tag = f"  => {', '.join(wanted)}" if wanted else "  (intermediate)"
             lines.append(f"#{n} {stage.label()} [{stage.plugin} v{stage.version}] from {ups}{tag}")
+        for op, why in self.skipped.items():
+            lines.append(f"- {op}: skipped, {why}")
         for op, why in self.errors.items():
             lines.append(f"x {op}: {why}")
         return lines

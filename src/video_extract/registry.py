@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections import Counter
 import threading
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Iterable
 
-from video_extract.errors import PlanError, UsageError, VideoExtractError
+from video_extract.errors import NotApplicable, PlanError, UsageError, VideoExtractError
 from video_extract.plan import SOURCE, Plan, Stage
 from video_extract.plugins.base import SOURCE_TYPES, Manifest, Plugin
-from video_extract.results import MediaInfo
+from video_extract.results import OUTPUT_TYPES, MediaInfo
 from video_extract.spec import OPERATIONS, Operation, OutputSpec, canonical_name, make_operation
 
 ENTRY_POINT_GROUP = "video_extract.plugins"
@@ -77,7 +78,12 @@ class Registry:
         """The plugin that runs ``op_name``: an installed third-party plugin wins over the built-in."""
         candidates = [m for m in self.manifests.values() if m.operation == op_name]
         if candidates:
-            return sorted(candidates, key=lambda m: m.source == "built-in")[0]
+            manifest = sorted(candidates, key=lambda m: m.source == "built-in")[0]
+            if manifest.output not in OUTPUT_TYPES:
+                self.plugin_class(manifest.name)  # a third party declares its output type in its plugin's module
+            if manifest.output not in OUTPUT_TYPES:
+                raise PlanError(f"plugin {manifest.name} produces '{manifest.output}', but no record declares that output type (subclass video_extract.results.Output)")
+            return manifest
         raise PlanError(f"no plugin implements the '{op_name}' operation yet (installed: {', '.join(sorted(self.operations()))})")
 
     def operations(self) -> list[str]:
@@ -121,8 +127,7 @@ class Registry:
             available.add("AudioStream")
         plan = Plan()
         specs = [OutputSpec.of(item) for item in specs]
-        names = [s.operation.name for s in specs]
-        twice = {n for n in names if names.count(n) > 1}
+        twice = {n for n, count in Counter(s.operation.name for s in specs).items() if count > 1}
         if twice:
             raise UsageError(f"operation '{sorted(twice)[0]}' is requested twice; give it once with the parameters you want")
         gathering = [s for s in specs if self._gathers(s)]
@@ -137,6 +142,8 @@ class Registry:
         for spec in [s for s in specs if s not in gathering]:
             try:
                 plan.outputs[spec.operation.name] = self._resolve(spec, info, available, plan, 0, requested_types)
+            except NotApplicable as exc:
+                plan.skipped[spec.operation.name] = exc.message
             except PlanError as exc:
                 plan.errors[spec.operation.name] = exc.message
         self._enrich(plan)
@@ -161,7 +168,7 @@ class Registry:
             for op, sid in plan.outputs.items()
             if include is None or op in include
         )
-        if not inputs:
+        if all(type_name == "Metadata" for type_name, _ in inputs):  # every input has metadata: not enough to fuse
             plan.errors[spec.operation.name] = "nothing to fuse: request other operations with it (for example --ops scenes,transcription,objects,fusion)"
             return
         plan.outputs[spec.operation.name] = plan.add(_stage(manifest, spec.operation, inputs))
@@ -208,7 +215,7 @@ class Registry:
         for need in plugin.requires(spec.operation):
             if need.type in SOURCE_TYPES:
                 if need.type not in available:
-                    raise PlanError(_gap_message(info, manifest.output, need.type))
+                    raise NotApplicable(_gap_message(info, manifest.output, need.type))
                 inputs.append((need.type, SOURCE))
                 continue
             pinned = [s for s in spec.sources if self.for_operation(s.operation.name).output == need.type]
@@ -276,9 +283,8 @@ def _stage(manifest: Manifest, operation: Operation, inputs: tuple[tuple[str, st
 
 
 def _gap_message(info: MediaInfo, output: str, missing: str) -> str:
-    kind = Path(info.path).suffix.lstrip(".").lower() or info.container.split(",")[0]
     what = {"VideoStream": "video stream", "AudioStream": "audio stream"}.get(missing, missing)
-    return f"no plugin turns {kind} into {output}: {Path(info.path).name} has no {what}"
+    return f"{Path(info.path).name} has no {what}"
 
 
 def _type_name(annotation) -> str:

@@ -1,18 +1,135 @@
-"""Typed records of the output contract (DESIGN.md, "Output contract").
+"""The output contract: one declaration per output type, and the records that travel with it.
 
-Plugins build these and write them as JSON; the Python API reads the same files back into
-them. Field names here are the public contract: change them only with a version bump.
+An output type is a subclass of ``Output`` that names the type (``type_name``, what manifests
+say a plugin produces and consumes), the files it owns (``files``, published under
+``{out}/{stem}/``) and, through its fields, its record. Everything else is derived from these
+declarations: the files a plugin publishes, how a consumer receives its inputs, how the Client
+reads results back, and the output table of the README. A third-party plugin declares its own
+output type the same way, in its own module.
+
+Records are strict (``extra="forbid"``): a plugin that writes a field the contract does not
+name fails, so the contract cannot drift without a test noticing. Field names are public:
+change them only with a plugin version bump.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_serializer
+
+#: Output type name -> its declaration. Filled as ``Output`` subclasses are defined.
+OUTPUT_TYPES: dict[str, type["Output"]] = {}
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A typed record of the contract. Fields in ``optional`` are left out of the JSON when unset
+    (a transcript segment has a ``speaker`` only when diarized)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    optional: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unset(self, handler):
+        data = handler(self)
+        for name in self.optional:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+    def to_pandas(self):
+        """The record's main table as a pandas DataFrame (needs the ``pandas`` extra)."""
+        raise TypeError(f"{type(self).__name__} is not tabular")
+
+
+def _data_frame(rows: list[dict], columns: list[str]):
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_pandas() needs pandas: pip install 'video-extract[pandas]'") from None
+    return pd.DataFrame(rows, columns=columns)
+
+
+class Output(Record):
+    """The declaration of one output type: its name, its files, its record (the fields).
+
+    ``record_file`` is the JSON file that holds the record; with ``record_field`` it holds that
+    one field (a list: ``frames/index.json``) and the other fields are kept with the stage.
+    Without a ``record_file`` (a small record beside a bulky file, like ``audio.wav``) the whole
+    record is kept with the stage: in the cache entry and in ``summary.json``.
+
+    A record read back from a folder is also a handle on that folder's files (``file()``).
+    """
+
+    type_name: ClassVar[str] = ""
+    files: ClassVar[tuple[str, ...]] = ()
+    record_file: ClassVar[str | None] = None
+    record_field: ClassVar[str | None] = None
+
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.__dict__.get("type_name"):
+            OUTPUT_TYPES[cls.type_name] = cls
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Write the record file into ``folder``; returns what is kept with the stage."""
+        data = self.model_dump(mode="json")
+        if self.record_file is None:
+            return data
+        body = data.pop(self.record_field) if self.record_field else data
+        path = folder / self.record_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        return data if self.record_field else self.stats()
+
+    @classmethod
+    def load(cls, folder: Path, kept: dict[str, Any] | None = None) -> "Output":
+        """The record of the files in ``folder`` (a stage's directory or a published one)."""
+        kept = kept or {}
+        if cls.record_file is None:
+            record = cls.model_validate(kept)
+        else:
+            body = json.loads((folder / cls.record_file).read_text())
+            record = cls.model_validate({**kept, cls.record_field: body} if cls.record_field else body)
+        record._folder = Path(folder)
+        return record
+
+    def stats(self) -> dict[str, Any]:
+        """A few facts for logs and summaries: list lengths and short scalar fields."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if isinstance(value, list):
+                out[name] = len(value)
+            elif isinstance(value, (int, float, bool)) or value is None or (isinstance(value, str) and len(value) <= 80):
+                out[name] = value
+        return out
+
+    # -- handles ---------------------------------------------------------------------------
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:
+            raise ValueError(f"this {type(self).__name__} was not read from a folder")
+        return self._folder
+
+    def file(self, name: str) -> Path:
+        """One of this output's files (``audio.wav``, ``embeddings/text.npy``)."""
+        return self.folder / name
+
+
+def output_type(name: str) -> type[Output]:
+    try:
+        return OUTPUT_TYPES[name]
+    except KeyError:
+        raise LookupError(f"no record declares the output type '{name}' (declared: {', '.join(sorted(OUTPUT_TYPES))})") from None
 
 
 # --- metadata.json --------------------------------------------------------------------------
@@ -45,7 +162,13 @@ class AudioStreamInfo(StreamInfo):
     language: str | None = None
 
 
-class MediaInfo(Record):
+class MediaInfo(Output):
+    """What the file holds: container, duration and every stream."""
+
+    type_name: ClassVar[str] = "Metadata"
+    files: ClassVar[tuple[str, ...]] = ("metadata.json",)
+    record_file: ClassVar[str | None] = "metadata.json"
+
     path: str
     size_bytes: int
     container: str
@@ -67,20 +190,33 @@ class MediaInfo(Record):
     def audio(self) -> list[AudioStreamInfo]:
         return [s for s in self.streams if isinstance(s, AudioStreamInfo)]
 
+    def to_pandas(self):
+        """One row per stream."""
+        rows = [s.model_dump() for s in self.streams]
+        return _data_frame(rows, sorted({k for r in rows for k in r}, key=lambda k: (k not in ("index", "type", "codec"), k)))
+
 
 # --- audio.wav ------------------------------------------------------------------------------
 
 
-class AudioResult(Record):
-    file: str = "audio.wav"
+class AudioResult(Output):
+    """The decoded audio track; the samples are in ``audio.wav`` (``path``)."""
+
+    type_name: ClassVar[str] = "Audio"
+    files: ClassVar[tuple[str, ...]] = ("audio.wav",)
+
     sample_rate: int
     channels: int
     samples: int
     duration: float
-    start_time: float = 0.0
+    start_time: float = 0.0  # time of the first sample on the source timeline
+
+    @property
+    def path(self) -> Path:
+        return self.file("audio.wav")
 
 
-# --- frames/ and keyframes/ -----------------------------------------------------------------
+# --- frames/, keyframes/, scene_frames/ ---------------------------------------------------------
 
 
 class FrameEntry(Record):
@@ -89,14 +225,47 @@ class FrameEntry(Record):
     time: float
 
 
-class FramesResult(Record):
+class SceneFrameEntry(FrameEntry):
+    scene: int
+    start: float
+    end: float
+
+
+class FramesResult(Output):
+    """Frames saved as JPEG, with their index and time; ``paths()`` lists the files."""
+
+    type_name: ClassVar[str] = "Frames"
+    files: ClassVar[tuple[str, ...]] = ("frames/",)
+    record_file: ClassVar[str | None] = "frames/index.json"
+    record_field: ClassVar[str | None] = "frames"
+
     frames: list[FrameEntry]
-    dir: str | None = None  # where the JPEG files are, when read back from an output directory
+
+    @property
+    def directory(self) -> Path:
+        return self.file(Path(self.record_file).parent.name)
 
     def paths(self) -> list[str]:
-        from pathlib import Path
+        return [str(self.directory / f.file) for f in self.frames]
 
-        return [str(Path(self.dir or ".") / f.file) for f in self.frames]
+    def to_pandas(self):
+        return _data_frame([f.model_dump() for f in self.frames], list(type(self.frames[0]).model_fields) if self.frames else ["file", "frame", "time"])
+
+
+class KeyframesResult(FramesResult):
+    type_name: ClassVar[str] = "Keyframes"
+    files: ClassVar[tuple[str, ...]] = ("keyframes/",)
+    record_file: ClassVar[str | None] = "keyframes/index.json"
+
+
+class SceneFramesResult(FramesResult):
+    """The middle frame of each scene, with the scene it stands for."""
+
+    type_name: ClassVar[str] = "SceneFrames"
+    files: ClassVar[tuple[str, ...]] = ("scene_frames/",)
+    record_file: ClassVar[str | None] = "scene_frames/index.json"
+
+    frames: list[SceneFrameEntry]
 
 
 # --- scenes.json ----------------------------------------------------------------------------
@@ -111,16 +280,322 @@ class Scene(Record):
     start: float
     end: float
     start_frame: int
-    end_frame: int
+    end_frame: int  # exclusive
 
 
-class ScenesResult(Record):
+class ScenesResult(Output):
+    type_name: ClassVar[str] = "Scenes"
+    files: ClassVar[tuple[str, ...]] = ("scenes.json",)
+    record_file: ClassVar[str | None] = "scenes.json"
+
     cuts: list[Cut]
     scenes: list[Scene]
     detector: str | None = None
     threshold: float | None = None
     fps: float | None = None
     frames_analysed: int | None = None
+
+    def to_pandas(self):
+        """One row per scene."""
+        return _data_frame([s.model_dump() for s in self.scenes], list(Scene.model_fields))
+
+
+# --- transcription.json, vad.json, diarization.json ------------------------------------------
+
+
+class Word(Record):
+    optional: ClassVar[tuple[str, ...]] = ("speaker",)
+
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+    speaker: str | None = None
+
+
+class TranscriptSegment(Record):
+    optional: ClassVar[tuple[str, ...]] = ("speaker", "avg_logprob", "no_speech_prob")
+
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    words: list[Word] = []
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+
+class TranscriptionResult(Output):
+    """Segments with word times; SRT and WebVTT beside it. Segments and words carry a
+    ``speaker`` when diarization was requested too."""
+
+    type_name: ClassVar[str] = "Transcription"
+    files: ClassVar[tuple[str, ...]] = ("transcription.json", "transcription.srt", "transcription.vtt")
+    record_file: ClassVar[str | None] = "transcription.json"
+
+    language: str | None
+    language_probability: float | None = None
+    duration: float | None = None  # seconds of audio the model was given
+    model: str | None = None
+    text: str
+    segments: list[TranscriptSegment]
+
+    def to_pandas(self, level: Literal["segments", "words"] = "segments"):
+        """One row per segment, or per word (``level="words"``, with its segment's index)."""
+        if level == "words":
+            rows = [{"segment": n, **w.model_dump(exclude_none=False)} for n, s in enumerate(self.segments) for w in s.words]
+            return _data_frame(rows, ["segment", "start", "end", "word", "probability", "speaker"])
+        rows = [s.model_dump(exclude={"words"}) for s in self.segments]
+        return _data_frame(rows, ["start", "end", "text", "speaker", "avg_logprob", "no_speech_prob"])
+
+
+class TimeSpan(Record):
+    start: float
+    end: float
+
+
+class VadResult(Output):
+    type_name: ClassVar[str] = "VoiceActivity"
+    files: ClassVar[tuple[str, ...]] = ("vad.json",)
+    record_file: ClassVar[str | None] = "vad.json"
+
+    duration: float | None = None
+    speech_duration: float | None = None
+    segments: list[TimeSpan]
+
+    def to_pandas(self):
+        return _data_frame([s.model_dump() for s in self.segments], ["start", "end"])
+
+
+class SpeakerTurn(Record):
+    start: float
+    end: float
+    speaker: str
+
+
+class DiarizationResult(Output):
+    type_name: ClassVar[str] = "Diarization"
+    files: ClassVar[tuple[str, ...]] = ("diarization.json", "diarization.rttm")
+    record_file: ClassVar[str | None] = "diarization.json"
+
+    num_speakers: int
+    speakers: list[str] = []
+    segments: list[SpeakerTurn]
+
+    def to_pandas(self):
+        return _data_frame([s.model_dump() for s in self.segments], ["start", "end", "speaker"])
+
+
+# --- objects.json, faces.json, ocr.json -------------------------------------------------------
+
+
+class Detection(Record):
+    optional: ClassVar[tuple[str, ...]] = ("landmarks", "text")
+
+    label: str
+    confidence: float
+    box: list[float]  # [x1, y1, x2, y2] in pixels of the displayed frame
+    landmarks: dict[str, list[float]] | None = None  # faces
+    text: str | None = None  # ocr
+
+
+class FrameDetections(Record):
+    optional: ClassVar[tuple[str, ...]] = ("scene", "start", "end")
+
+    frame: int
+    time: float
+    scene: int | None = None  # when the frames are one per scene: which, and its span
+    start: float | None = None
+    end: float | None = None
+    detections: list[Detection]
+
+
+class DetectionsResult(Output):
+    """Detections per analysed frame (the base of objects, faces and OCR)."""
+
+    frames: list[FrameDetections]
+
+    def labels(self) -> set[str]:
+        return {d.label for f in self.frames for d in f.detections}
+
+    def to_pandas(self):
+        """One row per detection, with its frame, time and box corners."""
+        rows = [
+            {"frame": f.frame, "time": f.time, "label": d.label, "confidence": d.confidence,
+             "x1": d.box[0], "y1": d.box[1], "x2": d.box[2], "y2": d.box[3], **({"text": d.text} if d.text is not None else {})}
+            for f in self.frames for d in f.detections
+        ]
+        columns = ["frame", "time", "label", "confidence", "x1", "y1", "x2", "y2"] + (["text"] if any("text" in r for r in rows) else [])
+        return _data_frame(rows, columns)
+
+
+class ObjectsResult(DetectionsResult):
+    type_name: ClassVar[str] = "Objects"
+    files: ClassVar[tuple[str, ...]] = ("objects.json",)
+    record_file: ClassVar[str | None] = "objects.json"
+
+    model: str | None = None
+
+
+class FacesResult(DetectionsResult):
+    type_name: ClassVar[str] = "Faces"
+    files: ClassVar[tuple[str, ...]] = ("faces.json",)
+    record_file: ClassVar[str | None] = "faces.json"
+
+
+class TimedText(Record):
+    """The same text over consecutive analysed frames, as one entry."""
+
+    text: str
+    start: float
+    end: float | None
+    first_frame: int
+    last_frame: int
+    frames: int
+    box: list[float]
+    confidence: float
+
+
+class OcrResult(DetectionsResult):
+    type_name: ClassVar[str] = "OCR"
+    files: ClassVar[tuple[str, ...]] = ("ocr.json",)
+    record_file: ClassVar[str | None] = "ocr.json"
+
+    languages: list[str] = []
+    texts: list[TimedText] = []
+
+    def to_pandas(self, level: Literal["lines", "texts"] = "lines"):
+        """One row per recognised line per frame, or per merged timed text (``level="texts"``)."""
+        if level == "texts":
+            return _data_frame([t.model_dump() for t in self.texts], list(TimedText.model_fields))
+        return super().to_pandas()
+
+
+# --- embeddings/*.npy + *.json ----------------------------------------------------------------
+
+
+class EmbeddingsResult(Output):
+    """Rows of an embeddings matrix (float32, L2-normalised) and what each row is.
+
+    The JSON sidecar holds the rows (one entry per matrix row); ``model``, ``dim`` and
+    ``source`` are kept with the stage. ``vectors`` reads the ``.npy`` file on first use.
+    """
+
+    model: str
+    dim: int
+    source: str | None = None
+
+    _vectors: Any = PrivateAttr(default=None)
+
+    @property
+    def vectors(self):
+        if self._vectors is None:
+            import numpy as np
+
+            self._vectors = np.load(self.file(self.files[0]))
+        return self._vectors
+
+    def __len__(self) -> int:
+        return len(self.rows)  # type: ignore[attr-defined]
+
+    def to_pandas(self):
+        rows = [r.model_dump() for r in self.rows]  # type: ignore[attr-defined]
+        return _data_frame(rows, sorted({k for r in rows for k in r}) if rows else [])
+
+
+class TextRow(Record):
+    optional: ClassVar[tuple[str, ...]] = ("speaker",)
+
+    start: float
+    end: float | None
+    text: str
+    speaker: str | None = None
+
+
+class FrameRow(Record):
+    optional: ClassVar[tuple[str, ...]] = ("scene", "start", "end")
+
+    frame: int
+    time: float
+    scene: int | None = None
+    start: float | None = None
+    end: float | None = None
+
+
+class TextEmbeddingsResult(EmbeddingsResult):
+    type_name: ClassVar[str] = "TextEmbeddings"
+    files: ClassVar[tuple[str, ...]] = ("embeddings/text.npy", "embeddings/text.json")
+    record_file: ClassVar[str | None] = "embeddings/text.json"
+    record_field: ClassVar[str | None] = "rows"
+
+    rows: list[TextRow]
+
+
+class VisionEmbeddingsResult(EmbeddingsResult):
+    type_name: ClassVar[str] = "VisionEmbeddings"
+    files: ClassVar[tuple[str, ...]] = ("embeddings/vision.npy", "embeddings/vision.json")
+    record_file: ClassVar[str | None] = "embeddings/vision.json"
+    record_field: ClassVar[str | None] = "rows"
+
+    rows: list[FrameRow]
+
+
+class AudioEmbeddingsResult(EmbeddingsResult):
+    type_name: ClassVar[str] = "AudioEmbeddings"
+    files: ClassVar[tuple[str, ...]] = ("embeddings/audio.npy", "embeddings/audio.json")
+    record_file: ClassVar[str | None] = "embeddings/audio.json"
+    record_field: ClassVar[str | None] = "rows"
+
+    rows: list[TimeSpan]
+
+
+# --- fusion.json ------------------------------------------------------------------------------
+
+
+class TimelineEvent(Record):
+    """One thing that happens on the source timeline: a scene, a speech segment, a speaker turn,
+    voice activity, an object or face span, an on-screen text."""
+
+    optional: ClassVar[tuple[str, ...]] = ("scene", "text", "speaker", "label", "frames", "max_count", "confidence")
+
+    type: Literal["scene", "speech", "speaker", "voice", "object", "face", "text"]
+    start: float
+    end: float | None
+    scene: int | None = None
+    text: str | None = None
+    speaker: str | None = None
+    label: str | None = None
+    frames: int | None = None  # analysed frames the span is made of
+    max_count: int | None = None  # most instances in one analysed frame
+    confidence: float | None = None
+
+
+class SceneDigest(Record):
+    """What is said, seen and read during one scene."""
+
+    scene: int
+    start: float
+    end: float
+    speech: str
+    speakers: list[str]
+    objects: list[str]
+    faces: int
+    texts: list[str]
+
+
+class FusionResult(Output):
+    type_name: ClassVar[str] = "Fusion"
+    files: ClassVar[tuple[str, ...]] = ("fusion.json",)
+    record_file: ClassVar[str | None] = "fusion.json"
+
+    duration: float | None
+    sources: list[str]  # the output types that were fused
+    timeline: list[TimelineEvent]
+    scenes: list[SceneDigest]
+
+    def to_pandas(self):
+        """One row per timeline event."""
+        return _data_frame([e.model_dump() for e in self.timeline], list(TimelineEvent.model_fields))
 
 
 # --- what a run reports (summary.json, the Python API) ---------------------------------------
@@ -140,12 +615,17 @@ class StageRecord(Record):
 
 
 class OpResult(Record):
-    status: Literal["ok", "failed"]
+    """One requested operation: ``ok``, ``failed`` (``error``) or ``skipped`` (``reason``: it does
+    not apply to this input, like keyframes of an audio file)."""
+
+    status: Literal["ok", "failed", "skipped"]
+    type: str | None = None  # the output type (how ``data`` and the files are read back)
     files: list[str] = []  # relative to the input's output directory
     seconds: float = 0.0
     cached: bool = False
     error: str | None = None
-    data: dict = {}
+    reason: str | None = None
+    data: dict = {}  # what the output type keeps with the stage
 
 
 class FileResult(Record):
@@ -166,96 +646,10 @@ class FileResult(Record):
         return self.status == "ok"
 
     def errors(self) -> dict[str, str]:
-        out = {name: op.error or "failed" for name, op in self.ops.items() if op.status != "ok"}
+        out = {name: op.error or "failed" for name, op in self.ops.items() if op.status == "failed"}
         if self.error:
             out["input"] = self.error
         return out
 
-
-# --- transcription.json, vad.json, diarization.json ------------------------------------------
-
-
-class Word(Record):
-    start: float
-    end: float
-    word: str
-    probability: float | None = None
-    speaker: str | None = None
-
-
-class TranscriptSegment(Record):
-    start: float
-    end: float
-    text: str
-    speaker: str | None = None
-    words: list[Word] = []
-
-
-class TranscriptionResult(Record):
-    language: str | None
-    text: str
-    segments: list[TranscriptSegment]
-
-
-class TimeSpan(Record):
-    start: float
-    end: float
-
-
-class VadResult(Record):
-    segments: list[TimeSpan]
-    speech_duration: float | None = None
-
-
-class SpeakerTurn(Record):
-    start: float
-    end: float
-    speaker: str
-
-
-class DiarizationResult(Record):
-    num_speakers: int
-    segments: list[SpeakerTurn]
-
-
-# --- objects.json, faces.json, ocr.json -------------------------------------------------------
-
-
-class Detection(Record):
-    label: str
-    confidence: float
-    box: list[float]  # [x1, y1, x2, y2] in pixels of the displayed frame
-    landmarks: dict[str, list[float]] | None = None  # faces
-    text: str | None = None  # ocr
-
-
-class FrameDetections(Record):
-    frame: int
-    time: float
-    detections: list[Detection]
-
-
-class DetectionsResult(Record):
-    frames: list[FrameDetections]
-    texts: list[dict] | None = None  # ocr: the same text across frames, merged with start/end
-
-    def labels(self) -> set[str]:
-        return {d.label for f in self.frames for d in f.detections}
-
-
-# --- embeddings/*.npy + *.json ----------------------------------------------------------------
-
-
-class EmbeddingsResult:
-    """Rows of an embeddings matrix (float32, L2-normalised) and what each row is."""
-
-    def __init__(self, vectors, rows: list[dict], path: str):
-        self.vectors = vectors
-        self.rows = rows
-        self.path = path
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __repr__(self) -> str:
-        return f"EmbeddingsResult({self.vectors.shape}, {self.path})"
+    def skipped(self) -> dict[str, str]:
+        return {name: op.reason or "" for name, op in self.ops.items() if op.status == "skipped"}

@@ -1,4 +1,4 @@
-"""An optional HTTP front to the performance executor (standard library only).
+"""An optional HTTP front to ``Client.execute_streaming`` (standard library only).
 
     video-extract serve --port 8080 --output-dir /data/out
     curl -N -X POST localhost:8080/run -d '{"path": "/data/in/talk.mp4", "ops": ["metadata", "transcription"]}'
@@ -15,7 +15,6 @@ import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 from video_extract.errors import VideoExtractError
 
@@ -41,13 +40,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/health":
             self._json(200, {"ok": True})
         elif self.path == "/ops":
-            from video_extract.registry import default_registry
-
-            self._json(200, default_registry().describe_operations())
+            self._json(200, json.loads(json.dumps(self.server.client.operations(), default=str)))
         else:
             self._json(404, {"error": f"no such endpoint: {self.path}; try GET /ops, GET /health, POST /run"})
 
     def do_POST(self):  # noqa: N802
+        from video_extract.events import input_failed
+
         if self.path != "/run":
             self._json(404, {"error": f"no such endpoint: {self.path}"})
             return
@@ -57,11 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             self._json(400, {"error": 'send JSON like {"path": "/data/clip.mp4", "ops": ["metadata", "scenes"]}'})
             return
-        from video_extract.client import to_specs
-        from video_extract.executors.perf import PerfExecutor, event_line
-
+        client = self.server.client
         try:
-            specs = to_specs(ops)
+            specs = client.request(ops)
         except VideoExtractError as exc:
             self._json(400, {"error": str(exc)})
             return
@@ -72,16 +69,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        executor = PerfExecutor(self.server.runtime)
         try:
-            for event in executor.stream_file(path, specs, self.server.output_dir):
-                self._chunk(event_line(event) + "\n")
+            for event in client.execute_streaming(path, specs):
+                self._chunk(event.line() + "\n")
         except (BrokenPipeError, ConnectionResetError):
             return  # the client left; closing the stream ended the request
         except Exception as exc:  # noqa: BLE001 - report it in the stream, end the body properly
             message = str(exc) if isinstance(exc, VideoExtractError) else f"internal error: {type(exc).__name__}: {exc}"
-            self._chunk(event_line({"type": "error", "op": "*", "error": message}) + "\n")
-            self._chunk(event_line({"type": "done", "input": str(path), "status": "failed"}) + "\n")
+            for event in input_failed(str(path), message):
+                self._chunk(event.line() + "\n")
         self.wfile.write(b"0\r\n\r\n")
 
     def _chunk(self, text: str) -> None:
@@ -91,14 +87,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ExtractServer(ThreadingHTTPServer):
-    """One Runtime for the server's life: models stay loaded across requests."""
+    """One Client for the server's life: models stay loaded across requests."""
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], runtime, output_dir: str | Path):
+    def __init__(self, address: tuple[str, int], client):
         super().__init__(address, _Handler)
-        self.runtime = runtime
-        self.output_dir = Path(output_dir)
+        self.client = client
 
     def serve_in_background(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="video-extract-server", daemon=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal
+from typing import Any, ClassVar, Iterable, Literal, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -262,15 +262,14 @@ class Fusion(Operation):
 
 
 def canonical_name(name: str) -> str:
-    """Resolve an operation name or alias, or raise a UsageError that lists what is valid."""
+    """Resolve an operation name or alias, or raise a UsageError that lists what is valid.
+
+    Third-party operations are known once their plugin module is imported (the registry's
+    discovery does that; ``Client`` discovers before it parses a request).
+    """
     if not isinstance(name, str):
         raise UsageError(f"an operation is named by a string, got {name!r}; valid operations: {', '.join(sorted(OPERATIONS))}")
     key = name.strip().lower().replace("-", "_")
-    if key not in OPERATIONS and key not in ALIASES:
-        # Third-party operations are defined by plugin modules, which discovery imports.
-        from video_extract.registry import default_registry
-
-        default_registry()
     if key in OPERATIONS:
         return key
     if key in ALIASES:
@@ -388,28 +387,74 @@ def _spec_from_dict(data: dict[str, Any]) -> OutputSpec:
     return OutputSpec(operation=operation, sources=sources)
 
 
-def build_specs(
-    ops: Iterable[str] | str | None = None,
-    op_overrides: Iterable[str] = (),
-    spec_file: str | Path | None = None,
-) -> list[OutputSpec]:
-    """The CLI's request: ``--ops a,b`` plus ``--op name:k=v`` (which overrides the same name) plus a spec file."""
+#: The word that asks for every operation that applies to the input.
+ALL = "all"
+
+RequestLike = Union[str, Operation, OutputSpec, dict, Sequence[Union[str, Operation, OutputSpec, dict]], None]
+
+
+class Request(BaseModel):
+    """A parsed request: the outputs asked for, and whether ``all`` was among them (the caller,
+    who knows which plugins are installed, adds the rest)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    specs: tuple[OutputSpec, ...] = ()
+    everything: bool = False
+
+
+def split_ops(text: str) -> list[str]:
+    """'metadata,scenes:threshold=20,min_scene_len=10,keyframes' -> one string per operation.
+
+    A comma starts a new operation unless what follows is a ``key=value`` of the one before.
+    """
+    items: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if items and "=" in part and ":" not in part.split("=", 1)[0] and ":" in items[-1]:
+            items[-1] += "," + part
+        else:
+            items.append(part)
+    return items
+
+
+def parse_request(ops: RequestLike = None, overrides: Iterable[str] = (), spec_file: str | Path | None = None) -> Request:
+    """The one request grammar, for the CLI, the Python API, spec files and the server.
+
+    ``ops``: ``"metadata,scenes:threshold=20,min_scene_len=10"``, a list of such strings,
+    ``Operation`` objects, ``OutputSpec`` objects or dicts, or ``"all"``. ``overrides``
+    (the CLI's ``--op``) replace an operation of the same name; a spec file comes first.
+    """
     specs: dict[str, OutputSpec] = {}
+    everything = False
+
+    def add(spec: OutputSpec, replace: bool) -> None:
+        name = spec.operation.name
+        if name in specs and not replace:
+            raise UsageError(f"operation '{name}' is requested twice; give it once with the parameters you want")
+        specs[name] = spec
+
     if spec_file is not None:
         for spec in load_spec_file(spec_file):
+            add(spec, replace=False)
+    items: list[Any] = [ops] if isinstance(ops, (str, Operation, OutputSpec, dict)) else list(ops or ())
+    for item in items:
+        if isinstance(item, str):
+            for text in split_ops(item):
+                if text.strip().lower() == ALL:
+                    everything = True
+                else:
+                    add(OutputSpec.of(text), replace=False)
+        else:
+            add(OutputSpec.of(item), replace=False)
+    for text in overrides:
+        for part in split_ops(text):
+            spec = OutputSpec.of(part)
             specs[spec.operation.name] = spec
-    if isinstance(ops, str):
-        ops = [ops]
-    for group in ops or ():
-        for name in filter(None, (n.strip() for n in group.split(","))):
-            operation = make_operation(name)
-            specs.setdefault(operation.name, OutputSpec(operation=operation))
-    for text in op_overrides:
-        operation = parse_op(text)
-        specs[operation.name] = OutputSpec(operation=operation)
-    if not specs:
-        raise UsageError(f"no operations requested; use --ops (valid: {', '.join(sorted(OPERATIONS))})")
-    return list(specs.values())
+    if not specs and not everything:
+        raise UsageError(f"no operations requested; give operations (for example metadata,scenes) or 'all' (valid: {', '.join(sorted(OPERATIONS))})")
+    return Request(specs=tuple(specs.values()), everything=everything)
 
 
 def load_spec_file(path: str | Path) -> list[OutputSpec]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from video_extract.cache import Cache, file_digest, stage_key
-from video_extract.errors import VideoExtractError
+from video_extract.errors import OperationError, VideoExtractError, missing_package
 from video_extract.media.probe import probe
 from video_extract.outputs import (
     SUMMARY_FILE,
@@ -31,14 +31,14 @@ from video_extract.outputs import (
     remove_stale_temporaries,
 )
 from video_extract.plan import Plan, Stage
-from video_extract.plugins.base import Artifact, Source, StageContext, drain
+from video_extract.plugins.base import Artifact, Inputs, Source, StageContext, drain
 from video_extract.registry import Registry, default_registry
-from video_extract.results import FileResult, OpResult, StageRecord
-from video_extract.spec import OutputSpec
+from video_extract.results import FileResult, OpResult, Record, StageRecord, output_type
+from video_extract.spec import Metadata, OutputSpec
 
 log = logging.getLogger("video_extract")
 
-#: Called with (stage, partial result) as a streaming plugin yields.
+#: Called with (stage, partial result as JSON-able dict) as a streaming plugin yields.
 PartialCallback = Callable[[Stage, dict], None]
 #: Called with (stage, record) when a stage finishes, fails or is skipped.
 StageCallback = Callable[[Stage, StageRecord], None]
@@ -104,12 +104,16 @@ def prepare(
     batch: Iterable[Path] = (),
     save_intermediates: bool = False,
 ) -> Job:
-    """Probe, hash and plan one input; raises InputError before creating anything on disk."""
+    """Probe, hash and plan one input; raises InputError before creating anything on disk.
+
+    Every input gets ``metadata.json``, whatever else was asked.
+    """
     path = Path(input_path)
     info = probe(path, scan=False)  # header facts: enough to plan, and a clear error for non-media
     digest = file_digest(path)
     outputs = [OutputSpec.of(s) for s in specs]
-    plan = runtime.registry.plan(outputs, info)
+    always = [OutputSpec(operation=Metadata())] if not any(s.operation.name == Metadata.name for s in outputs) else []
+    plan = runtime.registry.plan(outputs + always, info)
     out_dir = output_dir_for(Path(output_root), path, batch)
     st = path.stat()
     source = Source(path=path, info=info, digest=digest, stat=(st.st_size, st.st_mtime_ns))
@@ -158,8 +162,12 @@ def run_stage(
         job.artifacts[stage.id] = artifact
         files = _publish(runtime, job, stage, artifact, requested)
     except Exception as exc:  # noqa: BLE001 - a stage's failure is data, not a crash of the run
-        message = exc.message if isinstance(exc, VideoExtractError) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, VideoExtractError):
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            message = missing_package(exc.name, stage.plugin, manifest.extra)
+        elif isinstance(exc, VideoExtractError):
+            message = exc.message
+        else:
+            message = f"{type(exc).__name__}: {exc}"
             log.debug("stage %s raised", stage.label(), exc_info=True)
         return _record(job, stage, "failed", requested, error=message, seconds=time.perf_counter() - started)
     return _record(job, stage, "ok", requested, cached=artifact.cached, seconds=time.perf_counter() - started, files=files)
@@ -171,23 +179,37 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
     plugin.ensure_setup(runtime.models)
     work_dir = cache.new_work_dir(key) if cache else job.scratch_dir() / stage.id
     work_dir.mkdir(parents=True, exist_ok=True)
-    inputs = {t: job.artifacts[sid] for t, sid in stage.inputs if sid in job.artifacts}
-    ctx = StageContext(source=job.source, work_dir=work_dir, log=log, models=runtime.models)
+    inputs = Inputs({t: job.artifacts[sid] for t, sid in stage.inputs if sid in job.artifacts})
+    ctx = StageContext(source=job.source, work_dir=work_dir, log=log, output=output_type(stage.output_type), models=runtime.models)
     try:
         if on_partial is not None and plugin.manifest.streams:
-            data = drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, part))
+            drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, _jsonable(part)))
         else:
-            data = plugin.run(ctx, inputs, stage.operation)
+            plugin.run(ctx, inputs, stage.operation)
+        _check_written(ctx, stage)
     except BaseException:
         if cache:
             cache.abandon(work_dir)
         raise
-    data = data or {}
+    data = ctx.kept or {}
     if cache is None:
-        return Artifact(stage.output_type, work_dir, data)
+        return Artifact(stage.output_type, work_dir, data, _record=ctx.written)
     describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
     entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before)
     return Artifact(stage.output_type, entry.path, entry.data)
+
+
+def _check_written(ctx: StageContext, stage: Stage) -> None:
+    """A plugin's output is its record and the files its output type declares: all of them."""
+    if ctx.written is None:
+        raise OperationError(stage.plugin, f"plugin finished without writing its {stage.output_type} record (ctx.write)")
+    missing = [name for name in ctx.output.files if not (ctx.work_dir / name.rstrip("/")).exists()]
+    if missing:
+        raise OperationError(stage.plugin, f"plugin did not write {', '.join(missing)}, which {stage.output_type} declares")
+
+
+def _jsonable(part: Any) -> dict:
+    return part.model_dump(mode="json") if isinstance(part, Record) else part
 
 
 def _publish(runtime: Runtime, job: Job, stage: Stage, artifact: Artifact, requested: list[str]) -> list[str]:
@@ -231,15 +253,18 @@ def finish(job: Job) -> FileResult:
     ops: dict[str, OpResult] = {}
     for op, why in job.plan.errors.items():
         ops[op] = OpResult(status="failed", error=why)
+    for op, why in job.plan.skipped.items():
+        ops[op] = OpResult(status="skipped", reason=why)
     for op, sid in job.plan.outputs.items():
         record = job.records.get(sid)
+        kind = job.plan.stages[sid].output_type
         if record is None or record.status != "ok":
-            ops[op] = OpResult(status="failed", error=record.error if record else "did not run")
+            ops[op] = OpResult(status="failed", type=kind, error=record.error if record else "did not run")
             continue
         artifact = job.artifacts[sid]
-        ops[op] = OpResult(status="ok", files=job.published.get(sid, []), seconds=record.seconds, cached=record.cached, data=artifact.data)
-    ordered = {name: ops[name] for name in list(job.plan.outputs) + list(job.plan.errors) if name in ops}
-    status = "ok" if all(op.status == "ok" for op in ordered.values()) else "failed"
+        ops[op] = OpResult(status="ok", type=kind, files=job.published.get(sid, []), seconds=record.seconds, cached=record.cached, data=artifact.data)
+    ordered = {name: ops[name] for name in list(job.plan.outputs) + list(job.plan.skipped) + list(job.plan.errors) if name in ops}
+    status = "failed" if any(op.status == "failed" for op in ordered.values()) else "ok"
     result = FileResult(
         input=str(job.source.path),
         output_dir=str(job.out_dir),

@@ -1,15 +1,16 @@
 """Bulk mode: many files, maximum throughput, resumable.
 
-The per-file work (``FileWorker.process``) is the same whichever engine runs it; the engines only
-decide where: ``LocalEngine`` keeps N worker processes of its own, ``RayEngine``
-(``ray_engine.py``) a pool of Ray actors across machines. Either way a worker builds its
-Runtime once (plugins and their models stay loaded for every file it gets), files are handed
-out one at a time (longest first), a worker that crashes or hangs past the timeout is replaced
-and its file retried, and one bad file is a failed row, never a stopped batch.
+One scheduler (``Scheduler``) owns the batch: the queue (longest file first), retries, timeouts
+and resume. Where a file runs is an engine's business, behind a small protocol (``Engine``:
+start, submit, poll, cancel, close): ``LocalEngine`` keeps N worker processes of its own,
+``RayEngine`` (``ray_engine.py``) a pool of Ray actors across machines. Either way a worker
+builds its Runtime once (plugins and their models stay loaded for every file it gets) and runs
+the same per-file work (``FileWorker.process``); a worker that crashes or hangs past the
+timeout is replaced and its file retried; one bad file is a failed row, never a stopped batch.
 
-Resume: a file whose output folder holds a complete ``summary.json`` for the same request is
-skipped; anything else runs again, and the stage cache makes its finished stages instant. A
-batch killed with ``kill -9`` and started again therefore redoes only unfinished files.
+Resume: a file whose output folder holds a complete ``summary.json`` for the same request (and
+whose size and mtime have not changed) is skipped; anything else runs again, and the stage cache
+makes its finished stages instant. A batch killed with ``kill -9`` redoes only unfinished files.
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Literal, Protocol, Sequence
 
 from video_extract.errors import UsageError, VideoExtractError
 from video_extract.outputs import atomic_write_json, ensure_output_root, folder_stem, output_dir_for, read_summary
+from video_extract.results import Record
 from video_extract.spec import OutputSpec
 
 log = logging.getLogger("video_extract")
 
 MEDIA_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .mkv .webm .avi .wmv .flv .mpg .mpeg .ts .m2ts .mts .3gp .ogv "
+    ".mp4 .m4v .mov .mkv .webm .avi .wmv .flv .mpg .mpeg .ts .m2ts .mts .3gp .ogv .mxf .vob .dv "
     ".mp3 .m4a .aac .wav .flac .ogg .opus .wma .aiff .aif "
     ".jpg .jpeg .png .tif .tiff .webp .bmp .gif".split()
 )
@@ -47,6 +49,39 @@ class Settings:
     threads: int | None = None  # decoder and model threads per worker (its share of the cores)
 
 
+class WorkerInfo(Record):
+    pid: int
+    host: str
+    files: int  # files this worker has processed so far, this one included
+    model_loads: dict[str, int] = {}
+    node: str | None = None  # the Ray node
+
+
+class BatchRow(Record):
+    """One input of a batch, as ``batch_summary.json`` and ``.parquet`` list it."""
+
+    input: str
+    status: Literal["ok", "failed", "skipped"]  # skipped: finished before (resume), or not media
+    ops: dict[str, str] = {}  # operation -> ok | failed | skipped
+    skipped: dict[str, str] = {}  # operation -> why it does not apply to this file
+    seconds: float = 0.0
+    error: str | None = None
+    output_dir: str | None = None
+    attempts: int = 0
+    worker: WorkerInfo | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass
+class BatchInput:
+    """One file of a batch and what to make of it; ``note`` says why it is listed without running."""
+
+    path: Path
+    specs: list[OutputSpec]
+    note: str | None = None
+
+
 @dataclass
 class Task:
     index: int
@@ -55,50 +90,59 @@ class Task:
     specs: list[dict] = field(default_factory=list)  # what to make of this file
     size: int = 0
     attempts: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 # -- inputs ----------------------------------------------------------------------------------
 
 
-def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | None = None) -> list[Path]:
-    """Files named directly, listed in a text file (one per line, # comments), or found in folders."""
-    found: list[Path] = []
+def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | None = None, exclude: Sequence[Path] = ()) -> list[tuple[Path, str | None]]:
+    """Files named directly, listed in a text file (one per line, # comments), or found in folders.
+
+    In a folder, hidden files and ``exclude`` (the output and cache folders) are left out, and a
+    file without a media extension is listed with a note ("not a media file") instead of run.
+    """
+    found: list[tuple[Path, str | None]] = []
     if input_list is not None:
         try:
             lines = Path(input_list).read_text().splitlines()
         except OSError as exc:
             raise UsageError(f"cannot read input list: {exc.strerror or exc}", input_list) from None
-        found += [Path(line.strip()) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        found += [(Path(line.strip()), None) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    excluded = [p.resolve() for p in exclude]
     for item in map(Path, paths):
-        if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS)
-        else:
-            found.append(item)
-    unique = list(dict.fromkeys(found))
+        if not item.is_dir():
+            found.append((item, None))
+            continue
+        for path in sorted(item.rglob("*")):
+            relative = path.relative_to(item).parts
+            if not path.is_file() or any(part.startswith(".") for part in relative) or any(path.resolve().is_relative_to(e) for e in excluded):
+                continue
+            note = None if path.suffix.lower() in MEDIA_EXTENSIONS else f"not a media file (extension '{path.suffix or 'none'}'); name it directly to try it anyway"
+            found.append((path, note))
+    unique = list(dict(found).items())
     if not unique:
         raise UsageError("no input files: give files, a folder of media, or --input-list")
     return unique
 
 
-def make_tasks(inputs: Sequence[Path], specs: Sequence[Sequence[OutputSpec]]) -> list[Task]:
+def make_tasks(inputs: Sequence[BatchInput]) -> list[Task]:
     """Tasks, longest first (by size) so a big file does not start last and stretch the batch."""
     by_stem: dict[str, list[str]] = defaultdict(list)
-    for path in inputs:
-        by_stem[folder_stem(path)].append(str(path))
+    for item in inputs:
+        by_stem[folder_stem(item.path)].append(str(item.path))
     tasks = []
-    for index, path in enumerate(inputs):
+    for index, item in enumerate(inputs):
         try:
-            size = path.stat().st_size
+            size = item.path.stat().st_size
         except OSError:
             size = 0
-        siblings = by_stem[folder_stem(path)]
-        tasks.append(Task(index=index, input=str(path), batch=siblings if len(siblings) > 1 else [], specs=[s.to_dict() for s in specs[index]], size=size))
+        siblings = by_stem[folder_stem(item.path)]
+        tasks.append(Task(index=index, input=str(item.path), batch=siblings if len(siblings) > 1 else [], specs=[s.to_dict() for s in item.specs], size=size))
     return sorted(tasks, key=lambda t: (-t.size, t.index))
 
 
-def already_done(task: Task, output_root: Path) -> dict | None:
-    """The summary of a finished, successful run of the same request on this file, if there is one."""
+def already_done(task: Task, output_root: Path) -> BatchRow | None:
+    """The row of a finished, settled run of the same request on this file, if there is one."""
     from video_extract.executors.base import request_key
 
     path = Path(task.input)
@@ -111,7 +155,14 @@ def already_done(task: Task, output_root: Path) -> dict | None:
         return None
     if (summary.get("input_size"), summary.get("input_mtime_ns")) != (st.st_size, st.st_mtime_ns):
         return None  # the file changed since: do it again
-    return summary
+    ops = summary.get("ops", {})
+    return BatchRow(
+        input=task.input,
+        status="skipped",
+        ops={op: r["status"] for op, r in ops.items()},
+        skipped={op: r.get("reason") or "" for op, r in ops.items() if r["status"] == "skipped"},
+        output_dir=summary.get("output_dir"),
+    )
 
 
 # -- the per-file work (runs inside a worker process or a Ray actor) --------------------------
@@ -133,7 +184,7 @@ class FileWorker:
         self.executor = DebugExecutor(self.runtime)
         self.files_done = 0
 
-    def process(self, input_path: str, specs: list[dict], output_root: str, batch: list[str]) -> dict[str, Any]:
+    def process(self, input_path: str, specs: list[dict], output_root: str, batch: list[str]) -> BatchRow:
         from video_extract.models import load_counts
 
         started = time.perf_counter()
@@ -141,26 +192,105 @@ class FileWorker:
         outputs = [OutputSpec.of(s) for s in specs]
         try:
             result = self.executor.run_file(input_path, outputs, output_root, batch=[Path(p) for p in batch])
-            row = {
-                "status": result.status,
-                "ops": {op: r.status for op, r in result.ops.items()},
-                "error": "; ".join(f"{op}: {r.error}" for op, r in result.ops.items() if r.error) or None,
-                "output_dir": result.output_dir,
-            }
+            row = BatchRow(
+                input=input_path,
+                status=result.status,
+                ops={op: r.status for op, r in result.ops.items()},
+                skipped=result.skipped(),
+                error="; ".join(f"{op}: {r.error}" for op, r in result.ops.items() if r.error) or None,
+                output_dir=result.output_dir,
+            )
         except VideoExtractError as exc:
-            row = {"status": "failed", "ops": {}, "error": exc.message, "output_dir": None}
+            row = BatchRow(input=input_path, status="failed", error=exc.message)
         except Exception as exc:  # noqa: BLE001 - a bug on one file must not kill the worker
             log.debug("unexpected failure on %s", input_path, exc_info=True)
-            row = {"status": "failed", "ops": {}, "error": f"{type(exc).__name__}: {exc}", "output_dir": None}
+            row = BatchRow(input=input_path, status="failed", error=f"internal error: {type(exc).__name__}: {exc}")
         self.files_done += 1
-        row.update(
-            input=input_path,
-            seconds=round(time.perf_counter() - started, 4),
-            started_at=round(began_at, 4),
-            finished_at=round(time.time(), 4),
-            worker={"pid": os.getpid(), "host": os.uname().nodename, "files": self.files_done, "model_loads": {repr(k): v for k, v in load_counts.items()}},
-        )
+        row.seconds = round(time.perf_counter() - started, 4)
+        row.started_at = round(began_at, 4)
+        row.finished_at = round(time.time(), 4)
+        row.worker = WorkerInfo(pid=os.getpid(), host=os.uname().nodename, files=self.files_done, model_loads={repr(k): v for k, v in load_counts.items()})
         return row
+
+
+# -- the scheduler, and the engines it drives -----------------------------------------------------
+
+Report = Callable[[BatchRow], None]
+#: What ``Engine.poll`` returns for a finished task: its row, or why its worker was lost.
+Outcome = tuple[Task, "BatchRow | str"]
+
+
+class Engine(Protocol):
+    """Where files run. The scheduler decides what runs when; an engine only runs it."""
+
+    name: str
+
+    def start(self, tasks: Sequence[Task]) -> None:
+        """Start workers for a batch of these tasks (at most one per task)."""
+
+    def idle(self) -> int:
+        """Workers ready to take a file now."""
+
+    def submit(self, task: Task, output_root: Path) -> None:
+        """Hand a file to an idle worker."""
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        """Wait up to ``timeout`` s; the tasks that finished (a row) or lost their worker (why).
+        A lost worker is replaced by the engine."""
+
+    def cancel(self, task: Task) -> None:
+        """Stop the worker running ``task`` (it hangs) and start another in its place."""
+
+    def close(self) -> None:
+        """Stop every worker."""
+
+
+class Scheduler:
+    """Keeps every worker fed, longest file first; retries a file whose worker crashed or timed
+    out (first in line), then records it as failed."""
+
+    def __init__(self, engine: Engine, retries: int = 1, timeout: float | None = None):
+        self.engine = engine
+        self.retries = retries
+        self.timeout = timeout
+
+    def run(self, tasks: list[Task], output_root: Path, report: Report) -> None:
+        pending = list(tasks)
+        running: dict[int, tuple[Task, float]] = {}
+        self.engine.start(tasks)
+        try:
+            while pending or running:
+                while pending and self.engine.idle():
+                    task = pending.pop(0)
+                    task.attempts += 1
+                    self.engine.submit(task, output_root)
+                    running[task.index] = (task, time.monotonic())
+                for task, outcome in self.engine.poll(self._interval()):
+                    running.pop(task.index, None)
+                    if isinstance(outcome, BatchRow):
+                        outcome.attempts = task.attempts
+                        report(outcome)
+                    else:
+                        self._retry_or_fail(task, outcome, pending, report)
+                if self.timeout is not None:
+                    now = time.monotonic()
+                    for index, (task, began) in list(running.items()):
+                        if now - began > self.timeout:
+                            del running[index]
+                            self.engine.cancel(task)
+                            self._retry_or_fail(task, f"timed out after {self.timeout:g} s (worker killed)", pending, report)
+        finally:
+            self.engine.close()
+
+    def _interval(self) -> float:
+        return 0.5 if self.timeout is None else min(0.5, max(0.05, self.timeout / 10))
+
+    def _retry_or_fail(self, task: Task, why: str, pending: list[Task], report: Report) -> None:
+        if task.attempts <= self.retries:
+            log.warning("%s: %s; retrying (attempt %d of %d)", task.input, why, task.attempts + 1, self.retries + 1)
+            pending.insert(0, task)
+        else:
+            report(BatchRow(input=task.input, status="failed", error=why, attempts=task.attempts))
 
 
 def _worker_main(conn, settings: Settings) -> None:
@@ -172,81 +302,71 @@ def _worker_main(conn, settings: Settings) -> None:
             message = conn.recv()
             if message is None:
                 return
-            task_index, input_path, specs, output_root, batch = message
-            conn.send(("result", task_index, worker.process(input_path, specs, output_root, batch)))
+            input_path, specs, output_root, batch = message
+            conn.send(("result", worker.process(input_path, specs, output_root, batch)))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
 
 
-# -- engines -----------------------------------------------------------------------------------
-
-Report = Callable[[dict[str, Any]], None]
-
-
-def retry_or_fail(task: Task, why: str, retries: int, pending: list[Task], report: Report) -> None:
-    """After a crash or timeout: run the file again (first in line), or record it as failed."""
-    task.errors.append(why)
-    if task.attempts <= retries:
-        log.warning("%s: %s; retrying (attempt %d of %d)", task.input, why, task.attempts + 1, retries + 1)
-        pending.insert(0, task)
-    else:
-        report({"input": task.input, "status": "failed", "ops": {}, "error": why, "output_dir": None, "seconds": 0.0, "attempts": task.attempts})
-
-
 class LocalEngine:
-    """N worker processes on this machine, replaced when they crash or hang."""
+    """N worker processes on this machine, replaced when they crash or are cancelled."""
 
     name = "local"
 
-    def __init__(self, workers: int, settings: Settings, retries: int = 1, timeout: float | None = None):
-        from dataclasses import replace
-
+    def __init__(self, workers: int, settings: Settings):
         self.workers = max(1, workers)
         self.settings = settings if settings.threads else replace(settings, threads=max(1, (os.cpu_count() or 1) // self.workers))
-        self.retries = retries
-        self.timeout = timeout
         # spawn: forking a process that holds onnxruntime/torch thread pools is unsafe.
         self.context = multiprocessing.get_context("spawn")
+        self.pool: list[_LocalWorker] = []
+        self.early_deaths = 0
 
-    def _start(self) -> "_LocalWorker":
+    def _spawn(self) -> "_LocalWorker":
         parent, child = self.context.Pipe()
         process = self.context.Process(target=_worker_main, args=(child, self.settings), daemon=True, name="video-extract-worker")
         process.start()
         child.close()
         return _LocalWorker(process, parent)
 
-    def run(self, tasks: list[Task], output_root: Path, report: Report) -> None:
-        pending = list(tasks)
-        pool = [self._start() for _ in range(min(self.workers, len(tasks)))]
-        early_deaths = 0
-        try:
-            while pending or any(w.task for w in pool):
-                for worker in pool:
-                    if worker.ready and worker.task is None and pending:
-                        worker.assign(pending.pop(0), output_root)
-                waitables = [w.conn for w in pool] + [w.process.sentinel for w in pool]
-                wait_any(waitables, timeout=self._poll_interval(pool))
-                for n, worker in enumerate(pool):
-                    outcome = worker.poll()
-                    if outcome == "result":
-                        report(worker.take_result())
-                    elif outcome in ("crashed", "timeout") or (outcome is None and worker.overdue(self.timeout)):
-                        why = worker.failure(outcome or "timeout", self.timeout)
-                        if not worker.ready:
-                            early_deaths += 1
-                            if early_deaths > 3 * self.workers:
-                                raise VideoExtractError(f"bulk workers keep dying before taking any file ({why}); run one file with `video-extract debug -v` to see why")
-                        worker.kill()
-                        task = worker.task
-                        pool[n] = self._start()
-                        if task is not None:
-                            retry_or_fail(task, why, self.retries, pending, report)
-        finally:
-            for worker in pool:
-                worker.stop()
+    def start(self, tasks: Sequence[Task]) -> None:
+        self.pool = [self._spawn() for _ in range(min(self.workers, len(tasks)))]
 
-    def _poll_interval(self, pool) -> float:
-        return 0.5 if self.timeout is None else min(0.5, max(0.05, self.timeout / 10))
+    def idle(self) -> int:
+        return sum(1 for w in self.pool if w.ready and w.task is None)
+
+    def submit(self, task: Task, output_root: Path) -> None:
+        worker = next(w for w in self.pool if w.ready and w.task is None)
+        worker.assign(task, output_root)
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        wait_any([w.conn for w in self.pool] + [w.process.sentinel for w in self.pool], timeout=timeout)
+        outcomes: list[Outcome] = []
+        for n, worker in enumerate(self.pool):
+            kind = worker.poll()
+            if kind == "result":
+                task, row = worker.take_result()
+                outcomes.append((task, row))
+            elif kind == "crashed":
+                why = worker.exit_reason()
+                if not worker.ready:
+                    self.early_deaths += 1
+                    if self.early_deaths > 3 * self.workers:
+                        raise VideoExtractError(f"bulk workers keep dying before taking any file ({why}); run one file with `video-extract debug -v` to see why")
+                worker.kill()
+                self.pool[n] = self._spawn()
+                if worker.task is not None:
+                    outcomes.append((worker.task, why))
+        return outcomes
+
+    def cancel(self, task: Task) -> None:
+        for n, worker in enumerate(self.pool):
+            if worker.task is task:
+                worker.kill()
+                self.pool[n] = self._spawn()
+
+    def close(self) -> None:
+        for worker in self.pool:
+            worker.stop()
 
 
 class _LocalWorker:
@@ -255,24 +375,21 @@ class _LocalWorker:
         self.conn = conn
         self.ready = False
         self.task: Task | None = None
-        self.started = 0.0
-        self._result: dict | None = None
+        self._row: BatchRow | None = None
 
     def assign(self, task: Task, output_root: Path) -> None:
-        task.attempts += 1
         self.task = task
-        self.started = time.monotonic()
-        self.conn.send((task.index, task.input, task.specs, str(output_root), task.batch))
+        self.conn.send((task.input, task.specs, str(output_root), task.batch))
 
     def poll(self) -> str | None:
         """What happened since the last look: None, 'result' or 'crashed'."""
         try:
             while self.conn.poll():
-                kind, *rest = self.conn.recv()
+                kind, payload = self.conn.recv()
                 if kind == "ready":
                     self.ready = True
                 elif kind == "result":
-                    self._result = {**rest[1], "attempts": self.task.attempts if self.task else 1}
+                    self._row = payload
                     return "result"
         except (EOFError, OSError):
             return "crashed"
@@ -280,16 +397,13 @@ class _LocalWorker:
             return "crashed"
         return None
 
-    def take_result(self) -> dict:
-        result, self._result, self.task = self._result, None, None
-        return result
+    def take_result(self) -> tuple[Task, BatchRow]:
+        assert self.task is not None and self._row is not None
+        done = (self.task, self._row)
+        self._row, self.task = None, None
+        return done
 
-    def overdue(self, timeout: float | None) -> bool:
-        return timeout is not None and self.task is not None and time.monotonic() - self.started > timeout
-
-    def failure(self, outcome: str, timeout: float | None) -> str:
-        if outcome == "timeout":
-            return f"timed out after {timeout:g} s (worker killed)"
+    def exit_reason(self) -> str:
         self.process.join(timeout=2)  # its pipe closes before the OS has reaped it: wait for the exit code
         code = self.process.exitcode
         return f"worker crashed (exit code {code})" if code is not None else "worker crashed"
@@ -316,95 +430,88 @@ class _LocalWorker:
 
 @dataclass
 class BatchResult:
-    rows: list[dict]
+    rows: list[BatchRow]
     seconds: float
     summary_path: Path
 
     @property
     def failed(self) -> int:
-        return sum(1 for r in self.rows if r["status"] == "failed")
+        return sum(1 for r in self.rows if r.status == "failed")
 
 
-def run_batch(
-    inputs: Sequence[Path],
-    specs: Sequence[OutputSpec] | Sequence[Sequence[OutputSpec]],
-    output_root: Path,
-    engine,
-    progress=None,
-) -> BatchResult:
-    """Run every input through ``engine``; write batch_summary.json (+ .parquet); skip finished files.
-
-    ``specs``: one request for every input, or one request per input (same order).
-    """
+def run_batch(inputs: Sequence[BatchInput], output_root: Path, engine: Engine, retries: int = 1, timeout: float | None = None, progress=None) -> BatchResult:
+    """Run every input through ``engine``; write batch_summary.json (+ .parquet); skip finished files."""
     started = time.perf_counter()
     ensure_output_root(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
-    per_input = list(specs) if specs and not isinstance(specs[0], OutputSpec) else [list(specs)] * len(inputs)
-    rows: dict[str, dict] = {}
+    rows: dict[str, BatchRow] = {}
     tasks = []
-    for task in make_tasks(inputs, per_input):
+    for item in inputs:
+        if item.note is not None:
+            rows[str(item.path)] = BatchRow(input=str(item.path), status="skipped", error=item.note)
+    for task in make_tasks([i for i in inputs if i.note is None]):
         done = already_done(task, output_root)
         if done is not None:
-            rows[task.input] = {"input": task.input, "status": "skipped", "ops": {op: r["status"] for op, r in done["ops"].items()}, "error": None, "output_dir": done.get("output_dir"), "seconds": 0.0, "attempts": 0}
+            rows[task.input] = done
         else:
             tasks.append(task)
     if progress is not None:
         progress.start(total=len(inputs), skipped=len(rows))
 
-    def report(row: dict) -> None:
-        rows[row["input"]] = row
-        if row["status"] == "failed":
-            log.error("%s: %s", row["input"], row.get("error"))
+    def report(row: BatchRow) -> None:
+        rows[row.input] = row
+        if row.status == "failed":
+            log.error("%s: %s", row.input, row.error)
         if progress is not None:
             progress.advance(row)
 
     try:
         if tasks:
-            engine.run(tasks, output_root, report)
+            Scheduler(engine, retries=retries, timeout=timeout).run(tasks, output_root, report)
     finally:
         # Also when interrupted (Ctrl-C): the summary then lists what finished so far.
         if progress is not None:
             progress.stop()
-        ordered = [rows[str(p)] for p in inputs if str(p) in rows]
+        ordered = [rows[str(i.path)] for i in inputs if str(i.path) in rows]
         seconds = time.perf_counter() - started
         summary_path = write_batch_summary(output_root, ordered, seconds, engine.name)
     return BatchResult(ordered, seconds, summary_path)
 
 
-def write_batch_summary(output_root: Path, rows: list[dict], seconds: float, engine: str) -> Path:
-    processed = [r for r in rows if r["status"] != "skipped"]
+def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float, engine: str) -> Path:
+    processed = [r for r in rows if r.status != "skipped"]
     totals = {
         "files": len(rows),
-        "ok": sum(r["status"] == "ok" for r in rows),
-        "failed": sum(r["status"] == "failed" for r in rows),
-        "skipped": sum(r["status"] == "skipped" for r in rows),
+        "ok": sum(r.status == "ok" for r in rows),
+        "failed": sum(r.status == "failed" for r in rows),
+        "skipped": sum(r.status == "skipped" for r in rows),
         "seconds": round(seconds, 3),
         "files_per_second": round(len(processed) / seconds, 3) if seconds > 0 else None,
         "engine": engine,
     }
-    files = [{k: r.get(k) for k in ("input", "status", "ops", "seconds", "error", "output_dir", "attempts", "worker", "started_at", "finished_at")} for r in rows]
     path = output_root / "batch_summary.json"
-    atomic_write_json(path, {"files": files, "totals": totals})
-    _write_parquet(output_root / "batch_summary.parquet", files)
+    atomic_write_json(path, {"files": [r.model_dump(mode="json") for r in rows], "totals": totals})
+    _write_parquet(output_root / "batch_summary.parquet", rows)
     return path
 
 
-def _write_parquet(path: Path, files: list[dict]) -> None:
+def _write_parquet(path: Path, rows: list[BatchRow]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.table(
         {
-            "input": [f["input"] for f in files],
-            "status": [f["status"] for f in files],
-            "ops": [sorted(f["ops"] or {}) for f in files],
-            "failed_ops": [sorted(op for op, s in (f["ops"] or {}).items() if s != "ok") for f in files],
-            "seconds": [float(f["seconds"] or 0.0) for f in files],
-            "error": [f["error"] for f in files],
-            "output_dir": [f["output_dir"] for f in files],
-            "attempts": [int(f["attempts"] or 0) for f in files],
-            "worker_pid": [(f.get("worker") or {}).get("pid") for f in files],
-            "worker_host": [(f.get("worker") or {}).get("host") for f in files],
+            "input": [r.input for r in rows],
+            "status": [r.status for r in rows],
+            "ops": [sorted(r.ops) for r in rows],
+            "failed_ops": [sorted(op for op, s in r.ops.items() if s == "failed") for r in rows],
+            "skipped_ops": [sorted(r.skipped) for r in rows],
+            "seconds": [float(r.seconds) for r in rows],
+            "error": [r.error for r in rows],
+            "output_dir": [r.output_dir for r in rows],
+            "attempts": [int(r.attempts) for r in rows],
+            "worker_pid": [r.worker.pid if r.worker else None for r in rows],
+            "worker_host": [r.worker.host if r.worker else None for r in rows],
         }
     )
     tmp = path.with_name(f".{path.name}.tmp")

@@ -2,12 +2,8 @@
 
 Stages whose inputs are ready run at once on a thread pool (PyAV, onnxruntime and
 CTranslate2 release the GIL, so threads overlap on separate cores); a stage starts the moment
-its last input finishes. Every step becomes an event on an iterator, in the order it happens:
-
-    {"type": "partial",  "op", "data"}            a piece a plugin yielded (segment, cut, frame)
-    {"type": "complete", "op", "path", "elapsed"}  an operation's outputs are on disk
-    {"type": "error",    "op", "error"}            an operation failed; the others go on
-    {"type": "done", ...totals}                    the file is finished (summary.json written)
+its last input finishes. Every step becomes a typed event (``events.py``) on an iterator, in
+the order it happens: partials, then complete / skipped / error per operation, then done.
 
 The files on disk are exactly those the debug executor writes, from the same shared cache.
 """
@@ -20,8 +16,9 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
+from video_extract.events import CompleteEvent, DoneEvent, ErrorEvent, Event, PartialEvent, SkippedEvent
 from video_extract.executors.base import Executor, Job, Runtime, finish, prepare, run_stage
 from video_extract.plan import Stage
 from video_extract.results import FileResult, StageRecord
@@ -44,18 +41,20 @@ class PerfExecutor(Executor):
     def run_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> FileResult:
         result = None
         for event in self.stream_file(input_path, specs, output_root, batch):
-            if event["type"] == "done":
-                result = event["result"]
+            if isinstance(event, DoneEvent):
+                result = event.result
         assert result is not None
         return result
 
-    def stream_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> Iterator[dict[str, Any]]:
-        """Events for one file, as they happen. The final ``done`` event carries the FileResult."""
+    def stream_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> Iterator[Event]:
+        """Events for one file, as they happen. The final ``DoneEvent`` carries the FileResult."""
         started = time.perf_counter()
         job = prepare(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates)
         events: queue.Queue = queue.Queue()
+        for op, why in job.plan.skipped.items():
+            events.put(SkippedEvent(op=op, reason=why))
         for op, why in job.plan.errors.items():
-            events.put({"type": "error", "op": op, "error": why})
+            events.put(ErrorEvent(op=op, error=why))
         cancel = threading.Event()
         worker = threading.Thread(target=self._schedule, args=(job, events, started, cancel), name="video-extract-perf", daemon=True)
         worker.start()
@@ -76,16 +75,7 @@ class PerfExecutor(Executor):
             if not listened:
                 finish(job)
         result = finish(job)
-        yield {
-            "type": "done",
-            "input": result.input,
-            "output_dir": result.output_dir,
-            "status": result.status,
-            "ok": sorted(op for op, r in result.ops.items() if r.status == "ok"),
-            "failed": sorted(op for op, r in result.ops.items() if r.status != "ok"),
-            "elapsed": round(time.perf_counter() - started, 4),
-            "result": result,
-        }
+        yield DoneEvent.of(result, time.perf_counter() - started)
 
     def _schedule(self, job: Job, events: queue.Queue, started: float, cancel: threading.Event) -> None:
         """Run every stage as soon as its upstream stages are finished; report each as it ends."""
@@ -110,7 +100,7 @@ class PerfExecutor(Executor):
                         finished.add(stage.id)
                         self._report(job, stage, record, events, started)
         except Exception as exc:  # noqa: BLE001 - a bug here must end the stream, not hang it
-            events.put({"type": "error", "op": "*", "error": f"{type(exc).__name__}: {exc}"})
+            events.put(ErrorEvent(op="*", error=f"internal error: {type(exc).__name__}: {exc}"))
         finally:
             events.put(_END)
 
@@ -118,7 +108,7 @@ class PerfExecutor(Executor):
     def _partial_sink(job: Job, events: queue.Queue):
         def emit(stage: Stage, data: dict) -> None:
             for op in job.plan.streams_for(stage.id):
-                events.put({"type": "partial", "op": op, "data": data})
+                events.put(PartialEvent(op=op, data=data))
 
         return emit
 
@@ -128,13 +118,6 @@ class PerfExecutor(Executor):
             if record.status == "ok":
                 files = job.published.get(stage.id, [])
                 path = str(job.out_dir / files[0]) if files else str(job.out_dir)
-                events.put({"type": "complete", "op": op, "path": path, "elapsed": round(time.perf_counter() - started, 4), "cached": record.cached})
+                events.put(CompleteEvent(op=op, path=path, elapsed=round(time.perf_counter() - started, 4), cached=record.cached))
             else:
-                events.put({"type": "error", "op": op, "error": record.error})
-
-
-def event_line(event: dict[str, Any]) -> str:
-    """One JSON Lines record (the ``done`` event's in-memory result is left out)."""
-    import json
-
-    return json.dumps({k: v for k, v in event.items() if k != "result"}, ensure_ascii=False)
+                events.put(ErrorEvent(op=op, error=record.error or record.status))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+
+from video_extract.events import ProgressEvent
 
 
 class Progress:
@@ -12,9 +13,9 @@ class Progress:
         self.total, self.done, self.failed, self.skipped = total, skipped, 0, skipped
         self.started = time.perf_counter()
 
-    def advance(self, row: dict) -> None:
+    def advance(self, row) -> None:
         self.done += 1
-        self.failed += row["status"] == "failed"
+        self.failed += row.status == "failed"
 
     def stop(self) -> None:
         pass
@@ -30,20 +31,19 @@ class Progress:
 
 
 class JsonlProgress(Progress):
-    """One JSON object per finished file on stdout, flushed at once."""
+    """One ``progress`` event (events.py) per finished file on stdout, flushed at once."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
 
-    def advance(self, row: dict) -> None:
+    def advance(self, row) -> None:
         super().advance(row)
         eta = self.eta()
-        record = {
-            "type": "progress", "input": row["input"], "status": row["status"], "error": row.get("error"),
-            "done": self.done, "failed": self.failed, "total": self.total,
-            "files_per_second": round(self.rate(), 3), "eta_seconds": round(eta, 1) if eta is not None else None,
-        }
-        self.stream.write(json.dumps(record) + "\n")
+        event = ProgressEvent(
+            input=row.input, status=row.status, error=row.error, done=self.done, failed=self.failed, total=self.total,
+            files_per_second=round(self.rate(), 3), eta_seconds=round(eta, 1) if eta is not None else None,
+        )
+        self.stream.write(event.line() + "\n")
         self.stream.flush()
 
 
@@ -63,7 +63,7 @@ class RichProgress(Progress):
         self.bar.start()
         self.task = self.bar.add_task("files", total=total, completed=skipped, failed=0, rate=0.0)
 
-    def advance(self, row: dict) -> None:
+    def advance(self, row) -> None:
         super().advance(row)
         self.bar.update(self.task, completed=self.done, failed=self.failed, rate=self.rate())
 

@@ -2,9 +2,9 @@
 
 A pool of ``--workers`` actors, each holding a FileWorker (a Runtime with its plugins and
 models loaded once), receives files one at a time. Each actor declares the CPUs and GPUs the
-requested plugins' manifests ask for, so Ray places it where those exist. Ray schedules and
-places; the loop here only keeps every actor fed, and replaces an actor that dies or hangs
-past the timeout (its file is retried, then recorded as failed).
+requested plugins' manifests ask for, so Ray places it where those exist. Ray places the
+actors; the bulk scheduler (``bulk.Scheduler``) decides which file goes next, retries and
+times out, exactly as it does for local worker processes.
 
 Inputs, outputs and the cache must be on a path every node sees (NFS, a shared volume): the
 actors read inputs and write outputs and cache entries themselves.
@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 from video_extract.errors import UsageError, VideoExtractError
-from video_extract.executors.bulk import FileWorker, Report, Settings, Task, retry_or_fail
+from video_extract.executors.bulk import FileWorker, Outcome, Settings, Task
 
 log = logging.getLogger("video_extract")
 
@@ -33,7 +34,8 @@ class RayFileWorker(FileWorker):
         import ray
 
         row = super().process(input_path, specs, output_root, batch)
-        row["worker"]["node"] = ray.get_runtime_context().get_node_id()
+        assert row.worker is not None
+        row.worker.node = ray.get_runtime_context().get_node_id()
         return row
 
 
@@ -73,21 +75,27 @@ def request_resources(specs: list[dict]) -> tuple[float, float]:
 
 
 class RayEngine:
+    """The ``Engine`` of bulk mode on Ray: a pool of actors, each a FileWorker."""
+
     name = "ray"
 
-    def __init__(self, workers: int, settings: Settings, retries: int = 1, timeout: float | None = None, address: str | None = None):
+    def __init__(self, workers: int, settings: Settings, address: str | None = None):
         self.workers = max(1, workers)
         self.settings = settings
-        self.retries = retries
-        self.timeout = timeout
         self.address = address
+        self.actors: list = []
+        self.ready: list[int] = []  # slots of actors waiting for a file
+        self.booting: dict = {}  # ready() ref -> slot
+        self.inflight: dict = {}  # process() ref -> (slot, task)
+        self.failed_boots = 0
+        self.initialised_here = False
 
     def _connect(self) -> bool:
         """Join ``address`` or start a local Ray; returns whether this call initialised Ray."""
         try:
             import ray
         except ImportError:
-            raise UsageError("--engine ray needs the ray package (pip install ray)") from None
+            raise UsageError("--engine ray needs the ray package: pip install 'video-extract[ray]'") from None
         if ray.is_initialized():
             return False
         try:
@@ -100,81 +108,82 @@ class RayEngine:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise VideoExtractError(f"cannot start or join {where}: {exc}") from None
 
-    def run(self, tasks: list[Task], output_root: Path, report: Report) -> None:
+    def start(self, tasks: Sequence[Task]) -> None:
+        import ray
+
+        self.initialised_here = self._connect()
+        every_spec = {json.dumps(s, sort_keys=True): s for task in tasks for s in task.specs}
+        cpus, gpus = request_resources(list(every_spec.values()))
+        self.actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(RayFileWorker)
+        if not self.settings.threads:
+            self.settings = replace(self.settings, threads=max(1, int(cpus)))
+        for _ in range(min(self.workers, len(tasks))):
+            self._spawn()
+
+    def _spawn(self, slot: int | None = None) -> None:
+        actor = self.actor_class.remote(self.settings)
+        if slot is None:
+            self.actors.append(actor)
+            slot = len(self.actors) - 1
+        else:
+            self.actors[slot] = actor
+        self.booting[actor.ready.remote()] = slot
+
+    def _replace(self, slot: int) -> None:
+        import ray
+
+        ray.kill(self.actors[slot], no_restart=True)
+        self._spawn(slot)
+
+    def idle(self) -> int:
+        return len(self.ready)
+
+    def submit(self, task: Task, output_root: Path) -> None:
+        slot = self.ready.pop()
+        ref = self.actors[slot].process.remote(task.input, task.specs, str(output_root), task.batch)
+        self.inflight[ref] = (slot, task)
+
+    def poll(self, timeout: float) -> list[Outcome]:
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-        initialised_here = self._connect()
-        every_spec = {json.dumps(s, sort_keys=True): s for task in tasks for s in task.specs}
-        cpus, gpus = request_resources(list(every_spec.values()))
-        actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(RayFileWorker)
-        if not self.settings.threads:
-            from dataclasses import replace
+        refs = list(self.booting) + list(self.inflight)
+        if not refs:
+            raise VideoExtractError("no Ray actor is alive to take files")
+        done, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        outcomes: list[Outcome] = []
+        for ref in done:
+            if ref in self.booting:
+                slot = self.booting.pop(ref)
+                try:
+                    ray.get(ref)
+                    self.ready.append(slot)
+                except (RayActorError, RayTaskError) as exc:
+                    self.failed_boots += 1
+                    if self.failed_boots > 3 * self.workers:
+                        raise VideoExtractError(f"Ray actors keep failing to start: {exc}") from None
+                    log.warning("a Ray actor failed to start (%s); starting another", type(exc).__name__)
+                    self._replace(slot)
+                continue
+            slot, task = self.inflight.pop(ref)
+            try:
+                outcomes.append((task, ray.get(ref)))
+                self.ready.append(slot)
+            except (RayActorError, RayTaskError, GetTimeoutError) as exc:
+                self._replace(slot)
+                outcomes.append((task, f"Ray worker died ({type(exc).__name__})"))
+        return outcomes
 
-            self.settings = replace(self.settings, threads=max(1, int(cpus)))
-        pending = list(tasks)
-        actors: list = []
-        idle: list[int] = []
-        booting: dict = {}  # ready ref -> actor slot
-        inflight: dict = {}  # result ref -> (actor slot, task, started)
+    def cancel(self, task: Task) -> None:
+        for ref, (slot, running) in list(self.inflight.items()):
+            if running is task:
+                del self.inflight[ref]
+                self._replace(slot)
 
-        def spawn(slot: int | None = None) -> None:
-            actor = actor_class.remote(self.settings)
-            if slot is None:
-                actors.append(actor)
-                slot = len(actors) - 1
-            else:
-                actors[slot] = actor
-            booting[actor.ready.remote()] = slot
+    def close(self) -> None:
+        import ray
 
-        for _ in range(min(self.workers, len(tasks))):
-            spawn()
-        failed_boots = 0
-        try:
-            while pending or inflight:
-                while idle and pending:
-                    slot, task = idle.pop(), pending.pop(0)
-                    task.attempts += 1
-                    ref = actors[slot].process.remote(task.input, task.specs, str(output_root), task.batch)
-                    inflight[ref] = (slot, task, time.monotonic())
-                refs = list(booting) + list(inflight)
-                if not refs:
-                    raise VideoExtractError("no Ray actor is alive to take files")
-                done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
-                for ref in done:
-                    if ref in booting:
-                        slot = booting.pop(ref)
-                        try:
-                            ray.get(ref)
-                            idle.append(slot)
-                        except (RayActorError, RayTaskError) as exc:
-                            failed_boots += 1
-                            if failed_boots > 3 * self.workers:
-                                raise VideoExtractError(f"Ray actors keep failing to start: {exc}") from None
-                            log.warning("a Ray actor failed to start (%s); starting another", type(exc).__name__)
-                            ray.kill(actors[slot], no_restart=True)
-                            spawn(slot)
-                        continue
-                    slot, task, _ = inflight.pop(ref)
-                    try:
-                        row = ray.get(ref)
-                        row["attempts"] = task.attempts
-                        report(row)
-                        idle.append(slot)
-                    except (RayActorError, RayTaskError, GetTimeoutError) as exc:
-                        ray.kill(actors[slot], no_restart=True)
-                        spawn(slot)
-                        retry_or_fail(task, f"Ray worker died ({type(exc).__name__})", self.retries, pending, report)
-                if self.timeout is not None:
-                    now = time.monotonic()
-                    for ref, (slot, task, began) in list(inflight.items()):
-                        if now - began > self.timeout:
-                            inflight.pop(ref)
-                            ray.kill(actors[slot], no_restart=True)
-                            spawn(slot)
-                            retry_or_fail(task, f"timed out after {self.timeout:g} s (Ray actor killed)", self.retries, pending, report)
-        finally:
-            for actor in actors:
-                ray.kill(actor, no_restart=True)
-            if initialised_here:
-                ray.shutdown()  # a joined cluster keeps running; a local one started here stops
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        if self.initialised_here:
+            ray.shutdown()  # a joined cluster keeps running; a local one started here stops

@@ -43,7 +43,7 @@ class TransformersEmbedder:
 def load_embedder(store, name: str, kind: str, factory: Callable[[str, int], TransformersEmbedder]) -> TransformersEmbedder:
     """The embedder for ``name`` (local folder, catalog name or Hub id), once per process."""
     from video_extract.models.catalog import ALIASES, CATALOG
-    from video_extract.vision.runtime import model_threads
+    from video_extract.models.runtime import model_threads
 
     if Path(name).is_dir():
         location = str(Path(name).resolve())

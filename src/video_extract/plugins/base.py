@@ -1,9 +1,10 @@
 """The plugin interface: one small class per operation, plus a YAML manifest beside it.
 
-A plugin turns typed inputs into files in a directory it is given. It knows nothing about
-executors, the CLI, or how the cache stores things: the executor hands it a ``StageContext``
-(the source file and an empty ``work_dir``) and the artifacts of its inputs, and stores or
-publishes whatever the plugin wrote.
+A plugin turns typed inputs into one typed output. It knows nothing about executors, the CLI,
+or how the cache stores things: the executor hands it a ``StageContext`` (the source, an empty
+directory, the model store) and its ``Inputs`` as typed records; the plugin writes its record
+through ``ctx.write`` (bulky files beside it, at ``ctx.path(name)``), and the executor stores
+and publishes what the output type declares (``results.py``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping, TypeVar, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from video_extract.errors import OperationError
 from video_extract.fsutil import fingerprint
-from video_extract.results import MediaInfo
+from video_extract.results import OUTPUT_TYPES, MediaInfo, Output, output_type
 from video_extract.spec import Operation
+
+T = TypeVar("T", bound=Output)
 
 #: Types the input file itself provides; everything else is produced by a plugin.
 SOURCE_TYPES = ("File", "VideoStream", "AudioStream")
@@ -82,8 +86,8 @@ class Manifest(BaseModel):
     description: str = ""
     plugin: str  # "module:Class"
     inputs: list[InputSpec]
-    output: str  # the type this plugin produces
-    files: list[str] = Field(default_factory=list)  # what it writes, published under {out}/{stem}/
+    output: str  # the output type this plugin produces (declared in results.py, or by a third party)
+    extra: str | None = None  # the pip extra that installs what it imports (a missing one is named)
     streams: bool = False  # yields partial results while it runs
     gathers_requested: bool = False  # its inputs are the other requested operations' outputs (fusion)
     cache: CacheSettings = Field(default_factory=CacheSettings)
@@ -96,6 +100,12 @@ class Manifest(BaseModel):
         data["version"] = str(data.get("version", ""))
         data.setdefault("source", source)
         return cls(**data)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """What it publishes under ``{out}/{stem}/``: its output type's files."""
+        declared = OUTPUT_TYPES.get(self.output)
+        return declared.files if declared else ()
 
 
 @dataclass(frozen=True)
@@ -115,23 +125,81 @@ class Source:
 
 @dataclass
 class Artifact:
-    """What a finished stage left: its directory of files and the small result it returned."""
+    """What a finished stage left: its directory, what its output type keeps with it, and its record."""
 
     type: str
     path: Path
     data: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    _record: Output | None = field(default=None, repr=False)
 
-    def file(self, name: str) -> Path:
-        return self.path / name
+    def record(self) -> Output:
+        """The typed record, read once (a damaged or outdated entry is an OperationError)."""
+        if self._record is None:
+            try:
+                self._record = output_type(self.type).load(self.path, self.data)
+            except (OSError, ValueError, LookupError) as exc:
+                raise OperationError(self.type, f"cannot read its stored output ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        return self._record
+
+
+class Inputs(Mapping[str, Output]):
+    """A stage's inputs as typed records, by output type: ``inputs[ScenesResult]`` (typed) or
+    ``inputs["Scenes"]``. Records are read on first access."""
+
+    def __init__(self, artifacts: Mapping[str, Artifact]):
+        self._artifacts = dict(artifacts)
+
+    @overload
+    def __getitem__(self, key: type[T]) -> T: ...
+    @overload
+    def __getitem__(self, key: str) -> Output: ...
+    def __getitem__(self, key):
+        name = key.type_name if isinstance(key, type) else key
+        return self._artifacts[name].record()
+
+    def __contains__(self, key: object) -> bool:
+        name = key.type_name if isinstance(key, type) and issubclass(key, Output) else key
+        return name in self._artifacts
+
+    def __iter__(self):
+        return iter(self._artifacts)
+
+    def __len__(self) -> int:
+        return len(self._artifacts)
 
 
 @dataclass
 class StageContext:
+    """What a running stage may use: the source, its own empty directory, the model store, and
+    ``write`` for its record (the only way its output reaches consumers and users)."""
+
     source: Source
     work_dir: Path
     log: logging.Logger
+    output: type[Output]
     models: Any = None  # the model store (video_extract.models), for plugins that load weights
+    written: Output | None = None
+    kept: dict[str, Any] | None = None
+
+    def path(self, name: str) -> Path:
+        """Where to write one of the output type's other files (``audio.wav``, ``frames/…``)."""
+        path = self.work_dir / name.rstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write(self, record: Output | dict[str, Any]) -> Output:
+        """Validate and store this stage's record (once, when the stage's work is done)."""
+        if isinstance(record, dict):
+            record = self.output.model_validate(record)
+        elif not isinstance(record, self.output):
+            raise TypeError(f"this stage produces {self.output.type_name} ({self.output.__name__}), not {type(record).__name__}")
+        else:
+            record = self.output.model_validate(record.model_dump())  # re-validated: fields set after construction count too
+        self.kept = record.save(self.work_dir)
+        record._folder = self.work_dir
+        self.written = record
+        return record
 
 
 class Plugin:
@@ -184,16 +252,16 @@ class Plugin:
 
     # -- work ---------------------------------------------------------------------------------
 
-    def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: Operation) -> dict[str, Any] | None:
-        """Write outputs into ``ctx.work_dir``; return a small JSON-able summary (kept with the cache entry)."""
-        return drain(self.stream(ctx, inputs, params))
+    def run(self, ctx: StageContext, inputs: Inputs, params: Operation) -> None:
+        """Do the work and ``ctx.write`` the record."""
+        drain(self.stream(ctx, inputs, params))
 
-    def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Operation) -> Iterator[dict[str, Any]]:
-        """Yield partial results as they exist; ``return`` the summary as ``run`` would."""
+    def stream(self, ctx: StageContext, inputs: Inputs, params: Operation) -> Iterator[Any]:
+        """Yield partial results (records or dicts) as they exist, then ``ctx.write`` the record."""
         raise NotImplementedError(f"plugin {self.manifest.name} implements neither run() nor stream()")
 
     def publish(self, artifact: Artifact, dest: Path, source: Source) -> list[Path]:
-        """Place the outputs the user asked for under ``dest``; returns what was written."""
+        """Place the output type's files under ``dest``; returns what was written."""
         from video_extract.outputs import publish_path
 
         written = []

@@ -5,21 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from video_extract.errors import UsageError
-from video_extract.plugins.base import Artifact, Plugin, StageContext, write_json
+from video_extract.plugins.base import Inputs, Plugin, StageContext
+from video_extract.plugins.speech_inputs import speech_inputs
+from video_extract.results import DiarizationResult, SpeakerTurn
 from video_extract.spec import Diarization
 from video_extract.speech.diarize import diarize, load_encoder
-from video_extract.speech.vad import read_speech_inputs
 
 
 def speaker_name(index: int) -> str:
     return f"SPEAKER_{index:02d}"
 
 
-def to_rttm(turns: list[dict], file_id: str) -> str:
+def to_rttm(turns: list[SpeakerTurn], file_id: str) -> str:
     """NIST RTTM: one SPEAKER line per turn (onset and duration in seconds)."""
-    return "".join(
-        f"SPEAKER {file_id} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n" for t in turns
-    )
+    return "".join(f"SPEAKER {file_id} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n" for t in turns)
 
 
 class DiarizationPlugin(Plugin):
@@ -27,11 +26,11 @@ class DiarizationPlugin(Plugin):
         if params.min_speakers > params.max_speakers:
             raise UsageError(f"diarization: min_speakers ({params.min_speakers}) is above max_speakers ({params.max_speakers})")
 
-    def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: Diarization) -> dict:
+    def run(self, ctx: StageContext, inputs: Inputs, params: Diarization) -> None:
         weights = ctx.models.path("resemblyzer")
         encoder = ctx.models.load(("resemblyzer", str(weights)), lambda: load_encoder(str(weights)))
-        samples, offset, speech = read_speech_inputs(inputs)
-        turns = diarize(
+        samples, offset, speech = speech_inputs(inputs)
+        found = diarize(
             samples,
             [(s.start, s.end) for s in speech or ()],
             num_speakers=params.num_speakers,
@@ -41,11 +40,7 @@ class DiarizationPlugin(Plugin):
             step_sec=params.step_sec,
             encoder=encoder,
         )
-        turns = [
-            {"start": round(t["start"] + offset, 3), "end": round(t["end"] + offset, 3), "speaker": speaker_name(t["speaker"])}
-            for t in turns
-        ]
-        speakers = sorted({t["speaker"] for t in turns})
-        write_json(ctx.work_dir / "diarization.json", {"num_speakers": len(speakers), "speakers": speakers, "segments": turns})
-        (ctx.work_dir / "diarization.rttm").write_text(to_rttm(turns, Path(ctx.source.path).stem.replace(" ", "_")))
-        return {"num_speakers": len(speakers), "turns": len(turns)}
+        turns = [SpeakerTurn(start=round(t["start"] + offset, 3), end=round(t["end"] + offset, 3), speaker=speaker_name(t["speaker"])) for t in found]
+        speakers = sorted({t.speaker for t in turns})
+        ctx.path("diarization.rttm").write_text(to_rttm(turns, Path(ctx.source.path).stem.replace(" ", "_")))
+        ctx.write(DiarizationResult(num_speakers=len(speakers), speakers=speakers, segments=turns))

@@ -6,15 +6,14 @@ from pathlib import Path
 
 from video_extract.errors import UsageError
 from video_extract.plugins.base import StageContext
+from video_extract.plugins.frame_analysis import FrameDetectionPlugin
+from video_extract.results import Detection
 from video_extract.spec import FaceDetection
-from video_extract.vision.analysis import FrameDetectionPlugin
 from video_extract.vision.faces import FaceDetector
 from video_extract.vision.frames import FrameItem
 
 
 class FacesPlugin(FrameDetectionPlugin):
-    output_file = "faces.json"
-
     def validate(self, params: FaceDetection) -> None:
         if params.model != "yunet" and not params.model.endswith(".onnx"):
             raise UsageError(f"faces: unknown model '{params.model}'; known models: yunet (or a YuNet .onnx file)")
@@ -26,14 +25,12 @@ class FacesPlugin(FrameDetectionPlugin):
         key = ("yunet", path, params.confidence_threshold, params.nms_threshold)
         return ctx.models.load(key, lambda: FaceDetector(path, params.confidence_threshold, params.nms_threshold))
 
-    def analyse(self, model: FaceDetector, item: FrameItem, params: FaceDetection) -> list[dict]:
+    def analyse(self, model: FaceDetector, item: FrameItem, params: FaceDetection) -> list[Detection]:
         faces = []
         for face in model.detect(item.bgr, params.max_side):
             x1, y1, x2, y2 = face["box"]
             if min(x2 - x1, y2 - y1) < params.min_size:
                 continue
-            record = {"label": "face", "confidence": round(face["confidence"], 4), "box": [round(v, 1) for v in face["box"]]}
-            if params.include_landmarks:
-                record["landmarks"] = face["landmarks"]
-            faces.append(record)
+            landmarks = face["landmarks"] if params.include_landmarks else None
+            faces.append(Detection(label="face", confidence=round(face["confidence"], 4), box=[round(v, 1) for v in face["box"]], landmarks=landmarks))
         return faces

@@ -8,8 +8,8 @@ from video_extract.errors import InputError
 from video_extract.media import iter_frames
 from video_extract.media.image import save_jpeg
 from video_extract.media.prefetch import prefetch
-from video_extract.plugins.base import Artifact, Plugin, StageContext, write_json
-from video_extract.results import FrameEntry
+from video_extract.plugins.base import Inputs, Plugin, StageContext
+from video_extract.results import FrameEntry, FramesResult
 from video_extract.spec import Frames
 
 
@@ -18,8 +18,8 @@ def frame_file(n: int) -> str:
 
 
 class FramesPlugin(Plugin):
-    def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Frames) -> Iterator[dict]:
-        folder = ctx.work_dir / "frames"
+    def stream(self, ctx: StageContext, inputs: Inputs, params: Frames) -> Iterator[FrameEntry]:
+        folder = ctx.path("frames")
         folder.mkdir()
         entries: list[FrameEntry] = []
         frames = prefetch(iter_frames(ctx.source.path, fps=params.fps, start=params.start, end=params.end, max_size=params.max_size), depth=4)
@@ -27,10 +27,9 @@ class FramesPlugin(Plugin):
             entry = FrameEntry(file=frame_file(len(entries)), frame=frame.index, time=round(frame.time, 6))
             save_jpeg(folder / entry.file, frame.image, params.quality)
             entries.append(entry)
-            yield entry.model_dump()
+            yield entry
             if params.max_frames and len(entries) >= params.max_frames:
                 break
         if not entries:
             raise InputError("no frame was decoded in the requested range", ctx.source.path)
-        write_json(folder / "index.json", [e.model_dump() for e in entries])
-        return {"count": len(entries)}
+        ctx.write(FramesResult(frames=entries))

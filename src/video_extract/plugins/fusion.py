@@ -7,28 +7,49 @@ list of things that happen, not a list of samples.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from video_extract.plugins.base import Artifact, Plugin, StageContext, write_json
+from video_extract.plugins.base import Inputs, Plugin, StageContext
+from video_extract.results import (
+    DetectionsResult,
+    DiarizationResult,
+    FacesResult,
+    FusionResult,
+    MediaInfo,
+    ObjectsResult,
+    OcrResult,
+    Scene,
+    SceneDigest,
+    ScenesResult,
+    TimelineEvent,
+    TranscriptionResult,
+    VadResult,
+    Word,
+)
 from video_extract.spec import Fusion, canonical_name
-from video_extract.vision.analysis import coverage_ends, timed_runs
+from video_extract.vision.runs import coverage_ends, timed_runs
+
+#: Events that start together are listed in this order.
+ORDER = {"scene": 0, "speaker": 1, "speech": 2, "voice": 3, "object": 4, "face": 5, "text": 6}
 
 
-def _load(artifact: Artifact, name: str) -> Any:
-    return json.loads(artifact.file(name).read_text())
-
-
-def frames_time(frames: list[dict], frame: int) -> float:
-    return next(f["time"] for f in frames if f["frame"] == frame)
-
-
-def _scene_end(scenes: list[dict], time: float) -> float:
+def _scene_end(scenes: list[Scene], time: float) -> float:
     """End of the scene that contains ``time`` (infinity without scenes)."""
     for scene in scenes:
-        if scene["start"] <= time < scene["end"]:
-            return scene["end"]
+        if scene.start <= time < scene.end:
+            return scene.end
     return float("inf")
+
+
+def detection_spans(kind: str, record: DetectionsResult, scenes: list[Scene], video_end: float | None) -> list[TimelineEvent]:
+    """A label seen in consecutive analysed frames as one span; sampled frames say nothing about
+    what follows a cut, so a span ends with its scene."""
+    frames = record.frames
+    time_of = {f.frame: f.time for f in frames}
+    events = []
+    for run in timed_runs(frames, coverage_ends(frames, video_end), key=lambda d: d.label):
+        end = min(run.end, _scene_end(scenes, time_of[run.last_frame]))
+        events.append(TimelineEvent(type=kind, label=run.key, start=run.start, end=end, frames=run.frames, max_count=run.max_count,
+                                    confidence=round(max(d.confidence for d in run.detections), 4)))
+    return events
 
 
 class FusionPlugin(Plugin):
@@ -36,62 +57,56 @@ class FusionPlugin(Plugin):
         for op in params.include or ():
             canonical_name(op)  # raises a UsageError listing the valid names
 
-    def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: Fusion) -> dict:
+    def run(self, ctx: StageContext, inputs: Inputs, params: Fusion) -> None:
         info = ctx.source.info
-        duration = info.duration
-        if "Metadata" in inputs:
-            duration = _load(inputs["Metadata"], "metadata.json").get("duration") or duration
+        duration = inputs[MediaInfo].duration if MediaInfo in inputs else None
+        duration = duration or info.duration
         video_end = (info.start_time + duration) if duration else None
-        events: list[dict] = []
-        scenes: list[dict] = []
-        if "Scenes" in inputs:
-            scenes = _load(inputs["Scenes"], "scenes.json")["scenes"]
-            events += [{"type": "scene", "start": s["start"], "end": s["end"], "scene": n} for n, s in enumerate(scenes)]
-        transcript = inputs.get("SpeakerTranscription") or inputs.get("Transcription")
-        speech = _load(transcript, "transcription.json")["segments"] if transcript else []
-        events += [{"type": "speech", "start": s["start"], "end": s["end"], "text": s["text"], **({"speaker": s["speaker"]} if s.get("speaker") else {})} for s in speech]
-        if "Diarization" in inputs:
-            turns = _load(inputs["Diarization"], "diarization.json")["segments"]
-            events += [{"type": "speaker", "start": t["start"], "end": t["end"], "speaker": t["speaker"]} for t in turns]
-        if "VoiceActivity" in inputs and not speech:
-            events += [{"type": "voice", "start": v["start"], "end": v["end"]} for v in _load(inputs["VoiceActivity"], "vad.json")["segments"]]
-        for type_name, file, kind in (("Objects", "objects.json", "object"), ("Faces", "faces.json", "face")):
-            if type_name in inputs:
-                frames = _load(inputs[type_name], file)["frames"]
-                for run in timed_runs(frames, coverage_ends(frames, video_end), key=lambda d: d["label"]):
-                    # Sampled frames say nothing about what follows a cut: a span ends with its scene.
-                    end = min(run.end, _scene_end(scenes, frames_time(frames, run.last_frame)))
-                    events.append({"type": kind, "label": run.key, "start": run.start, "end": end, "frames": run.frames,
-                                   "max_count": max(sum(1 for d in f["detections"] if d["label"] == run.key) for f in frames if run.first_frame <= f["frame"] <= run.last_frame),
-                                   "confidence": round(max(d["confidence"] for d in run.detections), 4)})
-        if "OCR" in inputs:
-            events += [{"type": "text", "start": t["start"], "end": t["end"], "text": t["text"]} for t in _load(inputs["OCR"], "ocr.json")["texts"]]
-        order = {"scene": 0, "speaker": 1, "speech": 2, "voice": 3, "object": 4, "face": 5, "text": 6}
-        events.sort(key=lambda e: (e["start"], order.get(e["type"], 9), e.get("label", ""), e.get("end") or 0))
-        words = [{**w, **({"speaker": s["speaker"]} if s.get("speaker") and "speaker" not in w else {})} for s in speech for w in s.get("words", [])]
-        timeline = {"duration": duration, "sources": sorted(inputs), "events": events, "scenes": [self._digest(n, s, events, words) for n, s in enumerate(scenes)]}
-        write_json(ctx.work_dir / "timeline.json", timeline)
-        return {"events": len(events), "scenes": len(scenes)}
+        events: list[TimelineEvent] = []
+        scenes = inputs[ScenesResult].scenes if ScenesResult in inputs else []
+        events += [TimelineEvent(type="scene", start=s.start, end=s.end, scene=n) for n, s in enumerate(scenes)]
+        speech = inputs[TranscriptionResult].segments if TranscriptionResult in inputs else []
+        events += [TimelineEvent(type="speech", start=s.start, end=s.end, text=s.text, speaker=s.speaker) for s in speech]
+        if DiarizationResult in inputs:
+            events += [TimelineEvent(type="speaker", start=t.start, end=t.end, speaker=t.speaker) for t in inputs[DiarizationResult].segments]
+        if VadResult in inputs and not speech:
+            events += [TimelineEvent(type="voice", start=v.start, end=v.end) for v in inputs[VadResult].segments]
+        for record_type, kind in ((ObjectsResult, "object"), (FacesResult, "face")):
+            if record_type in inputs:
+                events += detection_spans(kind, inputs[record_type], scenes, video_end)
+        if OcrResult in inputs:
+            events += [TimelineEvent(type="text", start=t.start, end=t.end, text=t.text) for t in inputs[OcrResult].texts]
+        events.sort(key=lambda e: (e.start, ORDER[e.type], e.label or "", e.end or 0))
+        words = [w.model_copy(update={"speaker": w.speaker or s.speaker}) for s in speech for w in s.words]
+        ctx.write(
+            FusionResult(
+                duration=duration,
+                sources=sorted(inputs),
+                timeline=events,
+                scenes=[self._digest(n, s, events, words) for n, s in enumerate(scenes)],
+            )
+        )
 
     @staticmethod
-    def _digest(index: int, scene: dict, events: list[dict], words: list[dict]) -> dict:
+    def _digest(index: int, scene: Scene, events: list[TimelineEvent], words: list[Word]) -> SceneDigest:
         """What is said, seen and read during one scene."""
-        start, end = scene["start"], scene["end"]
+        start, end = scene.start, scene.end
 
-        def inside(e: dict) -> bool:
-            return e["start"] < end and (e.get("end") or e["start"]) > start
+        def inside(e: TimelineEvent) -> bool:
+            return e.start < end and (e.end or e.start) > start
 
         # Words, where there are word times: a sentence can run across a cut.
-        spoken = [w for w in words if start <= (w["start"] + w["end"]) / 2 < end]
+        spoken = [w for w in words if start <= (w.start + w.end) / 2 < end]
         if not words:
-            spoken = [{"word": e["text"], **e} for e in events if e["type"] == "speech" and start <= (e["start"] + e["end"]) / 2 < end]
-        return {
-            "scene": index,
-            "start": start,
-            "end": end,
-            "speech": " ".join(w["word"] for w in spoken),
-            "speakers": sorted({w["speaker"] for w in spoken if w.get("speaker")}),
-            "objects": sorted({e["label"] for e in events if e["type"] == "object" and inside(e)}),
-            "faces": max((e["max_count"] for e in events if e["type"] == "face" and inside(e)), default=0),
-            "texts": [e["text"] for e in events if e["type"] == "text" and inside(e)],
-        }
+            spoken = [Word(word=e.text or "", start=e.start, end=e.end or e.start, speaker=e.speaker)
+                      for e in events if e.type == "speech" and start <= (e.start + (e.end or e.start)) / 2 < end]
+        return SceneDigest(
+            scene=index,
+            start=start,
+            end=end,
+            speech=" ".join(w.word for w in spoken),
+            speakers=sorted({w.speaker for w in spoken if w.speaker}),
+            objects=sorted({e.label for e in events if e.type == "object" and inside(e) and e.label}),
+            faces=max((e.max_count or 0 for e in events if e.type == "face" and inside(e)), default=0),
+            texts=[e.text for e in events if e.type == "text" and inside(e) and e.text],
+        )

@@ -10,9 +10,9 @@ from video_extract.media import is_still_image, iter_frames, iter_keyframes
 from video_extract.media.image import save_jpeg
 from video_extract.media.prefetch import prefetch
 from video_extract.media.video import keyframe_times
-from video_extract.plugins.base import Artifact, Plugin, StageContext, write_json
+from video_extract.plugins.base import Inputs, Plugin, StageContext
 from video_extract.plugins.frames import frame_file
-from video_extract.results import FrameEntry
+from video_extract.results import FrameEntry, KeyframesResult
 from video_extract.spec import Keyframes
 
 
@@ -31,8 +31,8 @@ def choose_keyframes(times: list[tuple[int, float]], min_interval: float, max_fr
 
 
 class KeyframesPlugin(Plugin):
-    def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Keyframes) -> Iterator[dict]:
-        folder = ctx.work_dir / "keyframes"
+    def stream(self, ctx: StageContext, inputs: Inputs, params: Keyframes) -> Iterator[FrameEntry]:
+        folder = ctx.path("keyframes")
         folder.mkdir()
         path = ctx.source.path
         if is_still_image(path):
@@ -51,11 +51,10 @@ class KeyframesPlugin(Plugin):
             entry = FrameEntry(file=frame_file(len(entries)), frame=frame.index, time=round(frame.time, 6))
             save_jpeg(folder / entry.file, frame.image, params.quality)
             entries.append(entry)
-            yield entry.model_dump()
+            yield entry
         if not entries:
             raise InputError("no keyframe could be decoded", path)
-        write_json(folder / "index.json", [e.model_dump() for e in _in_time_order(folder, entries)])
-        return {"count": len(entries)}
+        ctx.write(KeyframesResult(frames=_in_time_order(folder, entries)))
 
 
 def _in_time_order(folder, entries: list[FrameEntry]) -> list[FrameEntry]:

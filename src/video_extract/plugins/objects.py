@@ -7,8 +7,9 @@ from pathlib import Path
 
 from video_extract.errors import UsageError
 from video_extract.plugins.base import StageContext
+from video_extract.plugins.frame_analysis import FrameDetectionPlugin
+from video_extract.results import Detection
 from video_extract.spec import ObjectDetection
-from video_extract.vision.analysis import FrameDetectionPlugin
 from video_extract.vision.frames import FrameItem
 from video_extract.vision.yolox import COCO_CLASSES, YoloxDetector
 
@@ -16,8 +17,6 @@ YOLOX_MODELS = ("yolox-nano", "yolox-tiny", "yolox-s", "yolox-m")
 
 
 class ObjectsPlugin(FrameDetectionPlugin):
-    output_file = "objects.json"
-
     def validate(self, params: ObjectDetection) -> None:
         if params.model not in YOLOX_MODELS and not params.model.endswith(".onnx"):
             raise UsageError(f"objects: unknown model '{params.model}'; known models: {', '.join(YOLOX_MODELS)} (or a YOLOX .onnx file)")
@@ -33,10 +32,10 @@ class ObjectsPlugin(FrameDetectionPlugin):
         path = params.model if params.model.endswith(".onnx") else str(ctx.models.path(params.model))
         return ctx.models.load(("yolox", path), lambda: YoloxDetector(path))
 
-    def analyse(self, model: YoloxDetector, item: FrameItem, params: ObjectDetection) -> list[dict]:
+    def analyse(self, model: YoloxDetector, item: FrameItem, params: ObjectDetection) -> list[Detection]:
         keep = {COCO_CLASSES.index(c) for c in params.classes} if params.classes else None
         found = model.detect(item.bgr, params.confidence_threshold, params.nms_threshold, keep)
-        return [{"label": COCO_CLASSES[cid], "confidence": round(score, 4), "box": [round(v, 1) for v in box]} for cid, score, box in found]
+        return [Detection(label=COCO_CLASSES[cid], confidence=round(score, 4), box=[round(v, 1) for v in box]) for cid, score, box in found]
 
-    def summarise(self, frames: list[dict], params: ObjectDetection, ctx: StageContext) -> dict:
+    def summarise(self, frames, params: ObjectDetection, ctx: StageContext) -> dict:
         return {"model": params.model}

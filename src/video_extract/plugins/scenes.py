@@ -12,7 +12,7 @@ from typing import Iterator
 
 from video_extract.media import iter_frames
 from video_extract.media.prefetch import prefetch
-from video_extract.plugins.base import Artifact, Plugin, StageContext, write_json
+from video_extract.plugins.base import Inputs, Plugin, StageContext
 from video_extract.results import Cut, Scene, ScenesResult
 from video_extract.spec import Scenes
 
@@ -32,7 +32,7 @@ def make_detector(params: Scenes):
 
 
 class ScenesPlugin(Plugin):
-    def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Scenes) -> Iterator[dict]:
+    def stream(self, ctx: StageContext, inputs: Inputs, params: Scenes) -> Iterator[Cut]:
         from scenedetect.common import FrameTimecode
 
         video = ctx.source.info.video
@@ -43,14 +43,14 @@ class ScenesPlugin(Plugin):
         first = last = None
         count = 0
 
-        def record(found) -> Iterator[dict]:
+        def record(found) -> Iterator[Cut]:
             for tc in found:
                 index, time = by_time.get(round(tc.seconds, 6), (tc.frame_num, tc.seconds))
                 if cuts and index <= cuts[-1].frame or (first is not None and index <= first[0]):
                     continue
                 cut = Cut(frame=index, time=round(time, 6))
                 cuts.append(cut)
-                yield cut.model_dump()
+                yield cut
 
         # Decoding runs a frame ahead in its own thread while the detector scores the last one.
         frames = prefetch(
@@ -85,8 +85,7 @@ class ScenesPlugin(Plugin):
             fps=fps,
             frames_analysed=count,
         )
-        write_json(ctx.work_dir / "scenes.json", result)
-        return {"cuts": len(cuts), "scenes": len(scenes)}
+        ctx.write(result)
 
 
 def _end_of_video(ctx: StageContext, last, fps: float, keyframes_only: bool) -> tuple[int, float]:

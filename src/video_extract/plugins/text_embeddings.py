@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from video_extract.plugins.base import Artifact, InputSpec, Plugin, StageContext, write_json
+from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
+from video_extract.results import OcrResult, TextEmbeddingsResult, TextRow, TranscriptionResult
 from video_extract.spec import TextEmbeddings
 
-_SOURCES = {"transcription": ("Transcription", "transcription.json"), "ocr": ("OCR", "ocr.json")}
+#: What each ``source`` embeds.
+_SOURCES = {"transcription": TranscriptionResult, "ocr": OcrResult}
 
 
 def load_sentence_model(store, name: str):
@@ -34,30 +35,23 @@ def load_sentence_model(store, name: str):
     return store.load(("sentence-transformers", str(location)), load)
 
 
-def texts_of(source: str, artifact: Artifact) -> list[dict]:
-    """Rows to embed, each with its time span and text."""
-    data = json.loads(artifact.file(_SOURCES[source][1]).read_text())
-    if source == "transcription":
-        return [{"start": s["start"], "end": s["end"], "text": s["text"], **({"speaker": s["speaker"]} if s.get("speaker") else {})} for s in data["segments"]]
-    rows = []
-    for entry in data.get("texts", []):
-        rows.append({"start": entry["start"], "end": entry["end"], "text": entry["text"]})
-    return rows
+def texts_of(record: TranscriptionResult | OcrResult) -> list[TextRow]:
+    """Rows to embed, each with its time span and text (and speaker, for a diarized transcript)."""
+    if isinstance(record, TranscriptionResult):
+        return [TextRow(start=s.start, end=s.end, text=s.text, speaker=s.speaker) for s in record.segments]
+    return [TextRow(start=t.start, end=t.end, text=t.text) for t in record.texts]
 
 
 class TextEmbeddingsPlugin(Plugin):
     def requires(self, params: TextEmbeddings) -> list[InputSpec]:
-        return [InputSpec(type=_SOURCES[params.source][0])]
+        return [InputSpec(type=_SOURCES[params.source].type_name)]
 
-    def run(self, ctx: StageContext, inputs: dict[str, Artifact], params: TextEmbeddings) -> dict:
-        rows = texts_of(params.source, inputs[_SOURCES[params.source][0]])
+    def run(self, ctx: StageContext, inputs: Inputs, params: TextEmbeddings) -> None:
+        rows = texts_of(inputs[_SOURCES[params.source]])
         model = load_sentence_model(ctx.models, params.model)
         if rows:
-            vectors = model.encode([r["text"] for r in rows], batch_size=params.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+            vectors = model.encode([r.text for r in rows], batch_size=params.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         else:
             vectors = np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
-        folder = ctx.work_dir / "embeddings"
-        folder.mkdir()
-        np.save(folder / "text.npy", vectors.astype(np.float32))
-        write_json(folder / "text.json", rows)  # one entry per row of text.npy
-        return {"rows": len(rows), "dim": int(vectors.shape[1]), "model": params.model, "source": params.source}
+        np.save(ctx.path("embeddings/text.npy"), vectors.astype(np.float32))
+        ctx.write(TextEmbeddingsResult(rows=rows, model=params.model, dim=int(vectors.shape[1]), source=params.source))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from video_extract.plugins.base import Artifact, InputSpec, Plugin, StageContext, write_json
+from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
+from video_extract.plugins.speech_inputs import SPEECH_RATE, speech_inputs
+from video_extract.results import TranscriptionResult, TranscriptSegment
 from video_extract.spec import Transcription
 from video_extract.speech.subtitles import to_srt, to_vtt
-from video_extract.speech.vad import merge_segments, read_speech_inputs
+from video_extract.speech.vad import merge_segments
 from video_extract.speech.whisper import check_model_name, load_whisper, transcribe
 
 #: Speech regions closer than this are decoded as one piece (faster-whisper's own VAD default).
@@ -15,10 +17,11 @@ ASR_MAX_GAP = 2.0
 ASR_PAD = 0.3
 
 
-def write_transcript(ctx: StageContext, transcript: dict) -> None:
-    write_json(ctx.work_dir / "transcription.json", transcript)
-    (ctx.work_dir / "transcription.srt").write_text(to_srt(transcript["segments"]))
-    (ctx.work_dir / "transcription.vtt").write_text(to_vtt(transcript["segments"]))
+def write_transcript(ctx: StageContext, transcript: TranscriptionResult) -> None:
+    """The transcript record, with its SubRip and WebVTT renderings beside it."""
+    ctx.path("transcription.srt").write_text(to_srt(transcript.segments))
+    ctx.path("transcription.vtt").write_text(to_vtt(transcript.segments))
+    ctx.write(transcript)
 
 
 class TranscriptionPlugin(Plugin):
@@ -29,11 +32,11 @@ class TranscriptionPlugin(Plugin):
         needs = super().requires(params)
         return needs if params.vad_filter else [n for n in needs if n.type != "VoiceActivity"]
 
-    def stream(self, ctx: StageContext, inputs: dict[str, Artifact], params: Transcription) -> Iterator[dict]:
+    def stream(self, ctx: StageContext, inputs: Inputs, params: Transcription) -> Iterator[TranscriptSegment]:
         model = load_whisper(ctx.models, params.model, params.device, params.compute_type)
-        samples, offset, speech = read_speech_inputs(inputs)
+        samples, offset, speech = speech_inputs(inputs)
         if speech is not None:
-            speech = merge_segments(speech, ASR_MAX_GAP, ASR_PAD, len(samples) / 16000)
+            speech = merge_segments(speech, ASR_MAX_GAP, ASR_PAD, len(samples) / SPEECH_RATE)
         segments, info = transcribe(
             model,
             samples,
@@ -49,24 +52,22 @@ class TranscriptionPlugin(Plugin):
             segment = _shift(segment, offset)
             kept.append(segment)
             yield segment
-        transcript = {
-            "language": info["language"] or params.language,
-            "language_probability": info["language_probability"],
-            "duration": info["duration"],
-            "model": params.model,
-            "text": " ".join(s["text"] for s in kept),
-            "segments": kept,
-        }
-        write_transcript(ctx, transcript)
-        return {"segments": len(kept), "language": transcript["language"]}
+        write_transcript(
+            ctx,
+            TranscriptionResult(
+                language=info["language"] or params.language,
+                language_probability=info["language_probability"],
+                duration=info["duration"],
+                model=params.model,
+                text=" ".join(s.text for s in kept),
+                segments=kept,
+            ),
+        )
 
 
-def _shift(segment: dict, offset: float) -> dict:
+def _shift(segment: TranscriptSegment, offset: float) -> TranscriptSegment:
+    """Times on the source timeline (the audio may start after 0)."""
     if not offset:
         return segment
-    segment["start"] = round(segment["start"] + offset, 3)
-    segment["end"] = round(segment["end"] + offset, 3)
-    for word in segment.get("words", []):
-        word["start"] = round(word["start"] + offset, 3)
-        word["end"] = round(word["end"] + offset, 3)
-    return segment
+    words = [w.model_copy(update={"start": round(w.start + offset, 3), "end": round(w.end + offset, 3)}) for w in segment.words]
+    return segment.model_copy(update={"start": round(segment.start + offset, 3), "end": round(segment.end + offset, 3), "words": words})

@@ -3,7 +3,7 @@
 One entry point, ``speech_segments``, reused by whoever needs to know where speech is: the
 ``vad`` operation itself, transcription (which decodes only speech) and diarization (which
 embeds only speech). It is computed once per input: those plugins read the ``vad`` stage's
-output rather than running the model again.
+output rather than running the model again (``plugins/speech_inputs.py``).
 """
 
 from __future__ import annotations
@@ -53,21 +53,3 @@ def merge_segments(segments: list[SpeechSegment], max_gap: float, pad: float, du
         else:
             merged.append(SpeechSegment(start, end))
     return merged
-
-
-def read_speech_inputs(inputs: dict) -> tuple["np.ndarray", float, list[SpeechSegment] | None]:
-    """What a speech plugin gets from the shared stages: 16 kHz mono samples, the time of the
-    first sample on the source timeline, and the VAD's speech regions relative to the samples
-    (None when no VAD stage was planned)."""
-    import json
-
-    from video_extract.media import read_wav
-
-    audio = inputs["Audio"]
-    samples = read_wav(audio.file("audio.wav")).samples
-    offset = float(audio.data.get("start_time", 0.0))
-    speech = None
-    if "VoiceActivity" in inputs:
-        found = json.loads(inputs["VoiceActivity"].file("vad.json").read_text())["segments"]
-        speech = [SpeechSegment(s["start"] - offset, s["end"] - offset) for s in found]
-    return samples, offset, speech

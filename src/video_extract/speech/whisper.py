@@ -15,6 +15,7 @@ import numpy as np
 
 from video_extract.errors import UsageError
 from video_extract.models.catalog import CATALOG
+from video_extract.results import TranscriptSegment, Word
 from video_extract.speech.vad import SpeechSegment
 
 #: Model names the transcription operation accepts (besides a local CTranslate2 directory).
@@ -49,7 +50,7 @@ def transcribe(
     initial_prompt: str | None = None,
     no_speech_threshold: float = 0.6,
     sample_rate: int = 16000,
-) -> tuple[Iterator[dict], dict]:
+) -> tuple[Iterator[TranscriptSegment], dict]:
     """Segments as they are decoded (a generator), and info (language, probability, duration).
 
     ``speech=None`` transcribes everything; an empty list means there is no speech at all,
@@ -82,19 +83,19 @@ def transcribe(
     if chunks is not None:
         segments = restore_speech_timestamps(segments, chunks, sample_rate)
 
-    def records() -> Iterator[dict]:
+    def records() -> Iterator[TranscriptSegment]:
         for seg in segments:
             text = seg.text.strip()
             if not text:
                 continue
-            record = {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": text}
-            if seg.words:
-                record["words"] = [
-                    {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word.strip(), "probability": round(float(w.probability), 4)}
-                    for w in seg.words
-                ]
-            record["avg_logprob"] = round(float(seg.avg_logprob), 4)
-            record["no_speech_prob"] = round(float(seg.no_speech_prob), 4)
-            yield record
+            words = [Word(start=round(w.start, 3), end=round(w.end, 3), word=w.word.strip(), probability=round(float(w.probability), 4)) for w in seg.words or ()]
+            yield TranscriptSegment(
+                start=round(seg.start, 3),
+                end=round(seg.end, 3),
+                text=text,
+                words=words,
+                avg_logprob=round(float(seg.avg_logprob), 4),
+                no_speech_prob=round(float(seg.no_speech_prob), 4),
+            )
 
     return records(), info

@@ -8,7 +8,12 @@ recogniser's dictionary covers Chinese and printable ASCII, so English and Chine
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+
+from video_extract.results import Detection, FrameDetections, TimedText
+from video_extract.vision.runs import timed_runs
 
 SUPPORTED_LANGUAGES = ("en", "ch")
 
@@ -38,24 +43,24 @@ def make_engine(det_limit_side_len: int | None, threads: int):
     return RapidOCR(**kwargs)
 
 
-def read_text(engine, bgr: np.ndarray, min_confidence: float) -> list[dict]:
-    """Lines in reading order: [{text, confidence, box: [x1, y1, x2, y2]}] in frame pixels."""
+def read_text(engine, bgr: np.ndarray, min_confidence: float) -> list[Detection]:
+    """Lines in reading order, boxes in frame pixels."""
     result, _ = engine(np.ascontiguousarray(bgr), text_score=min_confidence)
     lines = []
     for quad, text, score in result or []:
         q = np.asarray(quad, dtype=np.float32)
-        lines.append({"text": text.strip(), "confidence": round(float(score), 4), "box": [float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max())]})
-    return [line for line in lines if line["text"]]
+        box = [float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max())]
+        if text.strip():
+            lines.append(Detection(label="text", text=text.strip(), confidence=round(float(score), 4), box=box))
+    return lines
 
 
-def merge_timed_texts(frames: list[dict], ends: list[float | None]) -> list[dict]:
+def merge_timed_texts(frames: Sequence[FrameDetections], ends: Sequence[float | None]) -> list[TimedText]:
     """Identical text (case-insensitive) in consecutive analysed frames is one timed entry."""
-    from video_extract.vision.analysis import timed_runs
-
     texts = [
-        {"text": run.first["text"], "start": run.start, "end": run.end, "first_frame": run.first_frame, "last_frame": run.last_frame,
-         "frames": run.frames, "box": run.first["box"], "confidence": max(d["confidence"] for d in run.detections)}
-        for run in timed_runs(frames, ends, key=lambda d: d["text"].lower())
+        TimedText(text=run.first.text or "", start=run.start, end=run.end, first_frame=run.first_frame, last_frame=run.last_frame,
+                  frames=run.frames, box=run.first.box, confidence=max(d.confidence for d in run.detections))
+        for run in timed_runs(frames, ends, key=lambda d: (d.text or "").lower())
     ]
-    texts.sort(key=lambda e: (e["start"], e["box"][1], e["box"][0]))
+    texts.sort(key=lambda e: (e.start, e.box[1], e.box[0]))
     return texts

@@ -80,7 +80,7 @@ class YoloxDetector:
     """One onnxruntime session; ``detect`` takes a BGR frame in displayed orientation."""
 
     def __init__(self, model_path: str, threads: int | None = None):
-        from video_extract.vision.runtime import onnx_session
+        from video_extract.models.runtime import onnx_session
 
         self.session = onnx_session(model_path, threads)
         model_input = self.session.get_inputs()[0]
