@@ -30,7 +30,11 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt
 demo: install
 	$(PY) -m video_extract.testing.demo demo-output
 
+# Lint (ruff), format check, layer contracts (.importlinter: a back arrow between layers fails), then the tests.
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 bench: install

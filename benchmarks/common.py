@@ -8,9 +8,9 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 MEDIA = Path(__file__).parent / ".media"
 

@@ -28,7 +28,7 @@ def print_table(rows: list[Row]) -> None:
     for column in ("section", "benchmark", "ours", "baseline", "ratio", "target", "ok", "note"):
         table.add_column(column, justify="right" if column in ("ours", "baseline", "ratio") else "left", overflow="fold")
     for row in rows:
-        fmt = (lambda v: f"{v:.3f} {row.unit}") if row.unit == "s" else (lambda v: f"{v:.3g} {row.unit}")
+        fmt = (lambda v, unit=row.unit: f"{v:.3f} {unit}") if row.unit == "s" else (lambda v, unit=row.unit: f"{v:.3g} {unit}")
         table.add_row(
             row.section,
             row.name,

@@ -15,8 +15,8 @@ def run() -> list[Row]:
     import cv2
 
     from video_extract import Client
-    from video_extract.testing.tiny_clip import build_tiny_clip
     from video_extract.models.runtime import onnx_session
+    from video_extract.testing.tiny_clip import build_tiny_clip
     from video_extract.vision.yolox import preprocess
 
     clip = vision_clip_60s()
@@ -53,13 +53,13 @@ def run() -> list[Row]:
     rows.append(Row(SECTION, f"objects (YOLOX-nano) per frame, {len(paths)} frames 720p, vs bare onnxruntime loop (imread+letterbox+run)", t_ours, t_bare, unit="ms", target="<= 1.1x", passed=t_ours <= 1.1 * t_bare))
 
     # OCR: the tuned detector size vs RapidOCR's default, on the same text frames.
-    from video_extract.vision.ocr import make_engine, read_text
     from video_extract.models.runtime import model_threads
+    from video_extract.vision.ocr import make_engine, read_text
 
     text_frames = [cv2.imread(p) for p in paths[40:55:5]]  # the chapter cards
     tuned, default = make_engine(960, model_threads()), make_engine(None, model_threads())
-    read_tuned = [sorted(l["text"] for l in read_text(tuned, f, 0.5)) for f in text_frames]
-    read_default = [sorted(l["text"] for l in read_text(default, f, 0.5)) for f in text_frames]
+    read_tuned = [sorted(line.text for line in read_text(tuned, f, 0.5)) for f in text_frames]
+    read_default = [sorted(line.text for line in read_text(default, f, 0.5)) for f in text_frames]
     t_tuned = best_of(lambda: [read_text(tuned, f, 0.5) for f in text_frames], 2) / len(text_frames) * 1000
     t_default = best_of(lambda: [read_text(default, f, 0.5) for f in text_frames], 2) / len(text_frames) * 1000
     same = read_tuned == read_default

@@ -215,6 +215,72 @@ def install_nap_plugin(site: Path) -> Path:
     return site
 
 
+LOUDNESS_MODULE = '''
+"""A plugin living outside video-extract: mean loudness of the 16 kHz mono audio.
+
+Everything a new output needs, in one module and its manifest: the operation (parameters),
+the output type (its record and files), and the plugin.
+"""
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from video_extract.media import read_wav
+from video_extract.plugins.base import Plugin
+from video_extract.results import AudioResult, Output
+from video_extract.spec import Operation
+
+
+class Loudness(Operation):
+    name: ClassVar[str] = "loudness"
+    summary: ClassVar[str] = "RMS level in dBFS."
+    floor_db: float = -90.0
+    sloppy: bool = False  # write a field the record does not declare (the contract test)
+
+
+class LoudnessResult(Output):
+    type_name: ClassVar[str] = "Loudness"
+    files: ClassVar[tuple[str, ...]] = ("loudness.json",)
+    record_file: ClassVar[str] = "loudness.json"
+
+    dbfs: float
+
+
+class LoudnessPlugin(Plugin):
+    manifest_path = Path(__file__).with_name("loudness.yaml")
+
+    def run(self, ctx, inputs, params):
+        audio = read_wav(inputs[AudioResult].path)
+        rms = float(np.sqrt(np.mean(audio.samples ** 2)))
+        db = max(params.floor_db, 20 * np.log10(max(rms, 1e-12)))
+        ctx.write({"dbfs": round(db, 2), **({"peak": 1.0} if params.sloppy else {})})
+'''
+
+LOUDNESS_MANIFEST = """
+name: loudness
+version: "1"
+operation: loudness
+plugin: loudness_plugin:LoudnessPlugin
+inputs:
+  - type: Audio
+    params: {sample_rate: 16000, channels: 1}
+output: Loudness
+"""
+
+
+def install_loudness_plugin(site: Path) -> Path:
+    """A distribution on ``site`` whose entry point registers the third-party ``loudness`` operation."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "loudness_plugin.py").write_text(LOUDNESS_MODULE)
+    (site / "loudness.yaml").write_text(LOUDNESS_MANIFEST)
+    dist = site / "loudness_plugin-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: loudness-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[video_extract.plugins]\nloudness = loudness_plugin:LoudnessPlugin\n")
+    return site
+
+
 @pytest.fixture(scope="session")
 def tiny_clap_dir(tmp_path_factory):
     from video_extract.testing.tiny_clap import build_tiny_clap

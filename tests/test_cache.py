@@ -8,9 +8,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
 
 from video_extract import Client
 from video_extract.cache import ENTRY_FILE, Cache
@@ -65,7 +64,7 @@ def test_version_bump_reruns_that_plugin_and_its_dependents_only(scene_clip, tmp
 
 def test_invalidate_before_ignores_older_entries(scene_clip, tmp_path):
     _run(_registry_with({}), scene_clip.path, tmp_path / "c", tmp_path / "o", ["keyframes"])
-    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    later = datetime.now(UTC) + timedelta(seconds=1)
     manifest = Registry.discover(entry_points=False).manifests["keyframes"]
     registry = _registry_with({"keyframes": {"cache": manifest.cache.model_copy(update={"invalidate_before": later})}})
     again = _run(registry, scene_clip.path, tmp_path / "c", tmp_path / "o", ["keyframes"])
@@ -178,7 +177,7 @@ def test_invalidated_entry_is_replaced_not_served(tmp_path):
     work = cache.new_work_dir(key)
     (work / "v.txt").write_text("old")
     cache.commit(key, work, {"v": "old"}, {"plugin": "t"})
-    cutoff = datetime.now(timezone.utc) + timedelta(seconds=1)
+    cutoff = datetime.now(UTC) + timedelta(seconds=1)
     assert cache.get(key, cutoff) is None
     work = cache.new_work_dir(key)
     (work / "v.txt").write_text("new")

@@ -191,7 +191,7 @@ def test_unwritable_output_directory_is_one_clear_error(tmp_path, scene_clip):
 def test_a_huge_image_is_refused_not_decoded(tmp_path):
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS  # Pillow's bomb limit (~179 MP) is what refuses it
+    # Pillow's bomb limit (Image.MAX_IMAGE_PIXELS, ~179 MP) is what refuses it
     big = tmp_path / "big.png"
     Image.new("L", (20000, 9000)).save(big)
     proc = run_cli("debug", str(big), "--ops", "metadata", "-o", str(tmp_path / "o"))

@@ -7,7 +7,6 @@ import json
 import sys
 import time
 
-
 from video_extract import Client
 from video_extract.executors import DebugExecutor, Runtime
 from video_extract.executors.perf import PerfExecutor

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,67 +17,13 @@ from video_extract.plugins.base import Manifest
 from video_extract.registry import Registry
 from video_extract.spec import Audio, OutputSpec
 
-THIRD_PARTY_MODULE = '''
-"""A plugin living outside video-extract: mean loudness of the 16 kHz mono audio."""
-from pathlib import Path
-from typing import ClassVar
-
-import numpy as np
-
-from video_extract.media import read_wav
-from video_extract.plugins.base import Plugin
-from video_extract.results import AudioResult, Output
-from video_extract.spec import Operation
-
-
-class Loudness(Operation):
-    name: ClassVar[str] = "loudness"
-    summary: ClassVar[str] = "RMS level in dBFS."
-    floor_db: float = -90.0
-
-
-class LoudnessResult(Output):
-    type_name: ClassVar[str] = "Loudness"
-    files: ClassVar[tuple[str, ...]] = ("loudness.json",)
-    record_file: ClassVar[str] = "loudness.json"
-
-    dbfs: float
-
-
-class LoudnessPlugin(Plugin):
-    manifest_path = Path(__file__).with_name("loudness.yaml")
-
-    def run(self, ctx, inputs, params):
-        audio = read_wav(inputs[AudioResult].path)
-        rms = float(np.sqrt(np.mean(audio.samples ** 2)))
-        db = max(params.floor_db, 20 * np.log10(max(rms, 1e-12)))
-        ctx.write(LoudnessResult(dbfs=round(db, 2)))
-'''
-
-THIRD_PARTY_MANIFEST = """
-name: loudness
-version: "1"
-operation: loudness
-plugin: loudness_plugin:LoudnessPlugin
-inputs:
-  - type: Audio
-    params: {sample_rate: 16000, channels: 1}
-output: Loudness
-"""
+from .conftest import install_loudness_plugin
 
 
 @pytest.fixture
 def third_party(tmp_path, monkeypatch):
     """An installed distribution that declares an entry point in ``video_extract.plugins``."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "loudness_plugin.py").write_text(textwrap.dedent(THIRD_PARTY_MODULE))
-    (site / "loudness.yaml").write_text(THIRD_PARTY_MANIFEST)
-    dist = site / "loudness_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: loudness-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[video_extract.plugins]\nloudness = loudness_plugin:LoudnessPlugin\n")
-    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(install_loudness_plugin(tmp_path / "site")))
     yield Registry.discover()
     sys.modules.pop("loudness_plugin", None)
 

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ class Cache:
     def commit(self, key: str, work_dir: Path, data: dict[str, Any], describe: dict[str, Any], invalidate_before: datetime | None = None) -> Entry:
         """Atomically turn ``work_dir`` into the entry for ``key`` (or adopt a concurrent winner's)."""
         size = _tree_size(work_dir)
-        created = datetime.now(timezone.utc)
+        created = datetime.now(UTC)
         meta = {"key": key, "created": created.isoformat(), "size": size, "data": data, **describe}
         (work_dir / ENTRY_FILE).write_text(json.dumps(meta, indent=1, default=str))
         final = self._entry_dir(key)
@@ -270,4 +270,4 @@ def _tree_size(path: Path) -> int:
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -11,8 +11,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from video_extract.errors import UsageError, VideoExtractError
 from video_extract.outputs import ensure_output_root

@@ -10,14 +10,16 @@ The command line and the HTTP server are thin adapters over ``Client``: one requ
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, Sequence, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from video_extract.errors import UsageError, VideoExtractError
 from video_extract.events import Event
 from video_extract.executors.base import Executor, Runtime, prepare
 from video_extract.outputs import ensure_output_root
 from video_extract.plan import Plan
+from video_extract.registry import Registry
 from video_extract.results import (
     AudioEmbeddingsResult,
     AudioResult,
@@ -54,9 +56,9 @@ class _Op(Generic[T]):
         self.op = name
 
     @overload
-    def __get__(self, obj: None, owner: type) -> "_Op[T]": ...
+    def __get__(self, obj: None, owner: type) -> _Op[T]: ...
     @overload
-    def __get__(self, obj: "Results", owner: type) -> T: ...
+    def __get__(self, obj: Results, owner: type) -> T: ...
     def __get__(self, obj, owner=None):
         if obj is None:
             return self
@@ -150,7 +152,8 @@ class Client:
             print(segment.start, segment.text)
 
     ``executor``: ``"debug"`` (stage by stage, logged) or ``"perf"`` (stages side by side);
-    both write the same files from the same cache.
+    both write the same files from the same cache. ``registry``: the plugins to use (default:
+    every installed one, discovered once per process).
     """
 
     def __init__(
@@ -162,12 +165,13 @@ class Client:
         executor: str | Executor = "debug",
         save_intermediates: bool = False,
         threads: int | None = None,
+        registry: Registry | None = None,
     ):
         self.output_dir = Path(output_dir).expanduser()
         if isinstance(executor, Executor):
             self.executor = executor
         else:
-            runtime = Runtime(cache_dir=cache_dir, use_cache=use_cache, models_dir=models_dir)
+            runtime = Runtime(cache_dir=cache_dir, use_cache=use_cache, models_dir=models_dir, registry=registry)
             self.executor = _make_executor(executor, runtime, save_intermediates=save_intermediates, threads=threads)
 
     @property
@@ -295,7 +299,7 @@ class Client:
         timeout: float | None = None,
         progress: str = "none",
         input_list: str | Path | None = None,
-    ) -> "BatchResult":
+    ) -> BatchResult:
         """Bulk mode: many files through a warm worker pool (or Ray); returns the BatchResult.
 
         Example::

@@ -16,7 +16,7 @@ write them as JSON Lines, bulk mode reports a ``progress`` event per finished fi
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -83,13 +83,13 @@ class DoneEvent(Event):
     result: FileResult | None = Field(default=None, exclude=True)  # in memory only: the whole FileResult
 
     @classmethod
-    def of(cls, result: FileResult, elapsed: float) -> "DoneEvent":
+    def of(cls, result: FileResult, elapsed: float) -> DoneEvent:
         by_status = {s: sorted(op for op, r in result.ops.items() if r.status == s) for s in ("ok", "failed", "skipped")}
         return cls(input=result.input, status=result.status, output_dir=result.output_dir, elapsed=round(elapsed, 4), result=result, **by_status)
 
 
 AnyEvent = Annotated[
-    Union[PartialEvent, CompleteEvent, SkippedEvent, ErrorEvent, ProgressEvent, DoneEvent],
+    PartialEvent | CompleteEvent | SkippedEvent | ErrorEvent | ProgressEvent | DoneEvent,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter = TypeAdapter(AnyEvent)

@@ -13,14 +13,15 @@ what the file itself provides (File, VideoStream, AudioStream).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
-from collections import Counter
 import threading
+from collections import Counter
+from collections.abc import Iterable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Iterable
 
-from video_extract.errors import NotApplicable, PlanError, UsageError, VideoExtractError
+from video_extract.errors import NotApplicable, PlanError, UsageError, VideoExtractError, missing_package
 from video_extract.plan import SOURCE, Plan, Stage
 from video_extract.plugins.base import SOURCE_TYPES, Manifest, Plugin
 from video_extract.results import OUTPUT_TYPES, MediaInfo
@@ -37,6 +38,7 @@ class Registry:
         self.manifests: dict[str, Manifest] = {}
         self._plugin_classes: dict[str, type[Plugin]] = {}
         self._plugins: dict[str, Plugin] = {}
+        self._found: dict[str, bool] = {}  # optional module -> installed
         self._lock = threading.Lock()
         for manifest in manifests:
             self.add(manifest)
@@ -44,14 +46,14 @@ class Registry:
     # -- discovery ----------------------------------------------------------------------------
 
     @classmethod
-    def discover(cls, entry_points: bool = True) -> "Registry":
+    def discover(cls, entry_points: bool = True) -> Registry:
         manifests = [Manifest.load(p) for p in sorted(BUILTIN_DIR.glob("*.yaml"))]
         registry = cls(manifests)
         if entry_points:
             for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
                 try:
                     registry.add_plugin_class(ep.load(), source=ep.dist.name if ep.dist else ep.value)
-                except Exception as exc:  # a broken third-party plugin must not break the tool
+                except Exception as exc:  # noqa: BLE001 - a broken third-party plugin must not break the tool
                     log.warning("plugin entry point %s (%s) could not be loaded: %s", ep.name, ep.value, exc)
         return registry
 
@@ -209,6 +211,7 @@ class Registry:
         if depth > 16:
             raise PlanError(f"plugin inputs form a cycle at '{spec.operation.name}'")
         manifest = self.for_operation(spec.operation.name)
+        self._check_imports(manifest)
         plugin = self.plugin(manifest.name)
         plugin.validate(spec.operation)
         inputs: list[tuple[str, str]] = []
@@ -230,6 +233,15 @@ class Registry:
                 upstream = OutputSpec(operation=make_operation(producer.operation, need.params))
             inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1, requested_types)))
         return plan.add(_stage(manifest, spec.operation, tuple(inputs)))
+
+    def _check_imports(self, manifest: Manifest) -> None:
+        """A plugin whose optional packages are missing fails when planned, naming what to install
+        (finding a module does not import it: planning stays light)."""
+        for module in manifest.imports:
+            if module not in self._found:
+                self._found[module] = importlib.util.find_spec(module) is not None
+            if not self._found[module]:
+                raise PlanError(missing_package(module, manifest.operation or manifest.name, manifest.extra))
 
     def describe_operations(self) -> list[dict]:
         """What ``video-extract ops`` prints: every operation, whether a plugin runs it, its parameters."""

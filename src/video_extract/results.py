@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_serializer
 
 #: Output type name -> its declaration. Filled as ``Output`` subclasses are defined.
-OUTPUT_TYPES: dict[str, type["Output"]] = {}
+OUTPUT_TYPES: dict[str, type[Output]] = {}
 
 
 class Record(BaseModel):
@@ -91,7 +91,7 @@ class Output(Record):
         return data if self.record_field else self.stats()
 
     @classmethod
-    def load(cls, folder: Path, kept: dict[str, Any] | None = None) -> "Output":
+    def load(cls, folder: Path, kept: dict[str, Any] | None = None) -> Output:
         """The record of the files in ``folder`` (a stage's directory or a published one)."""
         kept = kept or {}
         if cls.record_file is None:

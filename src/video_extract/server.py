@@ -22,7 +22,7 @@ log = logging.getLogger("video_extract")
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "ExtractServer"
+    server: ExtractServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):  # route through our logger, not stderr prints

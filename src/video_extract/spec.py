@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal, Sequence, Union
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -18,7 +19,7 @@ from video_extract.errors import UsageError
 
 #: Canonical operation name -> Operation class. Filled by ``Operation.__init_subclass__``, so a
 #: third-party plugin that defines an Operation subclass is parseable like a built-in one.
-OPERATIONS: dict[str, type["Operation"]] = {}
+OPERATIONS: dict[str, type[Operation]] = {}
 #: Accepted alternative name -> canonical name (the seed design's long names among them).
 ALIASES: dict[str, str] = {}
 
@@ -331,7 +332,7 @@ class OutputSpec(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     operation: Operation
-    sources: tuple["OutputSpec", ...] = ()
+    sources: tuple[OutputSpec, ...] = ()
 
     @field_validator("operation", mode="before")
     @classmethod
@@ -345,7 +346,7 @@ class OutputSpec(BaseModel):
         raise UsageError(f"cannot read an operation from {value!r}")
 
     @classmethod
-    def of(cls, item: "OutputSpec | Operation | str | dict") -> "OutputSpec":
+    def of(cls, item: OutputSpec | Operation | str | dict) -> OutputSpec:
         """Accept the shapes a user writes: 'keyframes', 'keyframes:max_frames=5', an Operation, a dict."""
         if isinstance(item, str):
             return cls(operation=parse_op(item))
@@ -390,7 +391,7 @@ def _spec_from_dict(data: dict[str, Any]) -> OutputSpec:
 #: The word that asks for every operation that applies to the input.
 ALL = "all"
 
-RequestLike = Union[str, Operation, OutputSpec, dict, Sequence[Union[str, Operation, OutputSpec, dict]], None]
+RequestLike = str | Operation | OutputSpec | dict | Sequence[str | Operation | OutputSpec | dict] | None
 
 
 class Request(BaseModel):
@@ -471,7 +472,7 @@ def load_spec_file(path: str | Path) -> list[OutputSpec]:
             import yaml
 
             data = yaml.safe_load(text)
-    except Exception as exc:  # yaml and json raise several types; all mean "malformed"
+    except Exception as exc:  # noqa: BLE001 - yaml and json raise several types; all mean "malformed"
         raise UsageError(f"malformed spec file: {str(exc).splitlines()[0]}", path) from None
     if isinstance(data, dict):
         if "outputs" in data:

@@ -15,9 +15,10 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from video_extract.cache import Cache, file_digest, stage_key
 from video_extract.errors import OperationError, VideoExtractError, missing_package

@@ -20,10 +20,11 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
-from typing import Callable, Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 from video_extract.errors import UsageError, VideoExtractError
 from video_extract.outputs import atomic_write_json, ensure_output_root, folder_stem, output_dir_for, read_summary
@@ -321,7 +322,7 @@ class LocalEngine:
         self.pool: list[_LocalWorker] = []
         self.early_deaths = 0
 
-    def _spawn(self) -> "_LocalWorker":
+    def _spawn(self) -> _LocalWorker:
         parent, child = self.context.Pipe()
         process = self.context.Process(target=_worker_main, args=(child, self.settings), daemon=True, name="video-extract-worker")
         process.start()

@@ -7,8 +7,8 @@ work, nothing overlaps, and ``--save-intermediates`` keeps what internal stages 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from video_extract.executors.base import Executor, finish, prepare, run_stage
 from video_extract.results import FileResult
@@ -55,7 +55,7 @@ class _StageProgress:
 
             self.live = Console(stderr=True).status(f"{label} …")
 
-    def __enter__(self) -> "_StageProgress":
+    def __enter__(self) -> _StageProgress:
         if self.live is not None:
             self.live.__enter__()
         return self

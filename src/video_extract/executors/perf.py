@@ -14,9 +14,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from video_extract.events import CompleteEvent, DoneEvent, ErrorEvent, Event, PartialEvent, SkippedEvent
 from video_extract.executors.base import Executor, Job, Runtime, finish, prepare, run_stage

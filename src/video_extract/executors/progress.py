@@ -52,7 +52,8 @@ class RichProgress(Progress):
 
     def start(self, total: int, skipped: int) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
 
         super().start(total, skipped)
         self.bar = Bar(

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from video_extract.errors import UsageError, VideoExtractError
 from video_extract.executors.bulk import FileWorker, Outcome, Settings, Task
@@ -109,9 +109,9 @@ class RayEngine:
             raise VideoExtractError(f"cannot start or join {where}: {exc}") from None
 
     def start(self, tasks: Sequence[Task]) -> None:
+        self.initialised_here = self._connect()  # first: it names the extra when ray is missing
         import ray
 
-        self.initialised_here = self._connect()
         every_spec = {json.dumps(s, sort_keys=True): s for task in tasks for s in task.specs}
         cpus, gpus = request_resources(list(every_spec.values()))
         self.actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(RayFileWorker)

@@ -8,9 +8,10 @@ one pass without holding the whole track.
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import av
 import numpy as np

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import av
 import av.error
@@ -87,7 +87,7 @@ def _ffmpeg_reason(exc: Exception) -> str:
 
 
 @contextlib.contextmanager
-def open_input(path: str | Path) -> Iterator["av.container.InputContainer"]:
+def open_input(path: str | Path) -> Iterator[av.container.InputContainer]:
     """``av.open`` for reading, with every failure mapped to an InputError naming the file."""
     path = check_readable(path)
     try:

@@ -66,7 +66,7 @@ def probe(path: str | Path, count_frames: bool = False, scan: bool = True) -> Me
 def _codec_name(stream) -> str | None:
     try:
         return stream.codec_context.name
-    except Exception:  # some data streams have no codec context
+    except Exception:  # noqa: BLE001 - some data streams have no codec context
         return None
 
 

@@ -13,10 +13,11 @@ import math
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import av
 import numpy as np
@@ -24,8 +25,8 @@ from av.video.reformatter import VideoReformatter
 
 from video_extract.errors import InputError
 from video_extract.media.container import decode_stream, open_input
-from video_extract.media.prefetch import prefetch
 from video_extract.media.geometry import fit_within, rotate_image, scaled_size
+from video_extract.media.prefetch import prefetch
 
 PixelFormat = Literal["rgb24", "bgr24", "gray"]
 

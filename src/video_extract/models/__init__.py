@@ -15,9 +15,10 @@ import difflib
 import importlib.util
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from video_extract.errors import ModelError
 from video_extract.fsutil import fingerprint
@@ -151,7 +152,7 @@ class ModelStore:
         target = self.cache_dir / spec.name / (spec.directory or spec.name)
         try:
             return _into_place(target, lambda tmp: download_model(spec.remote_id, output_dir=str(tmp)))
-        except Exception as exc:  # huggingface_hub raises many types; all mean "not fetched"
+        except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many types; all mean "not fetched"
             raise ModelError(f"model '{spec.name}' could not be downloaded by faster-whisper ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}") from None
 
     def _fetch_huggingface(self, spec: ModelSpec, where: str) -> Path:
@@ -160,7 +161,7 @@ class ModelStore:
         target = self.cache_dir / spec.name / (spec.directory or spec.name)
         try:
             return _into_place(target, lambda tmp: snapshot_download(spec.remote_id, local_dir=str(tmp)))
-        except Exception as exc:  # as above
+        except Exception as exc:  # noqa: BLE001 - as above
             raise ModelError(f"model '{spec.name}' could not be downloaded from the Hugging Face Hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}") from None
 
     def verify(self, name: str) -> tuple[bool, str]:

@@ -14,8 +14,8 @@ import http.client
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from video_extract.errors import ModelError
 

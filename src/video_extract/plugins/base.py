@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from video_extract.errors import OperationError
 from video_extract.fsutil import fingerprint
@@ -88,6 +89,7 @@ class Manifest(BaseModel):
     inputs: list[InputSpec]
     output: str  # the output type this plugin produces (declared in results.py, or by a third party)
     extra: str | None = None  # the pip extra that installs what it imports (a missing one is named)
+    imports: list[str] = Field(default_factory=list)  # optional top-level modules it needs, checked when planned
     streams: bool = False  # yields partial results while it runs
     gathers_requested: bool = False  # its inputs are the other requested operations' outputs (fusion)
     cache: CacheSettings = Field(default_factory=CacheSettings)
@@ -95,7 +97,7 @@ class Manifest(BaseModel):
     source: str = "built-in"  # where the manifest came from (built-in or a distribution name)
 
     @classmethod
-    def load(cls, path: Path, source: str = "built-in") -> "Manifest":
+    def load(cls, path: Path, source: str = "built-in") -> Manifest:
         data = yaml.safe_load(path.read_text())
         data["version"] = str(data.get("version", ""))
         data.setdefault("source", source)
@@ -190,12 +192,14 @@ class StageContext:
 
     def write(self, record: Output | dict[str, Any]) -> Output:
         """Validate and store this stage's record (once, when the stage's work is done)."""
-        if isinstance(record, dict):
-            record = self.output.model_validate(record)
-        elif not isinstance(record, self.output):
+        if not isinstance(record, (dict, self.output)):
             raise TypeError(f"this stage produces {self.output.type_name} ({self.output.__name__}), not {type(record).__name__}")
-        else:
-            record = self.output.model_validate(record.model_dump())  # re-validated: fields set after construction count too
+        try:
+            # Re-validated even when it is a record already: fields set after construction count too.
+            record = self.output.model_validate(record if isinstance(record, dict) else record.model_dump())
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()[:3])
+            raise OperationError(self.output.type_name, f"the record does not match its declaration ({problems})") from None
         self.kept = record.save(self.work_dir)
         record._folder = self.work_dir
         self.written = record

@@ -7,7 +7,8 @@ on each, stream each frame's detections as a partial result, and write the outpu
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
 from video_extract.results import Detection, FrameDetections, FramesResult

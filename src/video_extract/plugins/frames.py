@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from video_extract.errors import InputError
 from video_extract.media import iter_frames

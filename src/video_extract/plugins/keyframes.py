@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from video_extract.errors import InputError
 from video_extract.media import is_still_image, iter_frames, iter_keyframes

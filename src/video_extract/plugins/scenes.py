@@ -8,7 +8,7 @@ smooths block edges and does not move a cut), and timed from pts so VFR input is
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from video_extract.media import iter_frames
 from video_extract.media.prefetch import prefetch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
 from video_extract.plugins.speech_inputs import SPEECH_RATE, speech_inputs

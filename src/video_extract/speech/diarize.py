@@ -31,7 +31,7 @@ faster-whisper VAD wrapper).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -8,8 +8,8 @@ stage computed, so VAD runs once per input however many operations need it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 #: Two espeak-ng voices (a male and a female variant, which Resemblyzer tells apart well)
 #: taking turns with sentences tiny.en transcribes reliably.
 DIALOGUE = [

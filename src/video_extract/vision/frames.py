@@ -7,8 +7,8 @@ background thread. One decode of the video serves every vision operation of a re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import cv2
 import numpy as np

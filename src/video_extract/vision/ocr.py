@@ -8,7 +8,7 @@ recogniser's dictionary covers Chinese and printable ASCII, so English and Chine
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -7,8 +7,9 @@ next analysed frame, the end of its scene for one frame per scene, or the end of
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from video_extract.results import Detection, FrameDetections
 
