@@ -59,7 +59,9 @@ def run() -> list[Row]:
     ours(clip, ["keyframes"], fresh_dir("warmup"), fresh_dir("warmup"))  # imports, page cache
     t_floor = best_of(floor_keyframes, 5)
     t_ours = best_of(ours_keyframes, 5)
-    rows.append(Row(SECTION, "keyframes, 60 s 720p (cold cache) vs bare PyAV NONKEY loop + JPEG", t_ours, t_floor, target="<= 1.2x", passed=t_ours <= 1.2 * t_floor))
+    rows.append(
+        Row(SECTION, "keyframes, 60 s 720p (cold cache) vs bare PyAV NONKEY loop + JPEG", t_ours, t_floor, target="<= 1.2x", passed=t_ours <= 1.2 * t_floor)
+    )
 
     # scenes vs PySceneDetect's own pipeline (OpenCV backend, default ContentDetector)
     theirs_cuts: list[int] = []
@@ -78,8 +80,15 @@ def run() -> list[Row]:
     t_ours = best_of(ours_scenes, 3)
     same = len(ours_cuts) == len(theirs_cuts) and all(abs(a - b) <= 1 for a, b in zip(ours_cuts, theirs_cuts))
     rows.append(
-        Row(SECTION, "scenes, 60 s 720p vs PySceneDetect detect() (OpenCV backend)", t_ours, t_theirs, target="<= 0.5x, same cuts",
-            passed=t_ours <= 0.5 * t_theirs and same, note=f"{len(ours_cuts)} cuts ours, {len(theirs_cuts)} theirs, {'same' if same else 'DIFFERENT'}")
+        Row(
+            SECTION,
+            "scenes, 60 s 720p vs PySceneDetect detect() (OpenCV backend)",
+            t_ours,
+            t_theirs,
+            target="<= 0.5x, same cuts",
+            passed=t_ours <= 0.5 * t_theirs and same,
+            note=f"{len(ours_cuts)} cuts ours, {len(theirs_cuts)} theirs, {'same' if same else 'DIFFERENT'}",
+        )
     )
 
     # warm cache vs cold, all foundation operations
@@ -101,6 +110,15 @@ def run() -> list[Row]:
 
     t_cold = best_of(cold, 2)
     t_warm = best_of(warm, 3)
-    rows.append(Row(SECTION, "warm-cache re-run vs cold run (metadata, audio, frames, keyframes, scenes)", t_warm, t_cold, target="<= 0.05x", passed=t_warm <= 0.05 * t_cold))
+    rows.append(
+        Row(
+            SECTION,
+            "warm-cache re-run vs cold run (metadata, audio, frames, keyframes, scenes)",
+            t_warm,
+            t_cold,
+            target="<= 0.05x",
+            passed=t_warm <= 0.05 * t_cold,
+        )
+    )
     clean(*dirs)
     return rows

@@ -39,7 +39,9 @@ def run() -> list[Row]:
         return elapsed
 
     t_first = min(first_event() for _ in range(3))
-    rows.append(Row(SECTION, "time to first streamed result (perf mode, 10 s 640x360 clip, 5 operations)", t_first, None, target="< 0.5 s", passed=t_first < 0.5))
+    rows.append(
+        Row(SECTION, "time to first streamed result (perf mode, 10 s 640x360 clip, 5 operations)", t_first, None, target="< 0.5 s", passed=t_first < 0.5)
+    )
 
     # perf vs debug on a multi-operation request (independent stages: they can overlap)
     from common import SHARED_MODELS, vision_clip_60s
@@ -54,6 +56,7 @@ def run() -> list[Row]:
             c, o = fresh_dir("c"), fresh_dir("o")
             dirs.extend([c, o])
             assert Client(cache_dir=c, output_dir=o, executor=kind, models_dir=SHARED_MODELS).run(clip, many).ok
+
         return go
 
     with_executor("perf")()  # loads every model once
@@ -69,7 +72,25 @@ def run() -> list[Row]:
         """Whole-command seconds; also keeps the steady-state rate (first file start to last finish)."""
         o, c = fresh_dir("o"), fresh_dir("c")
         dirs.extend([o, c])
-        argv = [sys.executable, "-m", "video_extract.cli", "bulk", str(clips), "--ops", bulk_ops, "-o", str(o), "--cache-dir", str(c), "--workers", str(workers), "--engine", engine, "--progress", "none"]
+        argv = [
+            sys.executable,
+            "-m",
+            "video_extract.cli",
+            "bulk",
+            str(clips),
+            "--ops",
+            bulk_ops,
+            "-o",
+            str(o),
+            "--cache-dir",
+            str(c),
+            "--workers",
+            str(workers),
+            "--engine",
+            engine,
+            "--progress",
+            "none",
+        ]
         started = time.perf_counter()
         peak, code = tree_peak_rss_mb(argv, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
         assert code == 0
@@ -89,12 +110,40 @@ def run() -> list[Row]:
     t2 = min(bulk(2) for _ in range(2))
     steady1, steady2 = bulk.steady[(1, "local")], bulk.steady[(2, "local")]
     scaling = steady2 / steady1
-    rows.append(Row(SECTION, f"bulk throughput, 100 clips ({bulk_ops}), workers running: 2 workers vs 1", steady2, steady1, unit="files/s",
-                    target=">= 1.8x scaling", passed=scaling >= 1.8, note=f"scaling {scaling:.2f}x"))
-    rows.append(Row(SECTION, "bulk, 100 clips, whole command (worker start-up included): 2 workers vs 1", 100 / t2, 100 / t1, unit="files/s",
-                    target="report", note=f"scaling {t1 / t2:.2f}x"))
+    rows.append(
+        Row(
+            SECTION,
+            f"bulk throughput, 100 clips ({bulk_ops}), workers running: 2 workers vs 1",
+            steady2,
+            steady1,
+            unit="files/s",
+            target=">= 1.8x scaling",
+            passed=scaling >= 1.8,
+            note=f"scaling {scaling:.2f}x",
+        )
+    )
+    rows.append(
+        Row(
+            SECTION,
+            "bulk, 100 clips, whole command (worker start-up included): 2 workers vs 1",
+            100 / t2,
+            100 / t1,
+            unit="files/s",
+            target="report",
+            note=f"scaling {t1 / t2:.2f}x",
+        )
+    )
     t_ray = min(bulk(2, "ray") for _ in range(2))
-    rows.append(Row(SECTION, "bulk, 100 clips, 2 workers: Ray engine (local Ray started by the command) vs local processes", t_ray, t2, target="report (overhead)", note=f"{100 / t_ray:.1f} vs {100 / t2:.1f} files/s"))
+    rows.append(
+        Row(
+            SECTION,
+            "bulk, 100 clips, 2 workers: Ray engine (local Ray started by the command) vs local processes",
+            t_ray,
+            t2,
+            target="report (overhead)",
+            note=f"{100 / t_ray:.1f} vs {100 / t2:.1f} files/s",
+        )
+    )
     rows.append(Row(SECTION, "peak memory of a bulk run (parent + 2 workers, summed RSS)", bulk.peak, None, unit="MiB", target="report"))
     clean(*dirs)
     return rows

@@ -205,9 +205,7 @@ def install_nap_plugin(site: Path) -> Path:
     site.mkdir(parents=True, exist_ok=True)
     (site / "nap_plugin.py").write_text(NAP_MODULE)
     for name, cls, out in (("nap", "NapPlugin", "Nap"), ("nap2", "Nap2Plugin", "Nap2")):
-        (site / f"{name}.yaml").write_text(
-            f'name: {name}\nversion: "1"\noperation: {name}\nplugin: nap_plugin:{cls}\ninputs:\n  - type: File\noutput: {out}\n'
-        )
+        (site / f"{name}.yaml").write_text(f'name: {name}\nversion: "1"\noperation: {name}\nplugin: nap_plugin:{cls}\ninputs:\n  - type: File\noutput: {out}\n')
     dist = site / "nap_plugin-0.1.dist-info"
     dist.mkdir(exist_ok=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nap-plugin\nVersion: 0.1\n")

@@ -62,7 +62,21 @@ def test_input_list_and_progress_jsonl(batch_dir, tmp_path):
     listing = tmp_path / "inputs.txt"
     files = sorted(batch_dir.glob("clip0*.mp4"))[:3]
     listing.write_text("# three files\n" + "\n".join(map(str, files)) + "\n")
-    proc = run_cli("bulk", "--input-list", str(listing), "--ops", "metadata", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--workers", "1", "--progress", "jsonl")
+    proc = run_cli(
+        "bulk",
+        "--input-list",
+        str(listing),
+        "--ops",
+        "metadata",
+        "-o",
+        str(tmp_path / "o"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--workers",
+        "1",
+        "--progress",
+        "jsonl",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [line["done"] for line in lines] == [1, 2, 3] and lines[-1]["total"] == 3 and "files_per_second" in lines[-1]
@@ -71,7 +85,23 @@ def test_input_list_and_progress_jsonl(batch_dir, tmp_path):
 def test_kill_9_midway_then_resume_does_each_file_once(tmp_path):
     inputs = make_clips(tmp_path / "in", 16)
     out, cache = tmp_path / "out", tmp_path / "cache"
-    args = [sys.executable, "-m", "video_extract.cli", "bulk", str(tmp_path / "in"), "--op", "nap:seconds=0.4", "--ops", "metadata", "-o", str(out), "--cache-dir", str(cache), "--workers", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "video_extract.cli",
+        "bulk",
+        str(tmp_path / "in"),
+        "--op",
+        "nap:seconds=0.4",
+        "--ops",
+        "metadata",
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, **nap_env(tmp_path)}
     proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -107,8 +137,21 @@ def test_hung_and_crashing_workers_are_replaced_and_files_retried(tmp_path):
     media.scene_clip(folder / "hang.mp4", cuts=(16,), frames=40, width=96, height=64, seed=101)
     media.scene_clip(folder / "crash.mp4", cuts=(16,), frames=41, width=96, height=64, seed=102)
     proc = run_cli(
-        "bulk", str(folder), "--op", "nap:seconds=0.1", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"),
-        "--workers", "2", "--timeout", "4", "--retries", "1", env=nap_env(tmp_path),
+        "bulk",
+        str(folder),
+        "--op",
+        "nap:seconds=0.1",
+        "-o",
+        str(tmp_path / "o"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--workers",
+        "2",
+        "--timeout",
+        "4",
+        "--retries",
+        "1",
+        env=nap_env(tmp_path),
     )
     assert proc.returncode == 1
     rows = {Path(f["input"]).name: f for f in json.loads((tmp_path / "o" / "batch_summary.json").read_text())["files"]}
@@ -125,9 +168,20 @@ def test_models_load_once_per_worker(tmp_path):
 
     folder = tmp_path / "in"
     folder.mkdir()
-    for i, sentence in enumerate(["Please open the window.", "Turn on the light.", "I like green music.", "The meeting starts at nine.", "Send the summary today.", "We need more chairs."]):
+    for i, sentence in enumerate(
+        [
+            "Please open the window.",
+            "Turn on the light.",
+            "I like green music.",
+            "The meeting starts at nine.",
+            "Send the summary today.",
+            "We need more chairs.",
+        ]
+    ):
         audio = np.concatenate([silence(0.3), speak(sentence, trim=True), silence(0.3)])
-        media.slideshow_clip(folder / f"talk{i}.mp4", [media.text_image([str(i)], 96, 64)], seconds_each=len(audio) / 16000, fps=5, width=96, height=64, audio=audio)
+        media.slideshow_clip(
+            folder / f"talk{i}.mp4", [media.text_image([str(i)], 96, 64)], seconds_each=len(audio) / 16000, fps=5, width=96, height=64, audio=audio
+        )
     batch = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").execute_bulk([folder], ["transcription"], workers=2)
     assert batch.failed == 0 and len(batch.rows) == 6
     by_worker: dict[int, list[dict]] = {}
@@ -159,9 +213,29 @@ def test_ray_two_node_cluster_runs_files_on_both_nodes(tmp_path):
         subprocess.run(start + [f"--address=127.0.0.1:{port}"], env=env, check=True, capture_output=True, timeout=120)
         make_clips(tmp_path / "in", 8)
         proc = subprocess.run(
-            [sys.executable, "-m", "video_extract.cli", "bulk", str(tmp_path / "in"), "--op", "nap:seconds=1", "--ops", "metadata", "-o", str(tmp_path / "o"),
-             "--cache-dir", str(tmp_path / "c"), "--workers", "2", "--ray-address", f"127.0.0.1:{port}"],
-            env=env, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "video_extract.cli",
+                "bulk",
+                str(tmp_path / "in"),
+                "--op",
+                "nap:seconds=1",
+                "--ops",
+                "metadata",
+                "-o",
+                str(tmp_path / "o"),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--workers",
+                "2",
+                "--ray-address",
+                f"127.0.0.1:{port}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         summary = json.loads((tmp_path / "o" / "batch_summary.json").read_text())

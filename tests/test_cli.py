@@ -66,7 +66,20 @@ def test_an_operation_that_does_not_apply_is_skipped_not_failed(tmp_path, tone_m
 
 def test_partial_failure_keeps_what_succeeded(tmp_path, scene_clip):
     env = {"VIDEO_EXTRACT_OFFLINE": "1", "VIDEO_EXTRACT_MODEL_CACHE": str(tmp_path / "m")}
-    proc = run_cli("debug", str(scene_clip.path), "--ops", "scenes,objects", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--models-dir", str(tmp_path / "none"), "-q", env=env)
+    proc = run_cli(
+        "debug",
+        str(scene_clip.path),
+        "--ops",
+        "scenes,objects",
+        "-o",
+        str(tmp_path / "o"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--models-dir",
+        str(tmp_path / "none"),
+        "-q",
+        env=env,
+    )
     assert proc.returncode == 1
     summary = json.loads((tmp_path / "o" / "scenes" / "summary.json").read_text())
     assert summary["status"] == "failed"

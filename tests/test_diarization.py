@@ -80,12 +80,19 @@ def test_attribution_splits_a_segment_whose_words_change_speaker():
     from video_extract.results import SpeakerTurn, TranscriptSegment
     from video_extract.speech.attribution import attribute_speakers
 
-    segment = TranscriptSegment.model_validate({"start": 0.0, "end": 4.0, "text": "yes no", "words": [
-        {"start": 0.1, "end": 0.5, "word": "Yes,", "probability": 0.9},
-        {"start": 0.6, "end": 1.0, "word": "indeed.", "probability": 0.9},
-        {"start": 2.2, "end": 2.6, "word": "No", "probability": 0.9},
-        {"start": 2.7, "end": 3.2, "word": "way.", "probability": 0.9},
-    ]})
+    segment = TranscriptSegment.model_validate(
+        {
+            "start": 0.0,
+            "end": 4.0,
+            "text": "yes no",
+            "words": [
+                {"start": 0.1, "end": 0.5, "word": "Yes,", "probability": 0.9},
+                {"start": 0.6, "end": 1.0, "word": "indeed.", "probability": 0.9},
+                {"start": 2.2, "end": 2.6, "word": "No", "probability": 0.9},
+                {"start": 2.7, "end": 3.2, "word": "way.", "probability": 0.9},
+            ],
+        }
+    )
     turns = [SpeakerTurn(start=0.0, end=1.5, speaker="SPEAKER_00"), SpeakerTurn(start=2.0, end=3.5, speaker="SPEAKER_01")]
     out = attribute_speakers([segment], turns)
     assert [(s.text, s.speaker, s.start, s.end) for s in out] == [("Yes, indeed.", "SPEAKER_00", 0.1, 1.0), ("No way.", "SPEAKER_01", 2.2, 3.2)]

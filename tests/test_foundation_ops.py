@@ -131,7 +131,9 @@ def test_open_gop_keyframes_are_all_found_in_time_order(client, tmp_path):
 
     path = tmp_path / "opengop.mp4"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30, options={"preset": "veryfast", "x264-params": "keyint=15:min-keyint=15:scenecut=0:open-gop=1:bframes=3:b-pyramid=none"})
+        stream = container.add_stream(
+            "libx264", rate=30, options={"preset": "veryfast", "x264-params": "keyint=15:min-keyint=15:scenecut=0:open-gop=1:bframes=3:b-pyramid=none"}
+        )
         stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
         for i in range(90):
             for packet in stream.encode(av.VideoFrame.from_ndarray(media.scene_image(i // 30, i % 30, 160, 120), format="rgb24")):

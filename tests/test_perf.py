@@ -87,7 +87,19 @@ def test_async_streaming(scene_clip, tmp_path):
 
 def test_cli_streams_json_lines(scene_clip, tmp_path):
     out = tmp_path / "events.jsonl"
-    proc = run_cli("perf", str(scene_clip.path), "--ops", "metadata,scenes,keyframes", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--stream", "--output", str(out))
+    proc = run_cli(
+        "perf",
+        str(scene_clip.path),
+        "--ops",
+        "metadata,scenes,keyframes",
+        "-o",
+        str(tmp_path / "o"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--stream",
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert events[-1]["type"] == "done" and events[-1]["status"] == "ok"

@@ -10,8 +10,21 @@ from video_extract.errors import UsageError
 from video_extract.spec import OPERATIONS, Keyframes, ObjectDetection, OutputSpec, Transcription, load_spec_file, parse_op, parse_request, split_ops
 
 DESIGN_OPERATIONS = {
-    "metadata", "audio", "frames", "keyframes", "scenes", "transcription", "vad", "diarization",
-    "objects", "faces", "ocr", "vision_embeddings", "text_embeddings", "audio_embeddings", "fusion",
+    "metadata",
+    "audio",
+    "frames",
+    "keyframes",
+    "scenes",
+    "transcription",
+    "vad",
+    "diarization",
+    "objects",
+    "faces",
+    "ocr",
+    "vision_embeddings",
+    "text_embeddings",
+    "audio_embeddings",
+    "fusion",
 }
 
 

@@ -84,7 +84,9 @@ def test_text_embeddings_rows_match_segments(transcribed):
 
 
 def test_silence_and_a_pure_tone_give_an_empty_transcript(tmp_path):
-    quiet = media.slideshow_clip(tmp_path / "quiet.mp4", [media.text_image(["..."], 160, 120)], seconds_each=4, fps=5, width=160, height=120, audio=silence(4.0))
+    quiet = media.slideshow_clip(
+        tmp_path / "quiet.mp4", [media.text_image(["..."], 160, 120)], seconds_each=4, fps=5, width=160, height=120, audio=silence(4.0)
+    )
     tone = media.tone_file(tmp_path / "tone.wav", freq=440.0, seconds=4.0)
     client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
     for path in (quiet.path, tone.path):

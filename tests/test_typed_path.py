@@ -44,8 +44,24 @@ def test_every_manifest_output_is_a_declared_strict_record():
         strict.append(cls)
         pending += cls.__subclasses__()
     assert all(cls.model_config.get("extra") == "forbid" for cls in strict)
-    design = {"Metadata", "Audio", "Frames", "Keyframes", "SceneFrames", "Scenes", "Transcription", "VoiceActivity", "Diarization",
-              "Objects", "Faces", "OCR", "TextEmbeddings", "VisionEmbeddings", "AudioEmbeddings", "Fusion"}
+    design = {
+        "Metadata",
+        "Audio",
+        "Frames",
+        "Keyframes",
+        "SceneFrames",
+        "Scenes",
+        "Transcription",
+        "VoiceActivity",
+        "Diarization",
+        "Objects",
+        "Faces",
+        "OCR",
+        "TextEmbeddings",
+        "VisionEmbeddings",
+        "AudioEmbeddings",
+        "Fusion",
+    }
     assert design <= set(OUTPUT_TYPES)
 
 
@@ -76,7 +92,9 @@ def test_a_new_output_type_works_through_every_door(scene_clip, tmp_path, monkey
     """A third party's record + plugin + manifest, and no other file: CLI, Client and server use it."""
     site = install_loudness_plugin(tmp_path / "site")
     env = _site_env(site)
-    proc = run_cli("debug", str(scene_clip.path), "--ops", "loudness:floor_db=-60", "-o", str(tmp_path / "cli"), "--cache-dir", str(tmp_path / "c"), "-q", env=env)
+    proc = run_cli(
+        "debug", str(scene_clip.path), "--ops", "loudness:floor_db=-60", "-o", str(tmp_path / "cli"), "--cache-dir", str(tmp_path / "c"), "-q", env=env
+    )
     assert proc.returncode == 0, proc.stderr
     on_disk = json.loads((tmp_path / "cli" / "scenes" / "loudness.json").read_text())
     assert -12 < on_disk["dbfs"] < -6  # a 0.5-amplitude sine: 20*log10(0.5/sqrt(2)) = -9.0 dBFS
@@ -127,7 +145,9 @@ def test_a_missing_optional_package_is_one_line_naming_what_to_install(scene_cli
     registry = Registry.discover(entry_points=False)
     registry.manifests["objects"] = registry.manifests["objects"].model_copy(update={"imports": ["onnxruntime_not_here"]})
     result = Client(use_cache=False, output_dir=tmp_path / "o", registry=registry).run(scene_clip.path, "scenes,objects")
-    assert result.errors == {"objects": "objects needs the optional package 'onnxruntime_not_here', which is not installed: pip install 'video-extract[vision]'"}
+    assert result.errors == {
+        "objects": "objects needs the optional package 'onnxruntime_not_here', which is not installed: pip install 'video-extract[vision]'"
+    }
     assert result.scenes.cuts  # the rest of the request ran
     from video_extract.errors import missing_package
 
@@ -183,8 +203,24 @@ def mixed_folder(tmp_path_factory):
 @needs_shared_models
 def test_bulk_all_on_mixed_media_is_ok_with_reasons_and_resumes(mixed_folder, tiny_clip_dir, tiny_clap_dir, tmp_path):
     out = tmp_path / "o"
-    args = ["bulk", str(mixed_folder), "--ops", "all", "--op", f"vision_embeddings:model={tiny_clip_dir}", "--op", f"audio_embeddings:model={tiny_clap_dir}",
-            "-o", str(out), "--cache-dir", str(tmp_path / "c"), "--models-dir", str(SHARED_MODELS), "--workers", "2"]
+    args = [
+        "bulk",
+        str(mixed_folder),
+        "--ops",
+        "all",
+        "--op",
+        f"vision_embeddings:model={tiny_clip_dir}",
+        "--op",
+        f"audio_embeddings:model={tiny_clap_dir}",
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--models-dir",
+        str(SHARED_MODELS),
+        "--workers",
+        "2",
+    ]
     proc = run_cli(*args, timeout=900)
     assert proc.returncode == 0, proc.stderr
     rows = {Path(r["input"]).name: r for r in json.loads((out / "batch_summary.json").read_text())["files"]}

@@ -1,7 +1,7 @@
 """video-extract: turn video and audio into structured data.
 
-    from video_extract import Client, OutputSpec, Operation
-    results = Client(cache_dir="~/.cache/video-extract").run("clip.mp4", ["metadata", "scenes"])
+from video_extract import Client, OutputSpec, Operation
+results = Client(cache_dir="~/.cache/video-extract").run("clip.mp4", ["metadata", "scenes"])
 """
 
 from __future__ import annotations

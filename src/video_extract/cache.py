@@ -173,11 +173,7 @@ class Cache:
             return
         with self._lock:
             self._bytes_since_check += size
-            due = (
-                self._last_check == 0.0
-                or self._bytes_since_check > self.max_bytes * 0.02
-                or time.monotonic() - self._last_check > 30
-            )
+            due = self._last_check == 0.0 or self._bytes_since_check > self.max_bytes * 0.02 or time.monotonic() - self._last_check > 30
             if not due:
                 return
             self._bytes_since_check = 0

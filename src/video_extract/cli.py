@@ -29,7 +29,13 @@ class _Parser(argparse.ArgumentParser):
 def _add_request_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*" if p.prog.endswith("bulk") else "+", metavar="INPUT", help="video, audio or image files (bulk: also folders)")
     p.add_argument("--ops", action="append", default=[], help="comma-separated operations, or 'all' (see `video-extract ops`)")
-    p.add_argument("--op", action="append", default=[], metavar="NAME:KEY=VALUE,...", help='one operation with parameters, e.g. "keyframes:max_frames=20,min_interval_sec=1.5"')
+    p.add_argument(
+        "--op",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help='one operation with parameters, e.g. "keyframes:max_frames=20,min_interval_sec=1.5"',
+    )
     p.add_argument("--spec", type=Path, help="YAML or JSON file of outputs (with parameters and sources)")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"), help="where {stem}/ folders go (default: ./video_extract_output)")
     _add_cache_args(p)
@@ -84,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list, fetch or verify the models operations use")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-    for name, text in (("list", "every known model and where it is found"), ("fetch", "download models now (for later offline use)"), ("verify", "check models against their pinned sha256")):
+    for name, text in (
+        ("list", "every known model and where it is found"),
+        ("fetch", "download models now (for later offline use)"),
+        ("verify", "check models against their pinned sha256"),
+    ):
         cmd = models_sub.add_parser(name, help=text)
         cmd.add_argument("names", nargs="*" if name != "fetch" else "+", metavar="NAME")
         cmd.add_argument("--models-dir", type=Path, help="directory of model files (else $VIDEO_EXTRACT_MODELS)")
@@ -109,7 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False), args.command)
-        commands = {"debug": _cmd_debug, "perf": _cmd_perf, "bulk": _cmd_bulk, "serve": _cmd_serve, "plan": _cmd_plan, "ops": _cmd_ops, "cache": _cmd_cache, "models": _cmd_models}
+        commands = {
+            "debug": _cmd_debug,
+            "perf": _cmd_perf,
+            "bulk": _cmd_bulk,
+            "serve": _cmd_serve,
+            "plan": _cmd_plan,
+            "ops": _cmd_ops,
+            "cache": _cmd_cache,
+            "models": _cmd_models,
+        }
         return commands[args.command](args)
     except VideoExtractError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -219,8 +238,15 @@ def _cmd_bulk(args) -> int:
     client = _client(args, "debug")
     specs = client.request(args.ops, args.op, args.spec)
     batch = client.execute_bulk(
-        args.inputs, specs, workers=args.workers, engine=args.engine, ray_address=args.ray_address,
-        retries=args.retries, timeout=args.timeout, progress=args.progress, input_list=args.input_list,
+        args.inputs,
+        specs,
+        workers=args.workers,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        retries=args.retries,
+        timeout=args.timeout,
+        progress=args.progress,
+        input_list=args.input_list,
     )
     totals = json.loads(batch.summary_path.read_text())["totals"]
     print(
@@ -343,8 +369,16 @@ def _cmd_models(args) -> int:
         rows = []
         for name in names:
             spec, location = store.spec(name), store.locate(name)
-            rows.append({"name": name, "kind": spec.kind, "license": spec.license, "found": location.source if location else None,
-                         "path": str(location.path) if location else None, "description": spec.description})
+            rows.append(
+                {
+                    "name": name,
+                    "kind": spec.kind,
+                    "license": spec.license,
+                    "found": location.source if location else None,
+                    "path": str(location.path) if location else None,
+                    "description": spec.description,
+                }
+            )
         if args.json:
             print(json.dumps(rows, indent=2))
         else:

@@ -323,7 +323,9 @@ class Client:
             if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
                 raise UsageError("execute_bulk: give ops for all paths, or (path, ops) pairs / {'path', 'ops'} dicts")
             inputs = [BatchInput(path=Path(p), specs=self.request(o)) for p, o in pairs]
-        return run_batch(inputs, self.output_dir, self._bulk_engine(engine, workers, ray_address), retries=retries, timeout=timeout, progress=make_progress(progress))
+        return run_batch(
+            inputs, self.output_dir, self._bulk_engine(engine, workers, ray_address), retries=retries, timeout=timeout, progress=make_progress(progress)
+        )
 
     def _own_dirs(self) -> list[Path]:
         """Folders a bulk scan must not take inputs from: where results and the cache are written."""

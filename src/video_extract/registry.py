@@ -84,7 +84,9 @@ class Registry:
             if manifest.output not in OUTPUT_TYPES:
                 self.plugin_class(manifest.name)  # a third party declares its output type in its plugin's module
             if manifest.output not in OUTPUT_TYPES:
-                raise PlanError(f"plugin {manifest.name} produces '{manifest.output}', but no record declares that output type (subclass video_extract.results.Output)")
+                raise PlanError(
+                    f"plugin {manifest.name} produces '{manifest.output}', but no record declares that output type (subclass video_extract.results.Output)"
+                )
             return manifest
         raise PlanError(f"no plugin implements the '{op_name}' operation yet (installed: {', '.join(sorted(self.operations()))})")
 
@@ -165,11 +167,7 @@ class Registry:
         include = getattr(spec.operation, "include", None)
         if include is not None:
             include = {canonical_name(op) for op in include}
-        inputs = tuple(
-            (plan.stages[sid].output_type, sid)
-            for op, sid in plan.outputs.items()
-            if include is None or op in include
-        )
+        inputs = tuple((plan.stages[sid].output_type, sid) for op, sid in plan.outputs.items() if include is None or op in include)
         if all(type_name == "Metadata" for type_name, _ in inputs):  # every input has metadata: not enough to fuse
             plan.errors[spec.operation.name] = "nothing to fuse: request other operations with it (for example --ops scenes,transcription,objects,fusion)"
             return
@@ -202,7 +200,9 @@ class Registry:
             if sid == enriched or base not in stage.upstream or plan.dependents_of(sid):
                 continue
             inputs = tuple((t, enriched if s == base else s) for t, s in stage.inputs)
-            moved = Stage(Stage.make_id(stage.plugin, stage.version, stage.operation, inputs), stage.plugin, stage.version, stage.operation, stage.output_type, inputs)
+            moved = Stage(
+                Stage.make_id(stage.plugin, stage.version, stage.operation, inputs), stage.plugin, stage.version, stage.operation, stage.output_type, inputs
+            )
             if not any(other == sid for other_op, other in plan.outputs.items() if other_op != op):
                 del plan.stages[sid]
             plan.outputs[op] = plan.add(moved)

@@ -421,9 +421,19 @@ class DetectionsResult(Output):
     def to_pandas(self):
         """One row per detection, with its frame, time and box corners."""
         rows = [
-            {"frame": f.frame, "time": f.time, "label": d.label, "confidence": d.confidence,
-             "x1": d.box[0], "y1": d.box[1], "x2": d.box[2], "y2": d.box[3], **({"text": d.text} if d.text is not None else {})}
-            for f in self.frames for d in f.detections
+            {
+                "frame": f.frame,
+                "time": f.time,
+                "label": d.label,
+                "confidence": d.confidence,
+                "x1": d.box[0],
+                "y1": d.box[1],
+                "x2": d.box[2],
+                "y2": d.box[3],
+                **({"text": d.text} if d.text is not None else {}),
+            }
+            for f in self.frames
+            for d in f.detections
         ]
         columns = ["frame", "time", "label", "confidence", "x1", "y1", "x2", "y2"] + (["text"] if any("text" in r for r in rows) else [])
         return _data_frame(rows, columns)

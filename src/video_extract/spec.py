@@ -75,9 +75,7 @@ class Metadata(Operation):
     aliases: ClassVar[tuple[str, ...]] = ("metadata_extraction", "probe")
     summary: ClassVar[str] = "Container and stream facts: duration, codecs, sizes, rotation, fps, VFR."
 
-    count_frames: bool = Field(
-        False, description="Count video frames by reading every packet when the container does not store the count."
-    )
+    count_frames: bool = Field(False, description="Count video frames by reading every packet when the container does not store the count.")
 
 
 class Audio(Operation):
@@ -142,7 +140,10 @@ class Transcription(Operation):
     aliases: ClassVar[tuple[str, ...]] = ("transcribe", "speech_to_text", "asr")
     summary: ClassVar[str] = "Speech to text with faster-whisper: segments, word times, SRT and WebVTT."
 
-    model: str = Field("tiny.en", description="Whisper model: tiny.en (offline default), base, small, medium, large-v3, or their .en variants, or a local CTranslate2 directory.")
+    model: str = Field(
+        "tiny.en",
+        description="Whisper model: tiny.en (offline default), base, small, medium, large-v3, or their .en variants, or a local CTranslate2 directory.",
+    )
     language: str | None = Field(None, description="Language code; none = detect (multilingual models).")
     beam_size: int = Field(5, ge=1, le=20, description="Beam search width.")
     vad_filter: bool = Field(True, description="Skip non-speech with Silero VAD before decoding.")
@@ -368,7 +369,7 @@ class OutputSpec(BaseModel):
 def _spec_from_dict(data: dict[str, Any]) -> OutputSpec:
     if "operation" not in data:
         if len(data) == 1:  # {keyframes: {max_frames: 5}}
-            (name, params), = data.items()
+            ((name, params),) = data.items()
             if not isinstance(params, (dict, type(None))):
                 raise UsageError(f"parameters of {name} must be a mapping of name: value, got {params!r}")
             return OutputSpec(operation=make_operation(str(name), params or {}))

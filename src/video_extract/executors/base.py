@@ -231,7 +231,9 @@ def _publish(runtime: Runtime, job: Job, stage: Stage, artifact: Artifact, reque
     return files
 
 
-def _record(job: Job, stage: Stage, status: str, requested: list[str], *, error: str | None = None, cached: bool = False, seconds: float = 0.0, files=()) -> StageRecord:
+def _record(
+    job: Job, stage: Stage, status: str, requested: list[str], *, error: str | None = None, cached: bool = False, seconds: float = 0.0, files=()
+) -> StageRecord:
     record = StageRecord(
         stage=stage.id,
         label=stage.label(),

@@ -118,7 +118,11 @@ def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | No
             relative = path.relative_to(item).parts
             if not path.is_file() or any(part.startswith(".") for part in relative) or any(path.resolve().is_relative_to(e) for e in excluded):
                 continue
-            note = None if path.suffix.lower() in MEDIA_EXTENSIONS else f"not a media file (extension '{path.suffix or 'none'}'); name it directly to try it anyway"
+            note = (
+                None
+                if path.suffix.lower() in MEDIA_EXTENSIONS
+                else f"not a media file (extension '{path.suffix or 'none'}'); name it directly to try it anyway"
+            )
             found.append((path, note))
     unique = list(dict(found).items())
     if not unique:
@@ -352,7 +356,9 @@ class LocalEngine:
                 if not worker.ready:
                     self.early_deaths += 1
                     if self.early_deaths > 3 * self.workers:
-                        raise VideoExtractError(f"bulk workers keep dying before taking any file ({why}); run one file with `video-extract debug -v` to see why")
+                        raise VideoExtractError(
+                            f"bulk workers keep dying before taking any file ({why}); run one file with `video-extract debug -v` to see why"
+                        )
                 worker.kill()
                 self.pool[n] = self._spawn()
                 if worker.task is not None:

@@ -40,8 +40,14 @@ class JsonlProgress(Progress):
         super().advance(row)
         eta = self.eta()
         event = ProgressEvent(
-            input=row.input, status=row.status, error=row.error, done=self.done, failed=self.failed, total=self.total,
-            files_per_second=round(self.rate(), 3), eta_seconds=round(eta, 1) if eta is not None else None,
+            input=row.input,
+            status=row.status,
+            error=row.error,
+            done=self.done,
+            failed=self.failed,
+            total=self.total,
+            files_per_second=round(self.rate(), 3),
+            eta_seconds=round(eta, 1) if eta is not None else None,
         )
         self.stream.write(event.line() + "\n")
         self.stream.flush()
@@ -57,9 +63,16 @@ class RichProgress(Progress):
 
         super().start(total, skipped)
         self.bar = Bar(
-            TextColumn("[bold]bulk"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"),
-            TextColumn("{task.fields[rate]:.2f} files/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
+            TextColumn("[bold]bulk"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TextColumn("{task.fields[rate]:.2f} files/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
         self.bar.start()
         self.task = self.bar.add_task("files", total=total, completed=skipped, failed=0, rate=0.0)

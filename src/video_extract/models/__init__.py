@@ -136,7 +136,9 @@ class ModelStore:
             raise ModelError(f"model '{spec.name}' has no download source; {where}")
         file = spec.files[0]
         if file.sha256 is None and not self.allow_unpinned:
-            raise ModelError(f"model '{spec.name}' has no pinned checksum, so it is not downloaded automatically; fetch it with `video-extract models fetch {spec.name} --allow-unpinned` or {where}")
+            raise ModelError(
+                f"model '{spec.name}' has no pinned checksum, so it is not downloaded automatically; fetch it with `video-extract models fetch {spec.name} --allow-unpinned` or {where}"
+            )
         try:
             return download(file.url, self.cache_dir / spec.name / file.name, file.sha256, progress)
         except ModelError as exc:
@@ -153,7 +155,9 @@ class ModelStore:
         try:
             return _into_place(target, lambda tmp: download_model(spec.remote_id, output_dir=str(tmp)))
         except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many types; all mean "not fetched"
-            raise ModelError(f"model '{spec.name}' could not be downloaded by faster-whisper ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}") from None
+            raise ModelError(
+                f"model '{spec.name}' could not be downloaded by faster-whisper ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}"
+            ) from None
 
     def _fetch_huggingface(self, spec: ModelSpec, where: str) -> Path:
         from huggingface_hub import snapshot_download
@@ -162,7 +166,9 @@ class ModelStore:
         try:
             return _into_place(target, lambda tmp: snapshot_download(spec.remote_id, local_dir=str(tmp)))
         except Exception as exc:  # noqa: BLE001 - as above
-            raise ModelError(f"model '{spec.name}' could not be downloaded from the Hugging Face Hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}") from None
+            raise ModelError(
+                f"model '{spec.name}' could not be downloaded from the Hugging Face Hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}"
+            ) from None
 
     def verify(self, name: str) -> tuple[bool, str]:
         """Check a located model against its pinned checksums: (ok, what was found)."""

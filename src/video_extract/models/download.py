@@ -70,7 +70,9 @@ def _fetch(url: str, part: Path, progress: Progress | None, timeout: float) -> N
                     if progress is not None:
                         progress(done, total)
             if total is not None and done < total:
-                raise ModelError(f"download interrupted: {url} closed the connection at {done} of {total} bytes; the partial file is kept and the next try resumes")
+                raise ModelError(
+                    f"download interrupted: {url} closed the connection at {done} of {total} bytes; the partial file is kept and the next try resumes"
+                )
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # Range past the end: the .part is complete already
             return

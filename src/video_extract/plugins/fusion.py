@@ -47,8 +47,17 @@ def detection_spans(kind: str, record: DetectionsResult, scenes: list[Scene], vi
     events = []
     for run in timed_runs(frames, coverage_ends(frames, video_end), key=lambda d: d.label):
         end = min(run.end, _scene_end(scenes, time_of[run.last_frame]))
-        events.append(TimelineEvent(type=kind, label=run.key, start=run.start, end=end, frames=run.frames, max_count=run.max_count,
-                                    confidence=round(max(d.confidence for d in run.detections), 4)))
+        events.append(
+            TimelineEvent(
+                type=kind,
+                label=run.key,
+                start=run.start,
+                end=end,
+                frames=run.frames,
+                max_count=run.max_count,
+                confidence=round(max(d.confidence for d in run.detections), 4),
+            )
+        )
     return events
 
 
@@ -98,8 +107,11 @@ class FusionPlugin(Plugin):
         # Words, where there are word times: a sentence can run across a cut.
         spoken = [w for w in words if start <= (w.start + w.end) / 2 < end]
         if not words:
-            spoken = [Word(word=e.text or "", start=e.start, end=e.end or e.start, speaker=e.speaker)
-                      for e in events if e.type == "speech" and start <= (e.start + (e.end or e.start)) / 2 < end]
+            spoken = [
+                Word(word=e.text or "", start=e.start, end=e.end or e.start, speaker=e.speaker)
+                for e in events
+                if e.type == "speech" and start <= (e.start + (e.end or e.start)) / 2 < end
+            ]
         return SceneDigest(
             scene=index,
             start=start,

@@ -25,7 +25,9 @@ class SceneFramesPlugin(Plugin):
         frames = iter_frames(ctx.source.path, max_size=params.max_size, select=lambda f: f.index in wanted, last_index=max(targets, default=0))
         for frame in prefetch(frames, depth=4):
             n = targets.index(frame.index)
-            entry = SceneFrameEntry(file=frame_file(len(entries)), frame=frame.index, time=round(frame.time, 6), scene=n, start=scenes[n].start, end=scenes[n].end)
+            entry = SceneFrameEntry(
+                file=frame_file(len(entries)), frame=frame.index, time=round(frame.time, 6), scene=n, start=scenes[n].start, end=scenes[n].end
+            )
             save_jpeg(folder / entry.file, frame.image, params.quality)
             entries.append(entry)
             yield entry

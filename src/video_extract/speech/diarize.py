@@ -29,6 +29,7 @@ barely tell apart). Check the threshold on real recordings of your domain.
 Dependencies: numpy, scikit-learn, resemblyzer (+torch, librosa), onnxruntime (via the
 faster-whisper VAD wrapper).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 
 SR = 16000
-HOP = 160                    # Resemblyzer mel hop (10 ms) -> one frame = 10 ms
+HOP = 160  # Resemblyzer mel hop (10 ms) -> one frame = 10 ms
 FRAME_SEC = HOP / SR
 
 #: Cosine-distance threshold (1 - mean cosine similarity) between average-linkage clusters at
@@ -70,8 +71,7 @@ def load_encoder(weights: str | None = None, device: str = "cpu"):
     return VoiceEncoder(device, verbose=False, weights_fpath=Path(weights) if weights else None)
 
 
-def normalize_volume(samples: np.ndarray, segments: Sequence[tuple[float, float]],
-                     target_dbfs: float = -30.0) -> np.ndarray:
+def normalize_volume(samples: np.ndarray, segments: Sequence[tuple[float, float]], target_dbfs: float = -30.0) -> np.ndarray:
     """Scale so that the RMS *of the speech regions* is ``target_dbfs``.
 
     Resemblyzer's encoder consumes a linear (not log) mel spectrogram and was trained on audio
@@ -82,7 +82,7 @@ def normalize_volume(samples: np.ndarray, segments: Sequence[tuple[float, float]
     """
     x = np.asarray(samples, dtype=np.float32)
     if segments:
-        parts = [x[int(s * SR):int(e * SR)] for s, e in segments]
+        parts = [x[int(s * SR) : int(e * SR)] for s, e in segments]
         speech = np.concatenate(parts) if parts else x
     else:
         speech = x
@@ -93,8 +93,7 @@ def normalize_volume(samples: np.ndarray, segments: Sequence[tuple[float, float]
     return (x * gain).astype(np.float32)
 
 
-def speech_islands(segments: Sequence[tuple[float, float]], n_frames: int,
-                   join_gap_sec: float = 0.25) -> list[np.ndarray]:
+def speech_islands(segments: Sequence[tuple[float, float]], n_frames: int, join_gap_sec: float = 0.25) -> list[np.ndarray]:
     """Group VAD segments separated by < ``join_gap_sec`` into "islands" of speech frames.
 
     Silero splits an utterance at commas ("No, | not really." -> 0.5 s + 0.8 s pieces). Such
@@ -119,9 +118,9 @@ def speech_islands(segments: Sequence[tuple[float, float]], n_frames: int,
     return [np.concatenate(p) for p in islands]
 
 
-def window_spans(segments: Sequence[tuple[float, float]], n_frames: int, window_sec: float,
-                 step_sec: float, min_window_sec: float = 0.4,
-                 join_gap_sec: float = 0.25) -> list[np.ndarray]:
+def window_spans(
+    segments: Sequence[tuple[float, float]], n_frames: int, window_sec: float, step_sec: float, min_window_sec: float = 0.4, join_gap_sec: float = 0.25
+) -> list[np.ndarray]:
     """Sliding windows (arrays of mel-frame indices) over the speech frames of each island.
 
     An island shorter than the window yields one window covering all of it (the LSTM accepts
@@ -143,13 +142,13 @@ def window_spans(segments: Sequence[tuple[float, float]], n_frames: int, window_
         starts = list(range(0, n - w + 1, st))
         if starts[-1] + w < n:
             starts.append(n - w)
-        spans.extend(fr[p:p + w] for p in starts)
+        spans.extend(fr[p : p + w] for p in starts)
     return spans
 
 
-def embed_windows(samples: np.ndarray, segments: Sequence[tuple[float, float]],
-                  window_sec: float = 1.5, step_sec: float = 0.75, encoder=None,
-                  min_window_sec: float = 0.4):
+def embed_windows(
+    samples: np.ndarray, segments: Sequence[tuple[float, float]], window_sec: float = 1.5, step_sec: float = 0.75, encoder=None, min_window_sec: float = 0.4
+):
     """d-vectors (L2-normalised, 256-d) for sliding windows inside speech segments.
 
     Returns ``(embeddings [n, 256], spans [array of mel-frame indices])``. The mel spectrogram of
@@ -162,7 +161,7 @@ def embed_windows(samples: np.ndarray, segments: Sequence[tuple[float, float]],
 
     enc = encoder if encoder is not None else load_encoder()
     x = normalize_volume(samples, segments)
-    mel = wav_to_mel_spectrogram(x)                       # [n_frames, 40]
+    mel = wav_to_mel_spectrogram(x)  # [n_frames, 40]
     spans = window_spans(segments, len(mel), window_sec, step_sec, min_window_sec)
     if not spans:
         return np.zeros((0, 256), np.float32), []
@@ -209,7 +208,7 @@ def estimate_num_speakers_eigengap(emb: np.ndarray, max_speakers: int = 8) -> in
     best = None
     for p in range(max(2, n // 20), max(3, n // 2) + 1, max(1, n // 40)):
         A = S.copy()
-        thr = -np.sort(-A, axis=1)[:, p - 1:p]
+        thr = -np.sort(-A, axis=1)[:, p - 1 : p]
         A[A < thr] = 0
         A = 0.5 * (A + A.T)
         d = A.sum(1)
@@ -223,11 +222,16 @@ def estimate_num_speakers_eigengap(emb: np.ndarray, max_speakers: int = 8) -> in
     return best[1]
 
 
-def cluster_embeddings(emb: np.ndarray, num_speakers: int | None = None, min_speakers: int = 1,
-                       max_speakers: int = 8,
-                       distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
-                       method: str = "ahc", refine_iters: int = 2,
-                       reliable: np.ndarray | None = None) -> np.ndarray:
+def cluster_embeddings(
+    emb: np.ndarray,
+    num_speakers: int | None = None,
+    min_speakers: int = 1,
+    max_speakers: int = 8,
+    distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
+    method: str = "ahc",
+    refine_iters: int = 2,
+    reliable: np.ndarray | None = None,
+) -> np.ndarray:
     """Cluster L2-normalised d-vectors; returns labels 0..k-1 (ordered by first appearance).
 
     Speaker count:
@@ -252,8 +256,7 @@ def cluster_embeddings(emb: np.ndarray, num_speakers: int | None = None, min_spe
     """
     if reliable is not None and 0 < int(np.sum(reliable)) < len(emb):
         rel = np.asarray(reliable, bool)
-        lab_rel = cluster_embeddings(emb[rel], num_speakers, min_speakers, max_speakers,
-                                     distance_threshold, method, refine_iters)
+        lab_rel = cluster_embeddings(emb[rel], num_speakers, min_speakers, max_speakers, distance_threshold, method, refine_iters)
         labels = np.argmax(emb @ _centroids(emb[rel], lab_rel).T, axis=1)
         labels[rel] = lab_rel
         return _relabel_by_first_appearance(labels)
@@ -269,19 +272,17 @@ def cluster_embeddings(emb: np.ndarray, num_speakers: int | None = None, min_spe
     elif method == "eigengap":
         k = int(min(max(estimate_num_speakers_eigengap(emb, max_speakers), min_speakers), n))
     else:
-        ahc = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                      distance_threshold=distance_threshold).fit(emb)
+        ahc = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold).fit(emb)
         k = int(ahc.n_clusters_)
         k = int(min(max(k, min_speakers), max_speakers, n))
     if k == 1:
         return np.zeros(n, dtype=int)
-    labels = AgglomerativeClustering(n_clusters=k, metric="cosine",
-                                     linkage="average").fit_predict(emb)
+    labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(emb)
     for _ in range(refine_iters):
         new = np.argmax(emb @ _centroids(emb, labels).T, axis=1)
         if num_speakers is not None and len(np.unique(new)) < k:
-            break                                           # keep the forced count
-        new = np.unique(new, return_inverse=True)[1]       # drop emptied clusters
+            break  # keep the forced count
+        new = np.unique(new, return_inverse=True)[1]  # drop emptied clusters
         if np.array_equal(new, labels):
             break
         labels = new
@@ -289,9 +290,14 @@ def cluster_embeddings(emb: np.ndarray, num_speakers: int | None = None, min_spe
 
 
 # -------------------------------------------------------------------------------- smoothing
-def smooth_labels(spans: Sequence[np.ndarray], labels: np.ndarray,
-                  segments: Sequence[tuple[float, float]], n_speakers: int,
-                  min_turn_sec: float = 0.5, merge_gap_sec: float = 2.0) -> list[dict]:
+def smooth_labels(
+    spans: Sequence[np.ndarray],
+    labels: np.ndarray,
+    segments: Sequence[tuple[float, float]],
+    n_speakers: int,
+    min_turn_sec: float = 0.5,
+    merge_gap_sec: float = 2.0,
+) -> list[dict]:
     """Window labels -> speaker turns.
 
     * Frame-level (10 ms) voting: each window adds a Hann-shaped weight to its label over its
@@ -335,7 +341,7 @@ def smooth_labels(spans: Sequence[np.ndarray], labels: np.ndarray,
         if b <= a:
             continue
         seg = frame_lab[a:b].copy()
-        while True:                                       # absorb short runs
+        while True:  # absorb short runs
             ch = np.flatnonzero(np.diff(seg)) + 1
             bounds = np.concatenate([[0], ch, [len(seg)]])
             runs = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
@@ -351,17 +357,14 @@ def smooth_labels(spans: Sequence[np.ndarray], labels: np.ndarray,
                 nb = i - 1
             else:
                 nb = i - 1 if lens[i - 1] >= lens[i + 1] else i + 1
-            seg[runs[i][0]:runs[i][1]] = seg[runs[nb][0]]
+            seg[runs[i][0] : runs[i][1]] = seg[runs[nb][0]]
         ch = np.flatnonzero(np.diff(seg)) + 1
         bounds = np.concatenate([[0], ch, [len(seg)]])
         for i in range(len(bounds) - 1):
-            turns.append(dict(start=round((a + bounds[i]) * FRAME_SEC, 3),
-                              end=round((a + bounds[i + 1]) * FRAME_SEC, 3),
-                              speaker=int(seg[bounds[i]])))
+            turns.append(dict(start=round((a + bounds[i]) * FRAME_SEC, 3), end=round((a + bounds[i + 1]) * FRAME_SEC, 3), speaker=int(seg[bounds[i]])))
     merged: list[dict] = []
     for t in turns:
-        if merged and merged[-1]["speaker"] == t["speaker"] and \
-                t["start"] - merged[-1]["end"] <= merge_gap_sec:
+        if merged and merged[-1]["speaker"] == t["speaker"] and t["start"] - merged[-1]["end"] <= merge_gap_sec:
             merged[-1]["end"] = t["end"]
         else:
             merged.append(dict(t))
@@ -373,12 +376,21 @@ def smooth_labels(spans: Sequence[np.ndarray], labels: np.ndarray,
 
 
 # --------------------------------------------------------------------------------- pipeline
-def diarize(samples: np.ndarray, speech_segments: list[tuple[float, float]] | None = None,
-            num_speakers: int | None = None, min_speakers: int = 1, max_speakers: int = 8,
-            window_sec: float = 1.5, step_sec: float = 0.75, encoder=None,
-            distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD, method: str = "ahc",
-            min_turn_sec: float = 0.5, merge_gap_sec: float = 2.0,
-            min_cluster_window_sec: float = 1.0) -> list[dict]:
+def diarize(
+    samples: np.ndarray,
+    speech_segments: list[tuple[float, float]] | None = None,
+    num_speakers: int | None = None,
+    min_speakers: int = 1,
+    max_speakers: int = 8,
+    window_sec: float = 1.5,
+    step_sec: float = 0.75,
+    encoder=None,
+    distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
+    method: str = "ahc",
+    min_turn_sec: float = 0.5,
+    merge_gap_sec: float = 2.0,
+    min_cluster_window_sec: float = 1.0,
+) -> list[dict]:
     """Who spoke when. ``samples``: float32 mono 16 kHz.
 
     ``speech_segments`` (seconds) may be passed to reuse an existing VAD pass; otherwise Silero
@@ -403,8 +415,8 @@ def diarize(samples: np.ndarray, speech_segments: list[tuple[float, float]] | No
     if len(spans) == 0:
         return [dict(start=round(s, 3), end=round(e, 3), speaker=0) for s, e in segs]
     lengths = np.array([len(fr) * FRAME_SEC for fr in spans])
-    labels = cluster_embeddings(emb, num_speakers, min_speakers, max_speakers,
-                                distance_threshold, method,
-                                reliable=lengths >= min(min_cluster_window_sec, window_sec))
+    labels = cluster_embeddings(
+        emb, num_speakers, min_speakers, max_speakers, distance_threshold, method, reliable=lengths >= min(min_cluster_window_sec, window_sec)
+    )
     n_spk = int(labels.max()) + 1
     return smooth_labels(spans, labels, segs, n_spk, min_turn_sec, merge_gap_sec)

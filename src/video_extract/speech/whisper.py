@@ -88,7 +88,9 @@ def transcribe(
             text = seg.text.strip()
             if not text:
                 continue
-            words = [Word(start=round(w.start, 3), end=round(w.end, 3), word=w.word.strip(), probability=round(float(w.probability), 4)) for w in seg.words or ()]
+            words = [
+                Word(start=round(w.start, 3), end=round(w.end, 3), word=w.word.strip(), probability=round(float(w.probability), 4)) for w in seg.words or ()
+            ]
             yield TranscriptSegment(
                 start=round(seg.start, 3),
                 end=round(seg.end, 3),

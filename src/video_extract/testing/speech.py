@@ -52,7 +52,9 @@ def silence(seconds: float, sample_rate: int = 16000) -> np.ndarray:
     return np.zeros(int(round(seconds * sample_rate)), np.float32)
 
 
-def conversation(turns: list[tuple[str, str]], pauses: list[float], lead: float = 0.5, sample_rate: int = 16000, speed: int = 150) -> tuple[np.ndarray, list[tuple[float, float, str, str]]]:
+def conversation(
+    turns: list[tuple[str, str]], pauses: list[float], lead: float = 0.5, sample_rate: int = 16000, speed: int = 150
+) -> tuple[np.ndarray, list[tuple[float, float, str, str]]]:
     """Voices taking turns: ``turns`` = [(voice, text)], ``pauses`` between them (seconds).
 
     Returns the samples and the truth: [(start, end, voice, text)] of each turn.

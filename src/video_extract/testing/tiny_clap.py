@@ -23,9 +23,22 @@ def build_tiny_clap(directory: str | Path, seed: int = 0) -> Path:
     for ch in _byte_alphabet():
         vocab.setdefault(ch, len(vocab))
     tokenizer = RobertaTokenizer(vocab=vocab, merges=[])
-    text = ClapTextConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=80, projection_dim=16)
-    audio = ClapAudioConfig(spec_size=256, num_mel_bins=64, window_size=8, hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2],
-                            patch_stride=(4, 4), patch_size=4, projection_dim=16, enable_fusion=True)
+    text = ClapTextConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=80, projection_dim=16
+    )
+    audio = ClapAudioConfig(
+        spec_size=256,
+        num_mel_bins=64,
+        window_size=8,
+        hidden_size=32,
+        patch_embeds_hidden_size=16,
+        depths=[1, 1],
+        num_attention_heads=[2, 2],
+        patch_stride=(4, 4),
+        patch_size=4,
+        projection_dim=16,
+        enable_fusion=True,
+    )
     ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16)).eval().save_pretrained(directory)
     ClapProcessor(feature_extractor=ClapFeatureExtractor(), tokenizer=tokenizer).save_pretrained(directory)
     return directory

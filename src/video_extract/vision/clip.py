@@ -25,7 +25,9 @@ class ClipEmbedder(TransformersEmbedder):
             return self.normalised(self.model.get_image_features(pixel_values=pixels))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        inputs = self.processor(text=texts, return_tensors="pt", padding=True, truncation=True, max_length=self.model.config.text_config.max_position_embeddings)
+        inputs = self.processor(
+            text=texts, return_tensors="pt", padding=True, truncation=True, max_length=self.model.config.text_config.max_position_embeddings
+        )
         with self.torch.inference_mode():
             return self.normalised(self.model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]))
 

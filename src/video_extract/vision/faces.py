@@ -48,7 +48,12 @@ class FaceDetector:
         faces = []
         for row in rows if rows is not None else ():
             x, y, w, h = row[:4]
-            box = [float(np.clip(x / sx, 0, width)), float(np.clip(y / sy, 0, height)), float(np.clip((x + w) / sx, 0, width)), float(np.clip((y + h) / sy, 0, height))]
+            box = [
+                float(np.clip(x / sx, 0, width)),
+                float(np.clip(y / sy, 0, height)),
+                float(np.clip((x + w) / sx, 0, width)),
+                float(np.clip((y + h) / sy, 0, height)),
+            ]
             points = {name: [round(float(row[4 + 2 * i] / sx), 2), round(float(row[5 + 2 * i] / sy), 2)] for i, name in enumerate(LANDMARKS)}
             faces.append({"confidence": float(row[14]), "box": box, "landmarks": points})
         faces.sort(key=lambda f: -f["confidence"])

@@ -58,8 +58,16 @@ def read_text(engine, bgr: np.ndarray, min_confidence: float) -> list[Detection]
 def merge_timed_texts(frames: Sequence[FrameDetections], ends: Sequence[float | None]) -> list[TimedText]:
     """Identical text (case-insensitive) in consecutive analysed frames is one timed entry."""
     texts = [
-        TimedText(text=run.first.text or "", start=run.start, end=run.end, first_frame=run.first_frame, last_frame=run.last_frame,
-                  frames=run.frames, box=run.first.box, confidence=max(d.confidence for d in run.detections))
+        TimedText(
+            text=run.first.text or "",
+            start=run.start,
+            end=run.end,
+            first_frame=run.first_frame,
+            last_frame=run.last_frame,
+            frames=run.frames,
+            box=run.first.box,
+            confidence=max(d.confidence for d in run.detections),
+        )
         for run in timed_runs(frames, ends, key=lambda d: (d.text or "").lower())
     ]
     texts.sort(key=lambda e: (e.start, e.box[1], e.box[0]))
