@@ -28,6 +28,15 @@ def transcribed(speech_clip, tmp_path_factory):
     return result, truth, duration
 
 
+def test_transcript_as_tables_of_segments_and_words(transcribed):
+    pytest.importorskip("pandas")
+    transcription = transcribed[0].transcription
+    segments, words = transcription.to_pandas(), transcription.to_pandas(level="words")
+    assert len(segments) == len(transcription.segments) and segments["text"].tolist() == [s.text for s in transcription.segments]
+    assert words["word"].tolist() == [w.word for s in transcription.segments for w in s.words]
+    assert (words["start"].diff().dropna() >= 0).all() and words["segment"].max() == len(segments) - 1
+
+
 def test_transcript_contains_the_spoken_words(transcribed):
     result, _, _ = transcribed
     transcript = json.loads((result.output_dir / "transcription.json").read_text())

@@ -141,6 +141,22 @@ def test_records_read_back_equal_the_files_written(scene_clip, tmp_path):
     assert isinstance(result.fusion, Output) and [e.type for e in result.fusion.timeline][:1] == ["scene"]
 
 
+def test_the_readme_operations_table_is_derived_from_the_declarations():
+    readme = (SRC.parents[1] / "README.md").read_text()
+    table = readme.split("<!-- operations:begin -->\n")[1].split("\n<!-- operations:end -->")[0]
+    assert table == run_cli("ops", "--markdown").stdout.strip()
+
+
+def test_tabular_results_are_data_frames(scene_clip, tmp_path):
+    pytest.importorskip("pandas")
+    result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").run(scene_clip.path, "scenes,keyframes")
+    scenes = result.scenes.to_pandas()
+    assert list(scenes.columns) == ["start", "end", "start_frame", "end_frame"] and scenes["start_frame"].tolist() == [0, 30, 60]
+    assert scenes["end"].tolist() == pytest.approx([1.0, 2.0, 3.0], abs=0.01)
+    assert result.keyframes.to_pandas()["frame"].tolist() == [f.frame for f in result.keyframes.frames]
+    assert result.metadata.to_pandas()["type"].tolist() == ["video", "audio"]
+
+
 def test_a_missing_optional_package_is_one_line_naming_what_to_install(scene_clip, tmp_path):
     registry = Registry.discover(entry_points=False)
     registry.manifests["objects"] = registry.manifests["objects"].model_copy(update={"imports": ["onnxruntime_not_here"]})

@@ -46,6 +46,10 @@ def test_objects_finds_person_cat_and_cup_at_the_right_times(client, vision_clip
     person = next(d for d in objects.frames[0].detections if d.label == "person")
     assert iou(person.box, [140, 0, 500, 360]) > 0.5  # the astronaut fills the centred photo
     assert all(0 <= v <= 640 for d in objects.frames[0].detections for v in d.box)
+    if __import__("importlib").util.find_spec("pandas"):
+        table = objects.to_pandas()  # one row per detection
+        assert len(table) == sum(len(f.detections) for f in objects.frames)
+        assert set(table[table["label"] == "cat"]["time"]) == {2.0, 3.0}
 
 
 @needs_shared_models

@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ops = sub.add_parser("ops", help="list operations and their parameters")
     ops.add_argument("--json", action="store_true", help="machine-readable output")
+    ops.add_argument("--markdown", action="store_true", help="the table of operations and their outputs (the README's)")
 
     models = sub.add_parser("models", help="list, fetch or verify the models operations use")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
@@ -334,14 +335,29 @@ def _cmd_ops(args) -> int:
     rows = Client(use_cache=False).operations()
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
-        return 0
-    for row in rows:
-        state = row["plugin"] if row["available"] else "not installed yet"
-        aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
-        print(f"{row['name']}{aliases} - {row['summary']} [{state}]")
-        for param in row["params"]:
-            print(f"    {param['name']}: {param['type']} = {param['default']!r}  {param['description']}")
+    elif args.markdown:
+        print(operations_table(rows))
+    else:
+        for row in rows:
+            state = row["plugin"] if row["available"] else "not installed"
+            aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
+            print(f"{row['name']}{aliases} - {row['summary']} [{state}]")
+            if row["files"]:
+                print(f"    -> {', '.join(row['files'])} ({row['record']})")
+            for param in row["params"]:
+                print(f"    {param['name']}: {param['type']} = {param['default']!r}  {param['description']}")
     return 0
+
+
+def operations_table(rows: list[dict]) -> str:
+    """The README's table of operations, derived from the output type declarations."""
+    lines = ["| operation | aliases | output files | record (`video_extract.results`) | what it is |", "|---|---|---|---|---|"]
+    for row in rows:
+        if row["available"]:
+            aliases = ", ".join(f"`{a}`" for a in row["aliases"])
+            files = ", ".join(f"`{f}`" for f in row["files"])
+            lines.append(f"| `{row['name']}` | {aliases} | {files} | `{row['record']}` | {row['summary']} |")
+    return "\n".join(lines)
 
 
 def _cmd_cache(args) -> int:

@@ -244,10 +244,12 @@ class Registry:
                 raise PlanError(missing_package(module, manifest.operation or manifest.name, manifest.extra))
 
     def describe_operations(self) -> list[dict]:
-        """What ``video-extract ops`` prints: every operation, whether a plugin runs it, its parameters."""
+        """What ``video-extract ops`` prints: every operation, whether a plugin runs it, what it
+        produces (its output type, files and record, from the declarations) and its parameters."""
         rows = []
-        for name, cls in sorted(OPERATIONS.items()):
+        for name, cls in OPERATIONS.items():
             manifest = next((m for m in self.manifests.values() if m.operation == name), None)
+            declared = OUTPUT_TYPES.get(manifest.output) if manifest else None
             params = [
                 {
                     "name": field_name,
@@ -264,6 +266,9 @@ class Registry:
                     "summary": cls.summary,
                     "available": manifest is not None,
                     "plugin": f"{manifest.name} v{manifest.version} ({manifest.source})" if manifest else None,
+                    "output": manifest.output if manifest else None,
+                    "files": list(declared.files) if declared else [],
+                    "record": declared.__name__ if declared else None,
                     "params": params,
                 }
             )

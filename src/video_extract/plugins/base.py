@@ -294,12 +294,3 @@ def _fill(value: Any, params: dict[str, Any]) -> Any:
     if isinstance(value, str) and (m := _REF.match(value)):
         return params[m.group(1)]
     return value
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Deterministic JSON (sorted keys would reorder the contract's fields, so insertion order)."""
-    import json
-
-    if isinstance(data, BaseModel):
-        data = data.model_dump(mode="json")
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
