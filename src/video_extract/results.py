@@ -18,27 +18,26 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 #: Output type name -> its declaration. Filled as ``Output`` subclasses are defined.
 OUTPUT_TYPES: dict[str, type[Output]] = {}
 
 
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def optional(default: Any = None) -> Any:
+    """A field left out of the JSON while it is None (a transcript segment has a ``speaker``
+    only when diarized)."""
+    return Field(default, exclude_if=_is_none)
+
+
 class Record(BaseModel):
-    """A typed record of the contract. Fields in ``optional`` are left out of the JSON when unset
-    (a transcript segment has a ``speaker`` only when diarized)."""
+    """A typed record of the contract."""
 
     model_config = ConfigDict(extra="forbid")
-
-    optional: ClassVar[tuple[str, ...]] = ()
-
-    @model_serializer(mode="wrap")
-    def _leave_out_unset(self, handler):
-        data = handler(self)
-        for name in self.optional:
-            if data.get(name) is None:
-                data.pop(name, None)
-        return data
 
     def to_pandas(self):
         """The record's main table as a pandas DataFrame (needs the ``pandas`` extra)."""
@@ -86,9 +85,10 @@ class Output(Record):
             return data
         body = data.pop(self.record_field) if self.record_field else data
         path = folder / self.record_file
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if "/" in self.record_file:
+            path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
-        return data if self.record_field else self.stats()
+        return data if self.record_field else _stats(data)
 
     @classmethod
     def load(cls, folder: Path, kept: dict[str, Any] | None = None) -> Output:
@@ -104,13 +104,7 @@ class Output(Record):
 
     def stats(self) -> dict[str, Any]:
         """A few facts for logs and summaries: list lengths and short scalar fields."""
-        out: dict[str, Any] = {}
-        for name, value in self.model_dump(mode="json").items():
-            if isinstance(value, list):
-                out[name] = len(value)
-            elif isinstance(value, (int, float, bool)) or value is None or (isinstance(value, str) and len(value) <= 80):
-                out[name] = value
-        return out
+        return _stats(self.model_dump(mode="json"))
 
     # -- handles ---------------------------------------------------------------------------
 
@@ -123,6 +117,16 @@ class Output(Record):
     def file(self, name: str) -> Path:
         """One of this output's files (``audio.wav``, ``embeddings/text.npy``)."""
         return self.folder / name
+
+
+def _stats(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, list):
+            out[name] = len(value)
+        elif isinstance(value, (int, float, bool)) or value is None or (isinstance(value, str) and len(value) <= 80):
+            out[name] = value
+    return out
 
 
 def output_type(name: str) -> type[Output]:
@@ -304,25 +308,21 @@ class ScenesResult(Output):
 
 
 class Word(Record):
-    optional: ClassVar[tuple[str, ...]] = ("speaker",)
-
     start: float
     end: float
     word: str
     probability: float | None = None
-    speaker: str | None = None
+    speaker: str | None = optional()
 
 
 class TranscriptSegment(Record):
-    optional: ClassVar[tuple[str, ...]] = ("speaker", "avg_logprob", "no_speech_prob")
-
     start: float
     end: float
     text: str
-    speaker: str | None = None
+    speaker: str | None = optional()
     words: list[Word] = []
-    avg_logprob: float | None = None
-    no_speech_prob: float | None = None
+    avg_logprob: float | None = optional()
+    no_speech_prob: float | None = optional()
 
 
 class TranscriptionResult(Output):
@@ -390,23 +390,19 @@ class DiarizationResult(Output):
 
 
 class Detection(Record):
-    optional: ClassVar[tuple[str, ...]] = ("landmarks", "text")
-
     label: str
     confidence: float
     box: list[float]  # [x1, y1, x2, y2] in pixels of the displayed frame
-    landmarks: dict[str, list[float]] | None = None  # faces
-    text: str | None = None  # ocr
+    landmarks: dict[str, list[float]] | None = optional()  # faces
+    text: str | None = optional()  # ocr
 
 
 class FrameDetections(Record):
-    optional: ClassVar[tuple[str, ...]] = ("scene", "start", "end")
-
     frame: int
     time: float
-    scene: int | None = None  # when the frames are one per scene: which, and its span
-    start: float | None = None
-    end: float | None = None
+    scene: int | None = optional()  # when the frames are one per scene: which, and its span
+    start: float | None = optional()
+    end: float | None = optional()
     detections: list[Detection]
 
 
@@ -514,22 +510,18 @@ class EmbeddingsResult(Output):
 
 
 class TextRow(Record):
-    optional: ClassVar[tuple[str, ...]] = ("speaker",)
-
     start: float
     end: float | None
     text: str
-    speaker: str | None = None
+    speaker: str | None = optional()
 
 
 class FrameRow(Record):
-    optional: ClassVar[tuple[str, ...]] = ("scene", "start", "end")
-
     frame: int
     time: float
-    scene: int | None = None
-    start: float | None = None
-    end: float | None = None
+    scene: int | None = optional()
+    start: float | None = optional()
+    end: float | None = optional()
 
 
 class TextEmbeddingsResult(EmbeddingsResult):
@@ -566,18 +558,16 @@ class TimelineEvent(Record):
     """One thing that happens on the source timeline: a scene, a speech segment, a speaker turn,
     voice activity, an object or face span, an on-screen text."""
 
-    optional: ClassVar[tuple[str, ...]] = ("scene", "text", "speaker", "label", "frames", "max_count", "confidence")
-
     type: Literal["scene", "speech", "speaker", "voice", "object", "face", "text"]
     start: float
     end: float | None
-    scene: int | None = None
-    text: str | None = None
-    speaker: str | None = None
-    label: str | None = None
-    frames: int | None = None  # analysed frames the span is made of
-    max_count: int | None = None  # most instances in one analysed frame
-    confidence: float | None = None
+    scene: int | None = optional()
+    text: str | None = optional()
+    speaker: str | None = optional()
+    label: str | None = optional()
+    frames: int | None = optional()  # analysed frames the span is made of
+    max_count: int | None = optional()  # most instances in one analysed frame
+    confidence: float | None = optional()
 
 
 class SceneDigest(Record):

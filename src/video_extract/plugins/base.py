@@ -187,7 +187,8 @@ class StageContext:
     def path(self, name: str) -> Path:
         """Where to write one of the output type's other files (``audio.wav``, ``frames/…``)."""
         path = self.work_dir / name.rstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if "/" in name.rstrip("/"):
+            path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def write(self, record: Output | dict[str, Any]) -> Output:
@@ -195,8 +196,8 @@ class StageContext:
         if not isinstance(record, (dict, self.output)):
             raise TypeError(f"this stage produces {self.output.type_name} ({self.output.__name__}), not {type(record).__name__}")
         try:
-            # Re-validated even when it is a record already: fields set after construction count too.
-            record = self.output.model_validate(record if isinstance(record, dict) else record.model_dump())
+            if isinstance(record, dict):
+                record = self.output.model_validate(record)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()[:3])
             raise OperationError(self.output.type_name, f"the record does not match its declaration ({problems})") from None
