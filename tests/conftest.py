@@ -234,7 +234,7 @@ class Loudness(Operation):
     name: ClassVar[str] = "loudness"
     summary: ClassVar[str] = "RMS level in dBFS."
     floor_db: float = -90.0
-    sloppy: bool = False  # write a field the record does not declare (the contract test)
+    sloppy: str = "no"  # "dict" or "record": write a field the record does not declare (the contract test)
 
 
 class LoudnessResult(Output):
@@ -252,7 +252,9 @@ class LoudnessPlugin(Plugin):
         audio = read_wav(inputs[AudioResult].path)
         rms = float(np.sqrt(np.mean(audio.samples ** 2)))
         db = max(params.floor_db, 20 * np.log10(max(rms, 1e-12)))
-        ctx.write({"dbfs": round(db, 2), **({"peak": 1.0} if params.sloppy else {})})
+        if params.sloppy == "record":
+            ctx.write(LoudnessResult(dbfs=round(db, 2), peak=1.0))
+        ctx.write({"dbfs": round(db, 2), **({"peak": 1.0} if params.sloppy == "dict" else {})})
 '''
 
 LOUDNESS_MANIFEST = """

@@ -123,12 +123,13 @@ def test_a_new_output_type_works_through_every_door(scene_clip, tmp_path, monkey
     sys.modules.pop("loudness_plugin", None)
 
 
-def test_a_plugin_that_writes_an_unknown_field_fails_and_publishes_nothing(scene_clip, tmp_path, monkeypatch):
+@pytest.mark.parametrize("how, starts", [("dict", "Loudness: the record"), ("record", "LoudnessResult: the record")])
+def test_a_plugin_that_writes_an_unknown_field_fails_and_publishes_nothing(how, starts, scene_clip, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(install_loudness_plugin(tmp_path / "site")))
     client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", registry=Registry.discover())
-    result = client.run(scene_clip.path, "loudness:sloppy=true")
-    assert not result.ok and result.errors["loudness"].startswith("Loudness: the record does not match its declaration")
-    assert "peak: Extra inputs are not permitted" in result.errors["loudness"]
+    result = client.run(scene_clip.path, f"loudness:sloppy={how}")
+    assert not result.ok and result.errors["loudness"].startswith(f"{starts} does not match its declaration")
+    assert "peak: Extra inputs are not permitted" in result.errors["loudness"] and "\n" not in result.errors["loudness"]
     assert not (result.output_dir / "loudness.json").exists() and client.cache.stats()["plugins"].get("loudness") is None
     sys.modules.pop("loudness_plugin", None)
 

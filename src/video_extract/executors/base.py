@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from video_extract.cache import Cache, file_digest, stage_key
 from video_extract.errors import OperationError, VideoExtractError, missing_package
 from video_extract.media.probe import probe
@@ -32,7 +34,7 @@ from video_extract.outputs import (
     remove_stale_temporaries,
 )
 from video_extract.plan import Plan, Stage
-from video_extract.plugins.base import Artifact, Inputs, Source, StageContext, drain
+from video_extract.plugins.base import Artifact, Inputs, Source, StageContext, drain, record_mismatch
 from video_extract.registry import Registry, default_registry
 from video_extract.results import FileResult, OpResult, Record, StageRecord, output_type
 from video_extract.spec import Metadata, OutputSpec
@@ -167,8 +169,10 @@ def run_stage(
             message = missing_package(exc.name, stage.plugin, manifest.extra)
         elif isinstance(exc, VideoExtractError):
             message = exc.message
+        elif isinstance(exc, ValidationError):  # a record built with a field its declaration lacks
+            message = f"{exc.title}: {record_mismatch(exc)}"
         else:
-            message = f"{type(exc).__name__}: {exc}"
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever the library said
             log.debug("stage %s raised", stage.label(), exc_info=True)
         return _record(job, stage, "failed", requested, error=message, seconds=time.perf_counter() - started)
     return _record(job, stage, "ok", requested, cached=artifact.cached, seconds=time.perf_counter() - started, files=files)

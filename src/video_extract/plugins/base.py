@@ -199,12 +199,17 @@ class StageContext:
             if isinstance(record, dict):
                 record = self.output.model_validate(record)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()[:3])
-            raise OperationError(self.output.type_name, f"the record does not match its declaration ({problems})") from None
+            raise OperationError(self.output.type_name, record_mismatch(exc)) from None
         self.kept = record.save(self.work_dir)
         record._folder = self.work_dir
         self.written = record
         return record
+
+
+def record_mismatch(exc: ValidationError) -> str:
+    """One line for a record that does not match its declaration (pydantic's message spans lines)."""
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()[:3])
+    return f"the record does not match its declaration ({problems})"
 
 
 class Plugin:
