@@ -257,10 +257,12 @@ def test_bulk_all_on_mixed_media_is_ok_with_reasons_and_resumes(mixed_folder, ti
     finally:
         (mixed_folder / "notes.txt").unlink()
     assert again.returncode == 0, again.stderr
-    rows = {Path(r["input"]).name: r for r in json.loads((out / "batch_summary.json").read_text())["files"]}
-    assert {name: r["status"] for name, r in rows.items()} == dict.fromkeys(["notes.txt", "photo.png", "silent.mp4", "song.mp3", "video.mp4"], "skipped")
-    assert rows["notes.txt"]["error"].startswith("not a media file")
+    summary = json.loads((out / "batch_summary.json").read_text())
+    rows = {Path(r["input"]).name: r for r in summary["files"]}
+    assert {name: r["status"] for name, r in rows.items()} == dict.fromkeys(["photo.png", "silent.mp4", "song.mp3", "video.mp4"], "skipped")
     assert set(rows["song.mp3"]["skipped"]) >= {"keyframes", "scenes"}  # resumed rows keep their reasons
+    assert summary["not_media"] == [str(mixed_folder / "notes.txt")] and summary["totals"]["not_media"] == 1
+    assert "1 file(s) in the folders are not media" in again.stderr and "notes.txt" in again.stderr
 
 
 def test_a_file_that_is_not_media_is_still_an_error(tmp_path):

@@ -252,7 +252,8 @@ def _cmd_bulk(args) -> int:
     totals = json.loads(batch.summary_path.read_text())["totals"]
     print(
         f"{totals['files']} files: {totals['ok']} ok, {totals['failed']} failed, {totals['skipped']} skipped "
-        f"in {totals['seconds']:.1f} s ({totals['files_per_second'] or 0:.2f} files/s) -> {batch.summary_path}",
+        f"in {totals['seconds']:.1f} s ({totals['files_per_second'] or 0:.2f} files/s)"
+        f"{'; ' + str(totals['not_media']) + ' not media' if totals['not_media'] else ''} -> {batch.summary_path}",
         file=sys.stderr,
     )
     return 1 if batch.failed else 0

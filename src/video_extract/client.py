@@ -310,22 +310,24 @@ class Client:
         ``requests``: files or folders with one ``ops`` for all, or ``(path, ops)`` pairs /
         ``{"path": …, "ops": …}`` for a request per file. Writes ``batch_summary.json`` and
         ``batch_summary.parquet`` in the output directory; files already finished for the same
-        request are skipped, and files in folders that are not media are listed as skipped.
+        request are skipped; files in the folders that are not media are listed (``not_media``).
         """
         from video_extract.executors.bulk import BatchInput, collect_inputs, run_batch
         from video_extract.executors.progress import make_progress
 
+        not_media: list[Path] = []
         if ops is not None or input_list is not None:
             specs = self.request(ops)
-            inputs = [BatchInput(path=p, specs=specs, note=note) for p, note in collect_inputs(requests, input_list, exclude=self._own_dirs())]
+            found = collect_inputs(requests, input_list, exclude=self._own_dirs())
+            inputs = [BatchInput(path=p, specs=specs) for p in found.media]
+            not_media = found.not_media
         else:
             pairs = [(r["path"], r["ops"]) if isinstance(r, dict) else r for r in requests]
             if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
                 raise UsageError("execute_bulk: give ops for all paths, or (path, ops) pairs / {'path', 'ops'} dicts")
             inputs = [BatchInput(path=Path(p), specs=self.request(o)) for p, o in pairs]
-        return run_batch(
-            inputs, self.output_dir, self._bulk_engine(engine, workers, ray_address), retries=retries, timeout=timeout, progress=make_progress(progress)
-        )
+        engine_ = self._bulk_engine(engine, workers, ray_address)
+        return run_batch(inputs, self.output_dir, engine_, retries=retries, timeout=timeout, progress=make_progress(progress), not_media=not_media)
 
     def _own_dirs(self) -> list[Path]:
         """Folders a bulk scan must not take inputs from: where results and the cache are written."""

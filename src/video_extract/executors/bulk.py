@@ -62,7 +62,7 @@ class BatchRow(Record):
     """One input of a batch, as ``batch_summary.json`` and ``.parquet`` list it."""
 
     input: str
-    status: Literal["ok", "failed", "skipped"]  # skipped: finished before (resume), or not media
+    status: Literal["ok", "failed", "skipped"]  # skipped: finished before, for the same request (resume)
     ops: dict[str, str] = {}  # operation -> ok | failed | skipped
     skipped: dict[str, str] = {}  # operation -> why it does not apply to this file
     seconds: float = 0.0
@@ -76,11 +76,18 @@ class BatchRow(Record):
 
 @dataclass
 class BatchInput:
-    """One file of a batch and what to make of it; ``note`` says why it is listed without running."""
+    """One file of a batch and what to make of it."""
 
     path: Path
     specs: list[OutputSpec]
-    note: str | None = None
+
+
+@dataclass
+class Found:
+    """What a scan found: media to process, and files in the folders that are not media."""
+
+    media: list[Path]
+    not_media: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -96,38 +103,35 @@ class Task:
 # -- inputs ----------------------------------------------------------------------------------
 
 
-def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | None = None, exclude: Sequence[Path] = ()) -> list[tuple[Path, str | None]]:
+def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | None = None, exclude: Sequence[Path] = ()) -> Found:
     """Files named directly, listed in a text file (one per line, # comments), or found in folders.
 
     In a folder, hidden files and ``exclude`` (the output and cache folders) are left out, and a
-    file without a media extension is listed with a note ("not a media file") instead of run.
+    file without a media extension is not processed but reported (``Found.not_media``); a file
+    named directly is always tried.
     """
-    found: list[tuple[Path, str | None]] = []
+    found: list[tuple[Path, bool]] = []
     if input_list is not None:
         try:
             lines = Path(input_list).read_text().splitlines()
         except OSError as exc:
             raise UsageError(f"cannot read input list: {exc.strerror or exc}", input_list) from None
-        found += [(Path(line.strip()), None) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        found += [(Path(line.strip()), True) for line in lines if line.strip() and not line.lstrip().startswith("#")]
     excluded = [p.resolve() for p in exclude]
     for item in map(Path, paths):
         if not item.is_dir():
-            found.append((item, None))
+            found.append((item, True))
             continue
         for path in sorted(item.rglob("*")):
             relative = path.relative_to(item).parts
             if not path.is_file() or any(part.startswith(".") for part in relative) or any(path.resolve().is_relative_to(e) for e in excluded):
                 continue
-            note = (
-                None
-                if path.suffix.lower() in MEDIA_EXTENSIONS
-                else f"not a media file (extension '{path.suffix or 'none'}'); name it directly to try it anyway"
-            )
-            found.append((path, note))
-    unique = list(dict(found).items())
-    if not unique:
+            found.append((path, path.suffix.lower() in MEDIA_EXTENSIONS))
+    unique = dict(found)
+    media = [path for path, is_media in unique.items() if is_media]
+    if not media:
         raise UsageError("no input files: give files, a folder of media, or --input-list")
-    return unique
+    return Found(media=media, not_media=[path for path, is_media in unique.items() if not is_media])
 
 
 def make_tasks(inputs: Sequence[BatchInput]) -> list[Task]:
@@ -440,23 +444,35 @@ class BatchResult:
     rows: list[BatchRow]
     seconds: float
     summary_path: Path
+    not_media: list[str] = field(default_factory=list)  # files in the folders that are not media
 
     @property
     def failed(self) -> int:
         return sum(1 for r in self.rows if r.status == "failed")
 
 
-def run_batch(inputs: Sequence[BatchInput], output_root: Path, engine: Engine, retries: int = 1, timeout: float | None = None, progress=None) -> BatchResult:
-    """Run every input through ``engine``; write batch_summary.json (+ .parquet); skip finished files."""
+def run_batch(
+    inputs: Sequence[BatchInput],
+    output_root: Path,
+    engine: Engine,
+    retries: int = 1,
+    timeout: float | None = None,
+    progress=None,
+    not_media: Sequence[Path] = (),
+) -> BatchResult:
+    """Run every input through ``engine``; write batch_summary.json (+ .parquet); skip finished files.
+
+    ``not_media``: files a folder scan found that are not media, listed in the summary.
+    """
     started = time.perf_counter()
     ensure_output_root(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
+    if not_media:
+        shown = ", ".join(p.name for p in not_media[:3]) + (", …" if len(not_media) > 3 else "")
+        log.warning("%d file(s) in the folders are not media (by extension) and are not processed: %s (all in batch_summary.json)", len(not_media), shown)
     rows: dict[str, BatchRow] = {}
     tasks = []
-    for item in inputs:
-        if item.note is not None:
-            rows[str(item.path)] = BatchRow(input=str(item.path), status="skipped", error=item.note)
-    for task in make_tasks([i for i in inputs if i.note is None]):
+    for task in make_tasks(inputs):
         done = already_done(task, output_root)
         if done is not None:
             rows[task.input] = done
@@ -481,11 +497,11 @@ def run_batch(inputs: Sequence[BatchInput], output_root: Path, engine: Engine, r
             progress.stop()
         ordered = [rows[str(i.path)] for i in inputs if str(i.path) in rows]
         seconds = time.perf_counter() - started
-        summary_path = write_batch_summary(output_root, ordered, seconds, engine.name)
-    return BatchResult(ordered, seconds, summary_path)
+        summary_path = write_batch_summary(output_root, ordered, seconds, engine.name, not_media)
+    return BatchResult(ordered, seconds, summary_path, [str(p) for p in not_media])
 
 
-def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float, engine: str) -> Path:
+def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float, engine: str, not_media: Sequence[Path] = ()) -> Path:
     processed = [r for r in rows if r.status != "skipped"]
     totals = {
         "files": len(rows),
@@ -495,9 +511,10 @@ def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float,
         "seconds": round(seconds, 3),
         "files_per_second": round(len(processed) / seconds, 3) if seconds > 0 else None,
         "engine": engine,
+        "not_media": len(not_media),
     }
     path = output_root / "batch_summary.json"
-    atomic_write_json(path, {"files": [r.model_dump(mode="json") for r in rows], "totals": totals})
+    atomic_write_json(path, {"files": [r.model_dump(mode="json") for r in rows], "not_media": [str(p) for p in not_media], "totals": totals})
     _write_parquet(output_root / "batch_summary.parquet", rows)
     return path
 
