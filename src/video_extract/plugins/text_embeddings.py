@@ -52,6 +52,7 @@ class TextEmbeddingsPlugin(Plugin):
         if rows:
             vectors = model.encode([r.text for r in rows], batch_size=params.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         else:
-            vectors = np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
+            dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in 5.x
+            vectors = np.zeros((0, dimension()), np.float32)
         np.save(ctx.path("embeddings/text.npy"), vectors.astype(np.float32))
         ctx.write(TextEmbeddingsResult(rows=rows, model=params.model, dim=int(vectors.shape[1]), source=params.source))
