@@ -102,14 +102,19 @@ def speech_clip_60s() -> tuple[Path, list[tuple[float, float, str]]]:
 
 
 def peak_rss_mb(argv: list[str]) -> float:
-    """Peak resident memory of a command run in a child process (MiB)."""
-    import resource
+    """Peak resident memory of a command run in a child process (MiB).
+
+    From that child's own rusage (wait4): RUSAGE_CHILDREN would report the largest of every
+    child this benchmark process has waited for so far.
+    """
     import subprocess
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(argv, check=True, capture_output=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(before, after) / 1024
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, argv)
+    return usage.ru_maxrss / 1024
 
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
