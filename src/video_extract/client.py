@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from video_extract.errors import UsageError, VideoExtractError
 from video_extract.events import Event
@@ -168,6 +168,7 @@ class Client:
         registry: Registry | None = None,
     ):
         self.output_dir = Path(output_dir).expanduser()
+        self.threads = threads  # stages side by side in perf mode (default: cores + 1, at most 8)
         if isinstance(executor, Executor):
             self.executor = executor
         else:
@@ -256,7 +257,7 @@ class Client:
 
         specs = self.request(ops)
         ensure_output_root(self.output_dir)
-        executor = PerfExecutor(self.runtime, threads=threads or getattr(self.executor, "threads", None))
+        executor = PerfExecutor(self.runtime, threads=threads or self.threads)
         yield from executor.stream_file(source, specs, self.output_dir)
 
     async def aexecute_streaming(self, source: str | Path, ops: RequestLike, threads: int | None = None):
@@ -379,17 +380,16 @@ class Client:
         return [{**embeddings.rows[i].model_dump(), "score": round(float(scores[i]), 6)} for i in order]
 
 
-def _make_executor(name: str, runtime: Runtime, **kwargs: Any) -> Executor:
+def _make_executor(name: str, runtime: Runtime, save_intermediates: bool, threads: int | None) -> Executor:
     """The one place a single-file executor is picked."""
     if name == "debug":
         from video_extract.executors.debug import DebugExecutor
 
-        kwargs.pop("threads", None)
-        return DebugExecutor(runtime, **kwargs)
+        return DebugExecutor(runtime, save_intermediates=save_intermediates)
     if name == "perf":
         from video_extract.executors.perf import PerfExecutor
 
-        return PerfExecutor(runtime, **kwargs)
+        return PerfExecutor(runtime, save_intermediates=save_intermediates, threads=threads)
     raise UsageError(f"unknown executor '{name}'; valid: debug, perf")
 
 

@@ -201,7 +201,11 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
         return Artifact(stage.output_type, work_dir, data, _record=ctx.written)
     describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
     entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before)
-    return Artifact(stage.output_type, entry.path, entry.data)
+    # Consumers get the record in hand, not re-read from the entry it was just written to.
+    record = ctx.written
+    assert record is not None
+    record._folder = entry.path
+    return Artifact(stage.output_type, entry.path, entry.data, _record=record)
 
 
 def _check_written(ctx: StageContext, stage: Stage) -> None:
