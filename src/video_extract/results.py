@@ -65,6 +65,7 @@ class Output(Record):
 
     type_name: ClassVar[str] = ""
     files: ClassVar[tuple[str, ...]] = ()
+    optional_files: ClassVar[tuple[str, ...]] = ()  # those of ``files`` a parameter may leave out
     record_file: ClassVar[str | None] = None
     record_field: ClassVar[str | None] = None
 
@@ -330,7 +331,8 @@ class TranscriptionResult(Output):
     ``speaker`` when diarization was requested too."""
 
     type_name: ClassVar[str] = "Transcription"
-    files: ClassVar[tuple[str, ...]] = ("transcription.json", "transcription.srt", "transcription.vtt")
+    files: ClassVar[tuple[str, ...]] = ("transcription.json", "transcription.srt", "transcription.vtt", "transcription.txt", "transcription.tsv")
+    optional_files: ClassVar[tuple[str, ...]] = ("transcription.srt", "transcription.vtt", "transcription.txt", "transcription.tsv")  # ``formats``
     record_file: ClassVar[str | None] = "transcription.json"
 
     language: str | None

@@ -138,7 +138,7 @@ class SceneFrames(Operation):
 class Transcription(Operation):
     name: ClassVar[str] = "transcription"
     aliases: ClassVar[tuple[str, ...]] = ("transcribe", "speech_to_text", "asr")
-    summary: ClassVar[str] = "Speech to text with faster-whisper: segments, word times, SRT and WebVTT."
+    summary: ClassVar[str] = "Speech to text with faster-whisper: segments, word times, subtitles (SRT, WebVTT), text and TSV."
 
     model: str = Field(
         "tiny.en",
@@ -152,6 +152,11 @@ class Transcription(Operation):
     compute_type: str = Field("int8", description="CTranslate2 compute type (int8, int8_float16, float16, float32).")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where to run the model.")
     no_speech_threshold: float = Field(0.6, ge=0, le=1, description="Drop a segment whose no-speech probability is above this.")
+    formats: list[Literal["srt", "vtt", "txt", "tsv"]] = Field(
+        ["srt", "vtt", "txt", "tsv"], description="Which renderings to write beside transcription.json: srt, vtt, txt, tsv."
+    )
+    max_line_width: int = Field(42, ge=10, le=200, description="Subtitle lines (SRT/VTT, speaker label included) are at most this many characters.")
+    max_line_count: int = Field(2, ge=1, le=10, description="Lines per subtitle cue.")
 
 
 class VoiceActivity(Operation):

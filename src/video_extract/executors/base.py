@@ -212,7 +212,8 @@ def _check_written(ctx: StageContext, stage: Stage) -> None:
     """A plugin's output is its record and the files its output type declares: all of them."""
     if ctx.written is None:
         raise OperationError(stage.plugin, f"plugin finished without writing its {stage.output_type} record (ctx.write)")
-    missing = [name for name in ctx.output.files if not (ctx.work_dir / name.rstrip("/")).exists()]
+    required = [name for name in ctx.output.files if name not in ctx.output.optional_files]
+    missing = [name for name in required if not (ctx.work_dir / name.rstrip("/")).exists()]
     if missing:
         raise OperationError(stage.plugin, f"plugin did not write {', '.join(missing)}, which {stage.output_type} declares")
 

@@ -108,3 +108,15 @@ def read_wav(path: str | Path) -> AudioData:
         data = np.frombuffer(f.readframes(n), dtype="<i2").astype(np.float32) / 32768.0
     data = data.reshape(-1, channels)
     return AudioData(data[:, 0] if channels == 1 else data, rate, 0.0)
+
+
+def read_wav_as(path: str | Path, *, sample_rate: int, channels: int = 1) -> AudioData:
+    """A WAV written by ``write_wav``, in the format a model needs: read as is when it already
+    is, else resampled and remixed by swresample (a spec may pin another format for the audio
+    stage; a model fed the wrong rate gives wrong answers, not errors)."""
+    with wave.open(str(path), "rb") as f:
+        same = f.getframerate() == sample_rate and f.getnchannels() == channels
+    if same:
+        return read_wav(path)
+    audio = decode_audio(path, sample_rate=sample_rate, channels=channels)
+    return AudioData(audio.samples, sample_rate, 0.0)

@@ -25,6 +25,7 @@ from video_extract.results import (
     Word,
 )
 from video_extract.spec import Fusion, canonical_name
+from video_extract.speech.words import join_spelled, spelled_words
 from video_extract.vision.runs import coverage_ends, timed_runs
 
 #: Events that start together are listed in this order.
@@ -86,7 +87,7 @@ class FusionPlugin(Plugin):
         if OcrResult in inputs:
             events += [TimelineEvent(type="text", start=t.start, end=t.end, text=t.text) for t in inputs[OcrResult].texts]
         events.sort(key=lambda e: (e.start, ORDER[e.type], e.label or "", e.end or 0))
-        words = [w.model_copy(update={"speaker": w.speaker or s.speaker}) for s in speech for w in s.words]
+        words = [(w.model_copy(update={"speaker": w.speaker or s.speaker}), piece) for s in speech for w, piece in zip(s.words, spelled_words(s, lead=" "))]
         ctx.write(
             FusionResult(
                 duration=duration,
@@ -97,18 +98,21 @@ class FusionPlugin(Plugin):
         )
 
     @staticmethod
-    def _digest(index: int, scene: Scene, events: list[TimelineEvent], words: list[Word]) -> SceneDigest:
-        """What is said, seen and read during one scene."""
+    def _digest(index: int, scene: Scene, events: list[TimelineEvent], words: list[tuple[Word, str]]) -> SceneDigest:
+        """What is said, seen and read during one scene.
+
+        ``words`` pairs each word with its spelling in its segment (a space before the first word
+        of a segment), so the scene's speech reads as Whisper wrote it."""
         start, end = scene.start, scene.end
 
         def inside(e: TimelineEvent) -> bool:
             return e.start < end and (e.end or e.start) > start
 
         # Words, where there are word times: a sentence can run across a cut.
-        spoken = [w for w in words if start <= (w.start + w.end) / 2 < end]
+        spoken = [(w, piece) for w, piece in words if start <= (w.start + w.end) / 2 < end]
         if not words:
             spoken = [
-                Word(word=e.text or "", start=e.start, end=e.end or e.start, speaker=e.speaker)
+                (Word(word=e.text or "", start=e.start, end=e.end or e.start, speaker=e.speaker), f" {e.text or ''}")
                 for e in events
                 if e.type == "speech" and start <= (e.start + (e.end or e.start)) / 2 < end
             ]
@@ -116,8 +120,8 @@ class FusionPlugin(Plugin):
             scene=index,
             start=start,
             end=end,
-            speech=" ".join(w.word for w in spoken),
-            speakers=sorted({w.speaker for w in spoken if w.speaker}),
+            speech=join_spelled([piece for _, piece in spoken]),
+            speakers=sorted({w.speaker for w, _ in spoken if w.speaker}),
             objects=sorted({e.label for e in events if e.type == "object" and inside(e) and e.label}),
             faces=max((e.max_count or 0 for e in events if e.type == "face" and inside(e)), default=0),
             texts=[e.text for e in events if e.type == "text" and inside(e) and e.text],

@@ -13,4 +13,4 @@ class SpeakerAttributionPlugin(Plugin):
     def run(self, ctx: StageContext, inputs: Inputs, params: Transcription) -> None:
         transcript = inputs[TranscriptionResult]
         segments = attribute_speakers(transcript.segments, inputs[DiarizationResult].segments)
-        write_transcript(ctx, transcript.model_copy(update={"segments": segments}))
+        write_transcript(ctx, transcript.model_copy(update={"segments": segments}), params)

@@ -8,7 +8,7 @@ from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
 from video_extract.plugins.speech_inputs import SPEECH_RATE, speech_inputs
 from video_extract.results import TranscriptionResult, TranscriptSegment
 from video_extract.spec import Transcription
-from video_extract.speech.subtitles import to_srt, to_vtt
+from video_extract.speech.subtitles import cues, to_srt, to_tsv, to_txt, to_vtt
 from video_extract.speech.vad import merge_segments
 from video_extract.speech.whisper import check_model_name, load_whisper, transcribe
 
@@ -17,10 +17,17 @@ ASR_MAX_GAP = 2.0
 ASR_PAD = 0.3
 
 
-def write_transcript(ctx: StageContext, transcript: TranscriptionResult) -> None:
-    """The transcript record, with its SubRip and WebVTT renderings beside it."""
-    ctx.path("transcription.srt").write_text(to_srt(transcript.segments))
-    ctx.path("transcription.vtt").write_text(to_vtt(transcript.segments))
+def write_transcript(ctx: StageContext, transcript: TranscriptionResult, params: Transcription) -> None:
+    """The transcript record, with the renderings ``params.formats`` asks for beside it."""
+    cue_list = cues(transcript.segments, params.max_line_width, params.max_line_count)
+    writers = {
+        "srt": lambda: to_srt(cue_list),
+        "vtt": lambda: to_vtt(cue_list),
+        "txt": lambda: to_txt(transcript.segments),
+        "tsv": lambda: to_tsv(transcript.segments),
+    }
+    for fmt in dict.fromkeys(params.formats):
+        ctx.path(f"transcription.{fmt}").write_text(writers[fmt](), encoding="utf-8")
     ctx.write(transcript)
 
 
@@ -62,6 +69,7 @@ class TranscriptionPlugin(Plugin):
                 text=" ".join(s.text for s in kept),
                 segments=kept,
             ),
+            params,
         )
 
 

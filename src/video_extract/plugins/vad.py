@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from video_extract.media import read_wav
+from video_extract.media import read_wav_as
 from video_extract.plugins.base import Inputs, Plugin, StageContext
 from video_extract.results import AudioResult, TimeSpan, VadResult
 from video_extract.spec import VoiceActivity
@@ -12,7 +12,7 @@ from video_extract.speech.vad import speech_segments
 class VadPlugin(Plugin):
     def run(self, ctx: StageContext, inputs: Inputs, params: VoiceActivity) -> None:
         audio_record = inputs[AudioResult]
-        audio = read_wav(audio_record.path)
+        audio = read_wav_as(audio_record.path, sample_rate=16000)  # Silero's rate
         offset = audio_record.start_time
         segments = speech_segments(
             audio.samples,

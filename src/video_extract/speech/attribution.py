@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from video_extract.results import SpeakerTurn, TranscriptSegment
+from video_extract.speech.words import join_spelled, spelled_words
 
 
 def _speaker_at(turns: list[SpeakerTurn], starts: list[float], start: float, end: float) -> str | None:
@@ -26,7 +27,10 @@ def _speaker_at(turns: list[SpeakerTurn], starts: list[float], start: float, end
 
 
 def attribute_speakers(segments: list[TranscriptSegment], turns: list[SpeakerTurn]) -> list[TranscriptSegment]:
-    """Give every word and segment a ``speaker``; split a segment where its words change speaker."""
+    """Give every word and segment a ``speaker``; split a segment where its words change speaker.
+
+    A split segment's text is the slice of the original text its words cover, so spelling and
+    punctuation stay exactly as Whisper wrote them."""
     turns = sorted(turns, key=lambda t: t.start)
     starts = [t.start for t in turns]
     out: list[TranscriptSegment] = []
@@ -35,21 +39,26 @@ def attribute_speakers(segments: list[TranscriptSegment], turns: list[SpeakerTur
             out.append(seg.model_copy(update={"speaker": _speaker_at(turns, starts, seg.start, seg.end)}))
             continue
         words = [w.model_copy(update={"speaker": _speaker_at(turns, starts, w.start, w.end)}) for w in seg.words]
-        runs: list[list] = []
-        for word in words:
-            if runs and runs[-1][-1].speaker == word.speaker:
-                runs[-1].append(word)
+        pieces = spelled_words(seg)
+        runs: list[list[int]] = []
+        for i, word in enumerate(words):
+            if runs and words[runs[-1][-1]].speaker == word.speaker:
+                runs[-1].append(i)
             else:
-                runs.append([word])
+                runs.append([i])
+        if len(runs) == 1:
+            out.append(seg.model_copy(update={"speaker": words[0].speaker, "words": words}))
+            continue
         for run in runs:
+            first, last = run[0], run[-1]
             out.append(
                 seg.model_copy(
                     update={
-                        "start": run[0].start,
-                        "end": run[-1].end,
-                        "text": " ".join(w.word for w in run).strip(),
-                        "speaker": run[0].speaker,
-                        "words": run,
+                        "start": words[first].start,
+                        "end": words[last].end,
+                        "text": join_spelled(pieces[first : last + 1]),
+                        "speaker": words[first].speaker,
+                        "words": words[first : last + 1],
                     }
                 )
             )

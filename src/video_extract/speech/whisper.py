@@ -69,6 +69,11 @@ def transcribe(
         chunks = [{"start": int(s.start * sample_rate), "end": min(len(audio), int(s.end * sample_rate))} for s in speech]
         pieces, _ = collect_chunks(audio, chunks, sampling_rate=sample_rate)
         audio = np.concatenate(pieces)
+    # On hard audio Whisper falls back to sampling at a higher temperature; seed it so that the
+    # same input gives the same transcript on every run (outputs are deterministic).
+    import ctranslate2
+
+    ctranslate2.set_random_seed(0)
     segments, whisper_info = model.transcribe(
         audio,
         language=language,
