@@ -106,7 +106,7 @@ def test_identical_consecutive_text_is_one_timed_entry(client, vision_clip):
 
 def test_ocr_language_outside_the_shipped_models_is_refused(vision_clip, tmp_path):
     proc = run_cli("debug", str(vision_clip.path), "--op", "ocr:languages=fr", "-o", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "'fr' is not covered" in proc.stderr and "en, ch" in proc.stderr
+    assert proc.returncode == 2 and "'fr' is not covered" in proc.stderr and "en (english, eng); zh (ch, chinese" in proc.stderr
 
 
 def test_clip_embeddings_tiny_model(vision_clip, tiny_clip_dir, tmp_path):
