@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from video_extract.errors import UsageError
+from video_extract.errors import ModelError, UsageError
 from video_extract.models import ModelStore
 from video_extract.models.catalog import check_name, resolve
 from video_extract.models.download import unreachable
@@ -187,6 +187,32 @@ def test_a_hub_id_offline_fails_in_one_line(still_png, nowhere, tmp_path):
     proc = run_cli("debug", str(still_png), "--op", "vision_embeddings:model=openai/clip-vit-large-patch14", "-o", str(tmp_path / "o"), env=env)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 1 and len(errors) == 1 and "'openai/clip-vit-large-patch14' is not in the Hugging Face cache and downloads are off" in errors[0]
+
+
+def test_a_hub_id_the_hub_does_not_know_fails_in_one_line(tmp_path, monkeypatch):
+    import http.server
+
+    from huggingface_hub import constants
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_error(404, "Repository not found")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+        with pytest.raises(ModelError) as err:
+            ModelStore(cache_dir=tmp_path / "m").checkpoint("nobody/nothing")
+    finally:
+        server.shutdown()
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("model 'nobody/nothing' is not on disk and could not be downloaded from http://127.0.0.1:")
+    assert "HTTP 404, no such public repository" in message
 
 
 def test_unreachable_names_the_cause_quickly():

@@ -58,11 +58,21 @@ def _into_place(target: Path, fetch: Callable[[Path], Any]) -> Path:
     return target
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from (snapshot_download wraps the HTTP error)."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
 def _hub_cause(exc: Exception) -> str:
     """A Hub library's exception in a few words (they span several lines and repeat the URL)."""
     kind = type(exc).__name__
-    if kind in ("RepositoryNotFoundError", "GatedRepoError"):
-        return "no such public repository on the Hub (a private or gated one needs $HF_TOKEN)"
+    status = next((getattr(e.response, "status_code", None) for e in _chain(exc) if getattr(e, "response", None) is not None), None)
+    if kind in ("RepositoryNotFoundError", "GatedRepoError") or status in (401, 404):
+        return f"{f'HTTP {status}, ' if status else ''}no such public repository, or a private one that needs $HF_TOKEN"
     if kind == "RevisionNotFoundError":
         return "no such revision on the Hub"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -211,7 +221,7 @@ class ModelStore:
         from huggingface_hub import constants
 
         endpoint = constants.ENDPOINT
-        cause = unreachable(endpoint)
+        cause = "$HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else unreachable(endpoint)
         if cause is None:
             try:
                 return fetch()
