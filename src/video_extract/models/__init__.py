@@ -97,7 +97,7 @@ class ModelStore:
         env = os.environ.get("VIDEO_EXTRACT_MODELS")
         self.models_dir = Path(models_dir).expanduser() if models_dir else (Path(env).expanduser() if env else None)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_model_cache()
-        self.allow_download = allow_download and os.environ.get("VIDEO_EXTRACT_OFFLINE") not in ("1", "true")
+        self.allow_download = allow_download and (os.environ.get("VIDEO_EXTRACT_OFFLINE") or "").strip().lower() not in ("1", "true", "yes", "on")
         self.allow_unpinned = allow_unpinned
         self.catalog = catalog if catalog is not None else CATALOG
 
