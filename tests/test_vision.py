@@ -104,9 +104,42 @@ def test_identical_consecutive_text_is_one_timed_entry(client, vision_clip):
     assert fox[0].start == pytest.approx(6.0) and fox[0].end == pytest.approx(8.0, abs=0.11)
 
 
+def test_ocr_reads_no_lone_glyph_into_the_coffee_cup_nor_passes_one_to_fusion(client, vision_clip):
+    coffee = (4.0, 6.0)  # the coffee photo's shot: its round cup reads as a lone "O"
+    unfiltered = client.run(vision_clip.path, ["ocr:min_single_char_confidence=0"]).ocr
+    assert any(d.text == "O" for f in unfiltered.frames if coffee[0] <= f.time < coffee[1] for d in f.detections)  # the noise is there to drop
+    result = client.run(vision_clip.path, ["scenes", "ocr", "fusion"])
+    assert not [d.text for f in result.ocr.frames if coffee[0] <= f.time < coffee[1] for d in f.detections]
+    assert all(len(t.text) > 1 for t in result.ocr.texts)
+    texts = [e.text for e in result.fusion.timeline if e.type == "text"]
+    assert "O" not in texts and {t.lower() for t in texts} >= {t.lower() for t in VISION_TEXT}
+    assert all(len(t) > 1 for s in result.fusion.scenes for t in s.texts)
+
+
+def test_a_real_single_character_is_still_read(client, tmp_path):
+    from PIL import Image, ImageDraw, ImageFont
+    from skimage import data
+
+    photo = np.ascontiguousarray(data.coffee()[:360, :640])
+    for background, char in ((np.full((360, 640, 3), 250, np.uint8), "7"), (photo, "A")):
+        image = Image.fromarray(background)
+        ImageDraw.Draw(image).text(
+            (320, 180),
+            char,
+            font=ImageFont.load_default(size=120),
+            fill=(255, 255, 255) if background is photo else (10, 10, 10),
+            anchor="mm",
+            stroke_width=4,
+            stroke_fill=(0, 0, 0),
+        )
+        path = tmp_path / f"glyph_{char}.png"
+        image.save(path)
+        assert [d.text for f in client.run(path, ["ocr"]).ocr.frames for d in f.detections] == [char]
+
+
 def test_ocr_language_outside_the_shipped_models_is_refused(vision_clip, tmp_path):
     proc = run_cli("debug", str(vision_clip.path), "--op", "ocr:languages=fr", "-o", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "'fr' is not covered" in proc.stderr and "en, ch" in proc.stderr
+    assert proc.returncode == 2 and "'fr' is not covered" in proc.stderr and "en (english, eng); zh (ch, chinese" in proc.stderr
 
 
 def test_clip_embeddings_tiny_model(vision_clip, tiny_clip_dir, tmp_path):

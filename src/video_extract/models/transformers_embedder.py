@@ -1,14 +1,14 @@
 """What the CLIP and CLAP embedders share: a transformers model + processor, loaded once.
 
-The model name resolves like every other model (a local folder, a catalog name through the
-model store, else a Hugging Face id that transformers downloads); vectors come back as
-L2-normalised float32 rows.
+The model name resolves like every other model (a local folder, a catalog name in any case,
+else a Hugging Face id, downloaded by the model store); transformers then only reads local
+files, so a model on disk never waits for the Hub. Vectors come back as L2-normalised
+float32 rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,8 +26,8 @@ class TransformersEmbedder:
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
-        self.model = getattr(transformers, self.model_class).from_pretrained(location).eval()
-        self.processor = transformers.AutoProcessor.from_pretrained(location)
+        self.model = getattr(transformers, self.model_class).from_pretrained(location, local_files_only=True).eval()
+        self.processor = transformers.AutoProcessor.from_pretrained(location, local_files_only=True)
 
     @staticmethod
     def normalised(output: Any) -> np.ndarray:
@@ -43,13 +43,7 @@ class TransformersEmbedder:
 
 def load_embedder(store, name: str, kind: str, factory: Callable[[str, int], TransformersEmbedder]) -> TransformersEmbedder:
     """The embedder for ``name`` (local folder, catalog name or Hub id), once per process."""
-    from video_extract.models.catalog import ALIASES, CATALOG
     from video_extract.models.runtime import model_threads
 
-    if Path(name).is_dir():
-        location = str(Path(name).resolve())
-    elif name in CATALOG or name in ALIASES:
-        location = str(store.path(name))
-    else:
-        location = name  # another Hub checkpoint: transformers downloads it
+    location = str(store.checkpoint(name))
     return store.load((kind, location), lambda: factory(location, model_threads()))

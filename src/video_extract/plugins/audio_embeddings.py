@@ -6,6 +6,7 @@ import numpy as np
 
 from video_extract.errors import UsageError
 from video_extract.media import read_wav_as
+from video_extract.models.catalog import check_name
 from video_extract.plugins.base import Inputs, Plugin, StageContext
 from video_extract.results import AudioEmbeddingsResult, AudioResult, TimeSpan
 from video_extract.sound.clap import SAMPLE_RATE, load_clap, windows_of
@@ -16,6 +17,9 @@ BATCH = 8
 
 class AudioEmbeddingsPlugin(Plugin):
     def validate(self, params: AudioEmbeddings) -> None:
+        check_name(
+            "audio_embeddings", params.model, "clap", hub_ids=True, other="another Hugging Face CLAP id such as laion/larger_clap_general, or a local directory"
+        )
         if params.window_sec > 10:
             raise UsageError(f"audio_embeddings: window_sec is at most 10 (CLAP's input length), got {params.window_sec:g}")
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from video_extract.errors import UsageError
+from video_extract.models.catalog import check_name
 from video_extract.plugins.base import StageContext
 from video_extract.plugins.frame_analysis import FrameDetectionPlugin
 from video_extract.results import Detection
@@ -15,13 +13,10 @@ from video_extract.vision.frames import FrameItem
 
 class FacesPlugin(FrameDetectionPlugin):
     def validate(self, params: FaceDetection) -> None:
-        if params.model != "yunet" and not params.model.endswith(".onnx"):
-            raise UsageError(f"faces: unknown model '{params.model}'; known models: yunet (or a YuNet .onnx file)")
-        if params.model.endswith(".onnx") and not Path(params.model).is_file():
-            raise UsageError(f"faces: model file not found: {params.model}")
+        check_name("faces", params.model, "yunet", other="a YuNet .onnx file", local=".onnx")
 
     def load(self, ctx: StageContext, params: FaceDetection) -> FaceDetector:
-        path = params.model if params.model.endswith(".onnx") else str(ctx.models.path(params.model))
+        path = params.model if params.model.lower().endswith(".onnx") else str(ctx.models.path(params.model))
         key = ("yunet", path, params.confidence_threshold, params.nms_threshold)
         return ctx.models.load(key, lambda: FaceDetector(path, params.confidence_threshold, params.nms_threshold))
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 from video_extract.errors import UsageError
+from video_extract.models.catalog import check_name
 from video_extract.plugins.base import StageContext
 from video_extract.plugins.frame_analysis import FrameDetectionPlugin
 from video_extract.results import Detection
@@ -13,15 +13,10 @@ from video_extract.spec import ObjectDetection
 from video_extract.vision.frames import FrameItem
 from video_extract.vision.yolox import COCO_CLASSES, YoloxDetector
 
-YOLOX_MODELS = ("yolox-nano", "yolox-tiny", "yolox-s", "yolox-m")
-
 
 class ObjectsPlugin(FrameDetectionPlugin):
     def validate(self, params: ObjectDetection) -> None:
-        if params.model not in YOLOX_MODELS and not params.model.endswith(".onnx"):
-            raise UsageError(f"objects: unknown model '{params.model}'; known models: {', '.join(YOLOX_MODELS)} (or a YOLOX .onnx file)")
-        if params.model.endswith(".onnx") and not Path(params.model).is_file():
-            raise UsageError(f"objects: model file not found: {params.model}")
+        check_name("objects", params.model, "yolox", other="a YOLOX .onnx file", local=".onnx")
         for name in params.classes or ():
             if name not in COCO_CLASSES:
                 close = difflib.get_close_matches(name, COCO_CLASSES, n=1)
@@ -29,7 +24,7 @@ class ObjectsPlugin(FrameDetectionPlugin):
                 raise UsageError(f"objects: unknown class '{name}'{hint}; COCO classes: {', '.join(COCO_CLASSES)}")
 
     def load(self, ctx: StageContext, params: ObjectDetection) -> YoloxDetector:
-        path = params.model if params.model.endswith(".onnx") else str(ctx.models.path(params.model))
+        path = params.model if params.model.lower().endswith(".onnx") else str(ctx.models.path(params.model))
         return ctx.models.load(("yolox", path), lambda: YoloxDetector(path))
 
     def analyse(self, model: YoloxDetector, item: FrameItem, params: ObjectDetection) -> list[Detection]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from video_extract.models.catalog import check_name
 from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
 from video_extract.results import OcrResult, TextEmbeddingsResult, TextRow, TranscriptionResult
 from video_extract.spec import TextEmbeddings
@@ -15,22 +14,16 @@ _SOURCES = {"transcription": TranscriptionResult, "ocr": OcrResult}
 
 
 def load_sentence_model(store, name: str):
-    """A SentenceTransformer, once per process: the shipped MiniLM offline, any other by name online."""
-    from video_extract.models.catalog import ALIASES, CATALOG
-
-    if Path(name).is_dir():
-        location = Path(name)
-    elif name in CATALOG or name in ALIASES:
-        location = store.path(name)
-    else:
-        location = name  # a Hub id: sentence-transformers downloads it
+    """A SentenceTransformer, once per process: the shipped MiniLM offline, any other Hub id
+    downloaded by the model store first (sentence-transformers then reads local files only)."""
+    location = store.checkpoint(name)
 
     def load():
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # its per-load bars would interleave with our logs
-        return SentenceTransformer(str(location), device="cpu")
+        return SentenceTransformer(str(location), device="cpu", local_files_only=True)
 
     return store.load(("sentence-transformers", str(location)), load)
 
@@ -43,6 +36,15 @@ def texts_of(record: TranscriptionResult | OcrResult) -> list[TextRow]:
 
 
 class TextEmbeddingsPlugin(Plugin):
+    def validate(self, params: TextEmbeddings) -> None:
+        check_name(
+            "text_embeddings",
+            params.model,
+            "sentence-transformers",
+            hub_ids=True,
+            other="a Hugging Face id such as sentence-transformers/all-mpnet-base-v2, or a local directory",
+        )
+
     def requires(self, params: TextEmbeddings) -> list[InputSpec]:
         return [InputSpec(type=_SOURCES[params.source].type_name)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from video_extract.models.catalog import check_name
 from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
 from video_extract.plugins.frame_analysis import frame_source, frames_input
 from video_extract.results import FrameRow, VisionEmbeddingsResult
@@ -13,6 +14,15 @@ from video_extract.vision.frames import iter_batches
 
 
 class VisionEmbeddingsPlugin(Plugin):
+    def validate(self, params: VisionEmbeddings) -> None:
+        check_name(
+            "vision_embeddings",
+            params.model,
+            "clip",
+            hub_ids=True,
+            other="another Hugging Face CLIP id such as openai/clip-vit-large-patch14, or a local directory",
+        )
+
     def requires(self, params: VisionEmbeddings) -> list[InputSpec]:
         return [frame_source(params.source, params.fps)]
 

@@ -9,30 +9,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
-from video_extract.errors import UsageError
-from video_extract.models.catalog import CATALOG
+from video_extract.models.catalog import check_name
 from video_extract.results import TranscriptSegment, Word
 from video_extract.speech.vad import SpeechSegment
 
-#: Model names the transcription operation accepts (besides a local CTranslate2 directory).
-WHISPER_NAMES = tuple(alias for spec in CATALOG.values() if spec.kind == "ctranslate2" for alias in spec.aliases)
-
 
 def check_model_name(name: str) -> None:
-    if Path(name).is_dir() or name in WHISPER_NAMES:
-        return
-    raise UsageError(f"transcription: unknown model '{name}'; known models: {', '.join(WHISPER_NAMES)} (or a local CTranslate2 model directory)")
+    """Whisper sizes in any case ("large" is large-v3), a CTranslate2 conversion on the Hub, or a local one."""
+    check_name(
+        "transcription",
+        name,
+        "whisper",
+        hub_ids=True,
+        other="a Hugging Face id of a CTranslate2 conversion such as Systran/faster-distil-whisper-large-v3, or a local CTranslate2 directory",
+    )
 
 
 def load_whisper(store, name: str, device: str = "cpu", compute_type: str = "int8"):
     """The WhisperModel for ``name``, loaded once per process."""
     from faster_whisper import WhisperModel
 
-    path = Path(name) if Path(name).is_dir() else store.path(name)
+    path = store.checkpoint(name)
     key = ("faster-whisper", str(path), device, compute_type)
     # WhisperModel wants the path as str: a Path raises TypeError inside CTranslate2.
     threads = int(os.environ.get("VIDEO_EXTRACT_MODEL_THREADS") or os.cpu_count() or 1)

@@ -15,7 +15,22 @@ import numpy as np
 from video_extract.results import Detection, FrameDetections, TimedText
 from video_extract.vision.runs import timed_runs
 
-SUPPORTED_LANGUAGES = ("en", "ch")
+#: What the shipped recogniser reads, by ISO 639-1 code, with the other spellings people use
+#: (``ch`` is RapidOCR's own code for Chinese).
+LANGUAGES = {"en": ("english", "eng"), "zh": ("ch", "chinese", "zh-cn", "zh-hans", "zho", "chi")}
+SUPPORTED_LANGUAGES = tuple(LANGUAGES)
+
+
+def language_code(name: str) -> str | None:
+    """The code for a language as a user spells it (any case: ``zh``, ``ch``, ``Chinese``), or None."""
+    wanted = name.strip().casefold().replace("_", "-")
+    return next((code for code, other in LANGUAGES.items() if wanted == code or wanted in other), None)
+
+
+def lone_glyph(text: str) -> bool:
+    """One character on its own: what the recogniser reads into round or striped shapes in
+    photos (an "O" on a cup, an "I" on a pole), so it must be read more surely than a line."""
+    return len("".join(text.split())) == 1
 
 
 def _is_cjk(ch: str) -> bool:
@@ -25,12 +40,12 @@ def _is_cjk(ch: str) -> bool:
 def keep_line(text: str, languages: list[str]) -> bool:
     """The shipped recogniser reads Chinese and Latin script at once; ``languages`` says which to keep.
 
-    en only: lines without Chinese characters. ch only: lines with some. Both: everything.
+    en only: lines without Chinese characters. zh only: lines with some. Both: everything.
     """
     has_cjk = any(_is_cjk(ch) for ch in text)
-    if "en" in languages and "ch" in languages:
+    if "en" in languages and "zh" in languages:
         return True
-    return has_cjk if "ch" in languages else not has_cjk
+    return has_cjk if "zh" in languages else not has_cjk
 
 
 def make_engine(det_limit_side_len: int | None, threads: int):
