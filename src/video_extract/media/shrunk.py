@@ -118,8 +118,8 @@ class _Shrinker:
         if sparse_ok:
             pairs = np.unique(_rows_read(height, self.size[1]) // 2)
             rows = np.stack([2 * pairs, 2 * pairs + 1], 1).ravel()
-            # Above ~80 % of the rows, gathering them costs what converting them all would.
-            if len(rows) <= 0.8 * height and _only_rows_read(tuple(int(r) for r in rows), height, width, self.size):
+            # Above about half the rows (720p and less), gathering them costs more than it saves.
+            if len(rows) <= 0.5 * height and _only_rows_read(tuple(int(r) for r in rows), height, width, self.size):
                 self.pairs, self.rows = pairs, rows
                 self.buffer = np.zeros((height, width, 3), np.uint8)
                 self.width, self.height = width, height
@@ -138,7 +138,7 @@ class _Shrinker:
         image = self._sparse(frame)
         if not self.checked:
             self.checked = True
-            whole = self.reformatter.reformat(frame, format="bgr24", interpolation=_INTERPOLATION).to_ndarray()
+            whole = _bgr(self.reformatter.reformat(frame, format="bgr24", interpolation=_INTERPOLATION))
             if not np.array_equal(self.buffer[self.rows], whole[self.rows]):
                 self.rows = None  # this swscale does not convert rows independently: convert all
                 return self._whole(frame)
@@ -147,7 +147,7 @@ class _Shrinker:
     def _whole(self, frame) -> np.ndarray:
         import cv2
 
-        image = self.reformatter.reformat(frame, format="bgr24", interpolation=_INTERPOLATION).to_ndarray()
+        image = _bgr(self.reformatter.reformat(frame, format="bgr24", interpolation=_INTERPOLATION))
         image = rotate_image(image, self.rotation)
         if self.size is not None:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
@@ -163,8 +163,14 @@ class _Shrinker:
         np.take(_plane(frame.planes[2], h // 2, w // 2), self.pairs, axis=0, out=v, mode="clip")
         self.part.color_range = frame.color_range
         self.part.colorspace = frame.colorspace
-        self.buffer[self.rows] = self.reformatter.reformat(self.part, format="bgr24", interpolation=_INTERPOLATION).to_ndarray()
+        self.buffer[self.rows] = _bgr(self.reformatter.reformat(self.part, format="bgr24", interpolation=_INTERPOLATION))
         return cv2.resize(self.buffer, self.size, interpolation=cv2.INTER_LINEAR)
+
+
+def _bgr(frame) -> np.ndarray:
+    """A bgr24 frame as an HxWx3 view of its own buffer (no copy; the view keeps the frame alive)."""
+    plane = frame.planes[0]
+    return _plane(plane, frame.height, frame.width * 3).reshape(frame.height, frame.width, 3)
 
 
 def _plane(plane, rows: int, width: int) -> np.ndarray:
