@@ -115,7 +115,7 @@ class Keyframes(Operation):
 class Scenes(Operation):
     name: ClassVar[str] = "scenes"
     aliases: ClassVar[tuple[str, ...]] = ("scene_detection", "detect_scenes", "shots")
-    summary: ClassVar[str] = "Shot boundaries (cuts) and the scenes between them, with PySceneDetect's detectors."
+    summary: ClassVar[str] = "Shot boundaries (cuts) and the scenes between them: PySceneDetect's detectors, the same cuts as its detect()."
 
     detector: Literal["content", "adaptive", "threshold", "histogram", "hash"] = Field(
         "content", description="PySceneDetect detector: content (hard cuts), adaptive, threshold (fades), histogram, hash."
