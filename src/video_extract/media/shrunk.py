@@ -41,6 +41,7 @@ class ShrunkFrame:
     time: float  # seconds from pts, on the source timeline
     msec: float  # what cv2.CAP_PROP_POS_MSEC says for this frame: pts after the stream's start, in ms
     image: np.ndarray  # BGR, display orientation, shrunk
+    decoded_size: tuple[int, int]  # (width, height) before shrinking, display orientation
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,11 @@ def iter_shrunk_frames(path: str | Path, factor: Callable[[CaptureInfo], float])
                 if shrinker is None:
                     shrinker = shrinkers[key] = _Shrinker(*key, scale)
                 image = shrinker(frame)
+                decoded = (frame.height, frame.width) if key[3] % 180 else (frame.width, frame.height)
                 pts = frame.pts
                 msec = (pts - origin) * seconds_per_tick * 1000 if pts is not None else 0.0
                 time = float(frame.time) if frame.time is not None else index / (info.fps or 25.0)
-                yield info, ShrunkFrame(index=index, time=time, msec=msec, image=image)
+                yield info, ShrunkFrame(index=index, time=time, msec=msec, image=image, decoded_size=decoded)
         finally:
             frames.close()
             _count("frames_decoded", index + 1)

@@ -96,10 +96,10 @@ class ScenesPlugin(Plugin):
                 origin = frame.time - frame.msec / 1000
             position = timecodes.at(frame.msec, frame.index + 1)
             last = position
-            # SceneManager drops frames whose size differs from the first one's (corrupt input).
+            # SceneManager drops frames whose decoded size differs from the first one's (corrupt input).
             if size is None:
-                size = frame.image.shape
-            elif frame.image.shape != size:
+                size = frame.decoded_size
+            elif frame.decoded_size != size:
                 continue
             count += 1
             by_pts.setdefault((position.pts, position.time_base), (frame.index, frame.time))
