@@ -78,7 +78,7 @@ def run() -> list[Row]:
 
     t_theirs = best_of(theirs_scenes, 2)
     t_ours = best_of(ours_scenes, 3)
-    same = len(ours_cuts) == len(theirs_cuts) and all(abs(a - b) <= 1 for a, b in zip(ours_cuts, theirs_cuts))
+    same = ours_cuts == theirs_cuts
     rows.append(
         Row(
             SECTION,

@@ -115,15 +115,17 @@ class Keyframes(Operation):
 class Scenes(Operation):
     name: ClassVar[str] = "scenes"
     aliases: ClassVar[tuple[str, ...]] = ("scene_detection", "detect_scenes", "shots")
-    summary: ClassVar[str] = "Shot boundaries (cuts) and the scenes between them, with PySceneDetect's detectors."
+    summary: ClassVar[str] = "Shot boundaries (cuts) and the scenes between them: PySceneDetect's detectors, the same cuts as its detect()."
 
     detector: Literal["content", "adaptive", "threshold", "histogram", "hash"] = Field(
         "content", description="PySceneDetect detector: content (hard cuts), adaptive, threshold (fades), histogram, hash."
     )
     threshold: float | None = Field(None, gt=0, description="Detector threshold; none = the detector's own default (content: 27).")
     min_scene_len: int = Field(15, ge=1, description="Minimum scene length in frames.")
-    keyframes_only: bool = Field(False, description="Fast path: compare keyframes only (cuts land on keyframes).")
-    downscale_width: int = Field(256, ge=32, description="Frames are downscaled to about this width before detection, as PySceneDetect does.")
+    keyframes_only: bool = Field(False, description="Fast path: compare keyframes only; cuts land on keyframes, so the answer differs from PySceneDetect's.")
+    downscale: int | None = Field(
+        None, ge=1, description="Shrink frames by this integer factor before detection; none = PySceneDetect's auto (longer side to 256 px)."
+    )
 
 
 class SceneFrames(Operation):

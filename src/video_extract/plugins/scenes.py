@@ -1,17 +1,26 @@
-"""scenes: shot boundaries with PySceneDetect's detectors, fed by our decoder.
+"""scenes: shot boundaries with PySceneDetect's detectors, the same cuts as ``scenedetect.detect()``.
 
-PySceneDetect's own pipeline decodes full-size BGR frames with OpenCV and then shrinks them.
-We hand its detectors frames that FFmpeg's swscale has already shrunk to ~256 px wide during
-colour conversion, decoded with frame threads and without the deblocking filter (which only
-smooths block edges and does not move a cut), and timed from pts so VFR input is right.
+PySceneDetect's detectors see what its SceneManager gives them: OpenCV's full-size BGR frame
+shrunk by cv2.resize(INTER_LINEAR) by max(width, height) / 256, and a FrameTimecode built from
+OpenCV's CAP_PROP_POS_MSEC. We give them the same pixels (``media.shrunk``: PyAV's decoder and
+swscale, converting only the rows the resize reads) and the same timecodes, so the cut list is
+theirs, while decoding runs in a thread of its own ahead of the detector.
+
+Cuts are reported at our frame index (display order) and pts time on the source timeline: on
+constant-frame-rate input these are PySceneDetect's frame numbers and times (its times count
+from the stream's first pts); on VFR input PySceneDetect's frame number is round(time x mean
+fps), an approximation, and ours is the frame's true index.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 
+from video_extract.errors import InputError
 from video_extract.media import iter_frames
 from video_extract.media.prefetch import prefetch
+from video_extract.media.shrunk import CaptureInfo, iter_shrunk_frames
 from video_extract.plugins.base import Inputs, Plugin, StageContext
 from video_extract.results import Cut, Scene, ScenesResult
 from video_extract.spec import Scenes
@@ -31,14 +40,94 @@ def make_detector(params: Scenes):
     return cls(**kwargs)
 
 
+def downscale_factor(params: Scenes, info: CaptureInfo) -> float:
+    """SceneManager's factor: auto (the longer side over 256) unless a fixed integer is asked for."""
+    from scenedetect.scene_manager import compute_downscale_factor
+
+    if params.downscale is not None:
+        return float(params.downscale)
+    return float(compute_downscale_factor(max(info.width, info.height)))
+
+
+class _Timecodes:
+    """FrameTimecodes as PySceneDetect's OpenCV backend makes them (``VideoStreamCv2.position``)."""
+
+    def __init__(self, fps: float):
+        from scenedetect.common import framerate_to_fraction
+
+        self.rate = framerate_to_fraction(fps if fps > 0 else 25.0)
+
+    def at(self, msec: float, frame_number: int):
+        from scenedetect.common import FrameTimecode, Timecode
+
+        timecode = Timecode(pts=round(msec * 1000), time_base=Fraction(1, 1000000))
+        if timecode.pts <= 0 and frame_number > 0:
+            timecode = Timecode(pts=(frame_number - 1) * self.rate.denominator, time_base=Fraction(1, self.rate.numerator))
+        return FrameTimecode(timecode=timecode, fps=self.rate)
+
+
 class ScenesPlugin(Plugin):
     def stream(self, ctx: StageContext, inputs: Inputs, params: Scenes) -> Iterator[Cut]:
+        if params.keyframes_only:
+            yield from self._keyframes_only(ctx, params)
+            return
+        detector = make_detector(params)
+        by_pts: dict[tuple, tuple[int, float]] = {}  # a detector returns the timecodes we gave it...
+        by_number: dict[int, tuple[int, float]] = {}  # ...or (ThresholdDetector) a frame number
+        cuts: dict[int, Cut] = {}
+        timecodes = None
+        size = None
+        origin = 0.0
+        first = last = None
+        count = 0
+
+        def record(found) -> Iterator[Cut]:
+            for tc in found:
+                index, time = by_pts.get((tc.pts, tc.time_base)) or by_number.get(tc.frame_num) or (tc.frame_num, origin + tc.seconds)
+                if index not in cuts:
+                    cuts[index] = Cut(frame=index, time=round(time, 6))
+                    yield cuts[index]
+
+        # Frames are decoded and shrunk in a thread of their own while the detector scores the last.
+        frames = prefetch(iter_shrunk_frames(ctx.source.path, lambda info: downscale_factor(params, info)), depth=8)
+        for info, frame in frames:
+            if timecodes is None:
+                timecodes = _Timecodes(info.fps)
+                origin = frame.time - frame.msec / 1000
+            position = timecodes.at(frame.msec, frame.index + 1)
+            last = position
+            # SceneManager drops frames whose decoded size differs from the first one's (corrupt input).
+            if size is None:
+                size = frame.decoded_size
+            elif frame.decoded_size != size:
+                continue
+            count += 1
+            by_pts.setdefault((position.pts, position.time_base), (frame.index, frame.time))
+            by_number.setdefault(position.frame_num, (frame.index, frame.time))
+            if first is None:
+                first = (frame.index, frame.time)
+            end = (frame.index + 1, frame.time)
+            yield from record(detector.process_frame(position, frame.image))
+        if count == 0:
+            raise InputError("no video frame could be decoded (the video stream is damaged or in a codec FFmpeg cannot decode)", ctx.source.path)
+        yield from record(detector.post_process(last))
+
+        fps = float(timecodes.rate)
+        end_frame, end_time = end[0], round(end[1] + 1.0 / fps, 6)
+        ordered = sorted(cuts.values(), key=lambda c: c.frame)
+        ctx.write(_result(ordered, first, (end_frame, end_time), params, fps, count))
+
+    def _keyframes_only(self, ctx: StageContext, params: Scenes) -> Iterator[Cut]:
+        """The fast path: keyframes alone, so cuts land on keyframes (not PySceneDetect's answer)."""
         from scenedetect.common import FrameTimecode
 
         video = ctx.source.info.video
         fps = video.fps if video and video.fps else 25.0
         detector = make_detector(params)
-        by_time: dict[float, tuple[int, float]] = {}  # detectors report cuts as the timecodes we gave them
+        info = CaptureInfo(fps=fps, width=video.width if video else 0, height=video.height if video else 0)
+        factor = downscale_factor(params, info) if info.width else 1.0
+        width = max(2, round(max(info.width, 1) / factor)) if factor > 1 else None
+        by_time: dict[float, tuple[int, float]] = {}
         cuts: list[Cut] = []
         first = last = None
         count = 0
@@ -48,15 +137,10 @@ class ScenesPlugin(Plugin):
                 index, time = by_time.get(round(tc.seconds, 6), (tc.frame_num, tc.seconds))
                 if cuts and index <= cuts[-1].frame or (first is not None and index <= first[0]):
                     continue
-                cut = Cut(frame=index, time=round(time, 6))
-                cuts.append(cut)
-                yield cut
+                cuts.append(Cut(frame=index, time=round(time, 6)))
+                yield cuts[-1]
 
-        # Decoding runs a frame ahead in its own thread while the detector scores the last one.
-        frames = prefetch(
-            iter_frames(ctx.source.path, width=params.downscale_width, pix_fmt="bgr24", keyframes_only=params.keyframes_only, fast=True),
-            depth=16,
-        )
+        frames = prefetch(iter_frames(ctx.source.path, width=width, pix_fmt="bgr24", keyframes_only=True, fast=True), depth=16)
         for frame in frames:
             count += 1
             seconds = max(frame.time, 0.0)
@@ -66,38 +150,22 @@ class ScenesPlugin(Plugin):
                 first = (frame.index, frame.time)
             last = (frame.index, frame.time, timecode)
             yield from record(detector.process_frame(timecode, frame.image))
-        if last is not None:
-            yield from record(detector.post_process(last[2]))
-
-        end_frame, end_time = _end_of_video(ctx, last, fps, params.keyframes_only)
-        start_frame, start_time = first if first else (0, 0.0)
-        bounds = [(start_frame, start_time)] + [(c.frame, c.time) for c in cuts] + [(end_frame, end_time)]
-        scenes = [
-            Scene(start=round(a[1], 6), end=round(b[1], 6), start_frame=a[0], end_frame=b[0])
-            for a, b in zip(bounds, bounds[1:])
-            if b[0] > a[0] or len(bounds) == 2
-        ]
-        result = ScenesResult(
-            cuts=cuts,
-            scenes=scenes,
-            detector=params.detector,
-            threshold=params.threshold,
-            fps=fps,
-            frames_analysed=count,
-        )
-        ctx.write(result)
-
-
-def _end_of_video(ctx: StageContext, last, fps: float, keyframes_only: bool) -> tuple[int, float]:
-    """End of the last scene: one frame past the last frame (exclusive, as PySceneDetect reports)."""
-    video = ctx.source.info.video
-    if last is None:
-        return 1, 0.0
-    end_frame, end_time = last[0] + 1, last[1] + 1.0 / fps
-    if keyframes_only:
-        # The last keyframe is rarely the last frame: use what the container says.
+        if last is None:
+            raise InputError("no video frame could be decoded (the video stream is damaged or in a codec FFmpeg cannot decode)", ctx.source.path)
+        yield from record(detector.post_process(last[2]))
+        # The last keyframe is rarely the last frame: the end is what the container says.
+        end_frame, end_time = last[0] + 1, last[1] + 1.0 / fps
         if video and video.frame_count:
             end_frame = max(end_frame, video.frame_count)
         if ctx.source.info.duration:
             end_time = max(end_time, ctx.source.info.start_time + ctx.source.info.duration)
-    return end_frame, round(end_time, 6)
+        ctx.write(_result(cuts, first, (end_frame, round(end_time, 6)), params, fps, count))
+
+
+def _result(cuts: list[Cut], first: tuple[int, float], end: tuple[int, float], params: Scenes, fps: float, count: int) -> ScenesResult:
+    """Scenes between consecutive cuts, from the first frame to one past the last (exclusive)."""
+    bounds = [first] + [(c.frame, c.time) for c in cuts] + [end]
+    scenes = [
+        Scene(start=round(a[1], 6), end=round(b[1], 6), start_frame=a[0], end_frame=b[0]) for a, b in zip(bounds, bounds[1:]) if b[0] > a[0] or len(bounds) == 2
+    ]
+    return ScenesResult(cuts=cuts, scenes=scenes, detector=params.detector, threshold=params.threshold, fps=fps, frames_analysed=count)

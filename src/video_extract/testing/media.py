@@ -285,3 +285,80 @@ def slideshow_clip(
             _encode_samples(container, stream, np.asarray(audio, dtype=np.float32)[None, :], audio_rate)
     cuts = [per * n for n in range(1, len(images))]
     return ClipFacts(path, total, fps, width, height, cuts=cuts, duration=total / fps)
+
+
+def garbled_video(src: str | Path, dst: str | Path, seed: int = 0) -> Path:
+    """A copy whose video packets hold random bytes (same sizes, times and flags): the container
+    opens and probes fine, the stream cannot be decoded. Other streams are copied unchanged."""
+    rng = np.random.default_rng(seed)
+    dst = Path(dst)
+    with av.open(str(src)) as source, av.open(str(dst), "w") as target:
+        streams = {s.index: target.add_stream_from_template(s) for s in source.streams if s.type in ("video", "audio")}
+        for packet in source.demux(list(source.streams)):
+            index = packet.stream.index
+            if packet.size == 0 or index not in streams:
+                continue
+            if packet.stream.type == "video":
+                garbled = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                garbled.pts, garbled.dts, garbled.time_base = packet.pts, packet.dts, packet.time_base
+                garbled.is_keyframe = packet.is_keyframe
+                packet = garbled
+            packet.stream = streams[index]
+            target.mux(packet)
+    return dst
+
+
+def fade_clip(
+    path: str | Path,
+    frames: int = 90,
+    width: int = 320,
+    height: int = 240,
+    fps: float = 30.0,
+    cuts: Sequence[int] = (),
+    fades: Sequence[tuple[int, int]] = (),
+    flashes: Sequence[int] = (),
+    grain: float = 0.0,
+    crf: int | None = 23,
+    bit_rate: int | None = None,
+    rotation: int = 0,
+    times: Sequence[float] | None = None,
+    seed: int = 0,
+) -> ClipFacts:
+    """Scenes joined by hard ``cuts`` and by dark ``fades`` ((first frame, length): down to black,
+    the next scene up from black), with single white ``flashes``, film ``grain`` (noise sigma),
+    a fade to black at the end when a fade runs past the last frame; encoded at ``crf`` or a
+    low ``bit_rate``, with a display ``rotation``, or at explicit frame ``times`` (VFR)."""
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    changes = sorted([*cuts, *(start + length // 2 for start, length in fades)])
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(
+            "libx264", rate=Fraction(fps).limit_denominator(1001), options={"preset": "veryfast", **({"crf": str(crf)} if crf is not None else {})}
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i in range(frames):
+            scene = sum(i >= c for c in changes)
+            start = changes[scene - 1] if scene else 0
+            image = scene_image(scene, i - start, width, height, seed).astype(np.float32)
+            for first, length in fades:
+                if first <= i < first + length:
+                    half = length / 2
+                    image *= abs(i - first - half + 0.5) / half  # 1 -> ~0 -> 1 across the fade
+            if i in flashes:
+                image[:] = 255
+            if grain:
+                image += rng.normal(0, grain, image.shape)
+            frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24")
+            if times is not None:
+                frame.pts, frame.time_base = int(round(times[i] * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return ClipFacts(path, frames, fps if times is None else 0.0, width, height, cuts=list(cuts), duration=frames / fps if times is None else float(times[-1]))
