@@ -25,11 +25,10 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from video_extract.errors import InputError
 from video_extract.media.container import decode_stream, open_input
 from video_extract.media.geometry import normalise_rotation, rotate_image
 from video_extract.media.prefetch import prefetch
-from video_extract.media.video import _count, decode_threads, first_video_stream
+from video_extract.media.video import count, open_video_stream
 
 #: OpenCV's FFmpeg backend converts with SWS_BICUBIC (it matters only where chroma is scaled).
 _INTERPOLATION = "BICUBIC"
@@ -74,12 +73,7 @@ def iter_shrunk_frames(path: str | Path, factor: Callable[[CaptureInfo], float])
     downscale, or a fixed one). Yields the capture facts with each frame.
     """
     with open_input(path) as container:
-        stream = first_video_stream(container)
-        if stream is None:
-            raise InputError("has no video stream", path)
-        _count("video_opens")
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = decode_threads()
+        stream = open_video_stream(container, path)
         info = capture_info(stream)
         scale = factor(info)
         tb = stream.time_base
@@ -103,8 +97,8 @@ def iter_shrunk_frames(path: str | Path, factor: Callable[[CaptureInfo], float])
                 yield info, ShrunkFrame(index=index, time=time, msec=msec, image=image, decoded_size=decoded)
         finally:
             frames.close()
-            _count("frames_decoded", index + 1)
-            _count("frames_converted", index + 1)
+            count("frames_decoded", index + 1)
+            count("frames_converted", index + 1)
 
 
 class _Shrinker:

@@ -35,7 +35,7 @@ decode_counters: Counter[str] = Counter()
 _counter_lock = threading.Lock()
 
 
-def _count(key: str, n: int = 1) -> None:
+def count(key: str, n: int = 1) -> None:
     with _counter_lock:
         decode_counters[key] += n
 
@@ -67,6 +67,17 @@ def first_video_stream(container):
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
     return None
+
+
+def open_video_stream(container, path: str | Path):
+    """The first video stream, set up for threaded decoding; InputError when there is none."""
+    stream = first_video_stream(container)
+    if stream is None:
+        raise InputError("has no video stream", path)
+    count("video_opens")
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = decode_threads()
+    return stream
 
 
 def iter_frames(
@@ -107,12 +118,7 @@ def iter_frames(
         yield from _iter_image(path, max_size=max_size, width=width, pix_fmt=pix_fmt)
         return
     with open_input(path) as container:
-        stream = first_video_stream(container)
-        if stream is None:
-            raise InputError("has no video stream", path)
-        _count("video_opens")
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = decode_threads()
+        stream = open_video_stream(container, path)
         skip = "NONKEY" if keyframes_only else skip
         if skip:
             stream.codec_context.skip_frame = skip
@@ -149,7 +155,7 @@ def iter_frames(
                 yield DecodedFrame(index=index, time=time, image=image, pts=frame.pts, key_frame=frame.key_frame)
         finally:
             frames.close()
-            _count("frames_converted", converted)  # once, not under a lock per frame
+            count("frames_converted", converted)  # once, not under a lock per frame
 
 
 def keyframe_times(path: str | Path) -> list[tuple[int, float]]:
@@ -224,7 +230,7 @@ def _decode(path, container, stream, seen_pts: list[int] | None, key_packets: se
             decoded += 1
             yield frame
     finally:
-        _count("frames_decoded", decoded)
+        count("frames_decoded", decoded)
 
 
 def _frame_time(frame, index: int, stream) -> float:
@@ -303,5 +309,5 @@ def _iter_image(path, *, max_size, width, pix_fmt) -> Iterator[DecodedFrame]:
         image = np.ascontiguousarray(image[:, :, ::-1])
     elif pix_fmt == "gray":
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    _count("frames_converted")
+    count("frames_converted")
     yield DecodedFrame(index=0, time=0.0, image=image, pts=None, key_frame=True)
