@@ -169,7 +169,7 @@ def fbank(samples: np.ndarray) -> np.ndarray:
     return np.stack([f.get_frame(i) for i in range(f.num_frames_ready)]).astype(np.float32)
 
 
-def frame_embeddings(feats: np.ndarray, embedder) -> np.ndarray:
+def frame_embeddings(feats: np.ndarray, embedder, chunk_frames: int = 3000) -> np.ndarray:
     """CAM++ over the whole recording up to its statistics pooling: [frames, channels] at 20 ms.
 
     Pooling any subset of these frames and applying the last layer (``pool``) gives that
@@ -182,22 +182,29 @@ def frame_embeddings(feats: np.ndarray, embedder) -> np.ndarray:
     if len(feats) < 10:
         return np.zeros((0, 1), np.float32)
     x = feats - feats.mean(0, keepdims=True)
+    out = []
     with torch.inference_mode():
-        h = embedder.head(torch.from_numpy(x)[None].permute(0, 2, 1))
-        for name, layer in embedder.xvector.named_children():
-            if name == "stats":
-                break
-            h = layer(h)
-    return h[0].T.numpy()
+        # 30 s pieces (an even number of fbank frames): bounded memory on long recordings
+        for i in range(0, len(x), chunk_frames):
+            piece = x[i : i + chunk_frames]
+            if len(piece) < 10:  # too short for the network; repeat the last outputs
+                out.append(np.repeat(out[-1][-1:], (len(piece) + 1) // 2, axis=0))
+                continue
+            h = embedder.head(torch.from_numpy(piece)[None].permute(0, 2, 1))
+            for name, layer in embedder.xvector.named_children():
+                if name == "stats":
+                    break
+                h = layer(h)
+            out.append(h[0].T.numpy())
+    return np.concatenate(out)
 
 
-def pool(frames: np.ndarray, embedder) -> np.ndarray:
-    """Mean + standard deviation of frame-level outputs [n, c], then CAM++'s embedding layer."""
+def pool(stats: np.ndarray, embedder) -> np.ndarray:
+    """CAM++'s embedding layer over pooled statistics [n, 2c] (mean and standard deviation)."""
     import torch
 
-    stats = np.concatenate([frames.mean(0), frames.std(0, ddof=1)])[None].astype(np.float32)
     with torch.inference_mode():
-        return embedder.xvector.dense(torch.from_numpy(stats)).numpy()[0]
+        return embedder.xvector.dense(torch.from_numpy(stats.astype(np.float32))).numpy()
 
 
 def embed(units: Segmentation, frames: np.ndarray, embedder, min_sec: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
@@ -210,9 +217,14 @@ def embed(units: Segmentation, frames: np.ndarray, embedder, min_sec: float = 0.
     emb = np.full((u, k, EMBED_DIM), np.nan, np.float32)
     clean_sec = np.zeros((u, k))
     alone = units.active.sum(-1) == 1
-    centres = np.arange(len(frames)) * EMBED_HOP + 0.0125
+    span = int(np.ceil(WINDOW_SEC / EMBED_HOP)) + 2
+    stats, where = [], []
     for c in range(u):
-        # segmentation frame under each embedding frame (outside the window: dropped)
+        if not units.active[c].any():
+            continue
+        # the embedding frames inside this window, and the segmentation frame under each
+        lo = max(0, int((units.starts[c] - 0.0125) / EMBED_HOP))
+        centres = (lo + np.arange(min(span, max(0, len(frames) - lo)))) * EMBED_HOP + 0.0125
         idx = np.round((centres - units.starts[c] - units.frame_duration / 2) / units.frame_step).astype(int)
         inside = (idx >= 0) & (idx < f)
         for s in range(k):
@@ -224,10 +236,16 @@ def embed(units: Segmentation, frames: np.ndarray, embedder, min_sec: float = 0.
             use = clean if clean_sec[c, s] >= min_sec else act
             if use.sum() * units.frame_step < min_sec:
                 continue
-            sel = np.zeros(len(frames), bool)
+            sel = np.zeros(len(centres), bool)
             sel[inside] = use[idx[inside]]
             if sel.sum() >= 5:
-                emb[c, s] = pool(frames[sel], embedder)
+                chosen = frames[lo : lo + len(centres)][sel]
+                stats.append(np.concatenate([chosen.mean(0), chosen.std(0, ddof=1)]))
+                where.append((c, s))
+    for i in range(0, len(stats), 4096):
+        out = pool(np.stack(stats[i : i + 4096]), embedder)
+        for (c, s), e in zip(where[i : i + 4096], out):
+            emb[c, s] = e
     return emb, clean_sec
 
 
@@ -251,6 +269,7 @@ def cluster(
     min_speakers: int = 1,
     max_speakers: int = 8,
     min_clean_sec: float = 0.5,
+    max_tree: int = 4000,
 ) -> np.ndarray:
     """Global speaker per (unit, local speaker), -1 where none.
 
@@ -271,6 +290,14 @@ def cluster(
     train = has & (clean_sec >= min_clean_sec)
     if train.sum() < 2:
         train = has
+    if train.sum() > max_tree:
+        # average linkage needs n^2 / 2 distances: build the tree on an even subsample (an hour
+        # of audio has ~60 000 units); every unit is still assigned to the centroids below
+        rows = np.flatnonzero(train.ravel())
+        keep = rows[np.linspace(0, len(rows) - 1, max_tree).astype(int)]
+        train = np.zeros(train.size, bool)
+        train[keep] = True
+        train = train.reshape(has.shape)
     x = unit[train]
     labels = _cut(x, threshold, None)
     found = int(labels.max()) + 1
