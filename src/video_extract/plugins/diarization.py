@@ -1,4 +1,5 @@
-"""diarization: speaker turns (JSON and RTTM), from the shared audio and VAD stages."""
+"""diarization: speaker turns (JSON and RTTM), from the shared audio (and, for the resemblyzer
+method, VAD) stages."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from video_extract.plugins.base import Inputs, Plugin, StageContext
 from video_extract.plugins.speech_inputs import speech_inputs
 from video_extract.results import DiarizationResult, SpeakerTurn
 from video_extract.spec import Diarization
-from video_extract.speech.diarize import diarize, load_encoder
 
 
 def speaker_name(index: int) -> str:
@@ -27,10 +27,41 @@ class DiarizationPlugin(Plugin):
             raise UsageError(f"diarization: min_speakers ({params.min_speakers}) is above max_speakers ({params.max_speakers})")
 
     def run(self, ctx: StageContext, inputs: Inputs, params: Diarization) -> None:
-        weights = ctx.models.path("resemblyzer")
-        encoder = ctx.models.load(("resemblyzer", str(weights)), lambda: load_encoder(str(weights)))
         samples, offset, speech = speech_inputs(inputs)
-        found = diarize(
+        if params.method == "resemblyzer":
+            found = self._resemblyzer(ctx, samples, speech, params)
+        else:
+            found = self._segmentation(ctx, samples, params)
+        turns = [SpeakerTurn(start=round(t["start"] + offset, 3), end=round(t["end"] + offset, 3), speaker=speaker_name(t["speaker"])) for t in found]
+        speakers = sorted({t.speaker for t in turns})
+        ctx.path("diarization.rttm").write_text(to_rttm(turns, Path(ctx.source.path).stem.replace(" ", "_")))
+        ctx.write(DiarizationResult(num_speakers=len(speakers), speakers=speakers, segments=turns))
+
+    @staticmethod
+    def _segmentation(ctx: StageContext, samples, params: Diarization) -> list[dict]:
+        from video_extract.speech import diarize as seg
+
+        seg_path = str(ctx.models.path("pyannote-segmentation-3.0"))
+        emb_path = str(ctx.models.path("campplus-sv-zh-en"))
+        segmenter = ctx.models.load(("pyannote-segmentation-3.0", seg_path), lambda: seg.load_segmenter(seg_path))
+        embedder = ctx.models.load(("campplus-sv-zh-en", emb_path), lambda: seg.load_embedder(emb_path))
+        return seg.diarize(
+            samples,
+            segmenter,
+            embedder,
+            num_speakers=params.num_speakers,
+            min_speakers=params.min_speakers,
+            max_speakers=params.max_speakers,
+            threshold=params.threshold if params.threshold is not None else seg.DEFAULT_THRESHOLD,
+        )
+
+    @staticmethod
+    def _resemblyzer(ctx: StageContext, samples, speech, params: Diarization) -> list[dict]:
+        from video_extract.speech import diarize_resemblyzer as old
+
+        weights = str(ctx.models.path("resemblyzer"))
+        encoder = ctx.models.load(("resemblyzer", weights), lambda: old.load_encoder(weights))
+        return old.diarize(
             samples,
             [(s.start, s.end) for s in speech or ()],
             num_speakers=params.num_speakers,
@@ -39,8 +70,5 @@ class DiarizationPlugin(Plugin):
             window_sec=params.window_sec,
             step_sec=params.step_sec,
             encoder=encoder,
+            distance_threshold=params.threshold if params.threshold is not None else old.DEFAULT_DISTANCE_THRESHOLD,
         )
-        turns = [SpeakerTurn(start=round(t["start"] + offset, 3), end=round(t["end"] + offset, 3), speaker=speaker_name(t["speaker"])) for t in found]
-        speakers = sorted({t.speaker for t in turns})
-        ctx.path("diarization.rttm").write_text(to_rttm(turns, Path(ctx.source.path).stem.replace(" ", "_")))
-        ctx.write(DiarizationResult(num_speakers=len(speakers), speakers=speakers, segments=turns))

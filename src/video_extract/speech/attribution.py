@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from itertools import accumulate
 
 from video_extract.results import SpeakerTurn, TranscriptSegment
 from video_extract.speech.words import join_spelled, spelled_words
 
 
-def _speaker_at(turns: list[SpeakerTurn], starts: list[float], start: float, end: float) -> str | None:
-    """The speaker whose turns overlap [start, end] most; the nearest turn when none overlaps."""
+def _speaker_at(turns: list[SpeakerTurn], reach: list[float], start: float, end: float) -> str | None:
+    """The speaker whose turns overlap [start, end] most; the nearest turn when none overlaps.
+
+    ``reach[i]`` is the latest end among turns[:i + 1]: diarization turns may overlap (two people
+    talking at once), so a long turn that started earlier can still cover [start, end].
+    """
     if not turns:
         return None
     best, best_overlap = None, 0.0
-    i = max(0, bisect_right(starts, start) - 1)
+    i = bisect_right(reach, start)
     while i < len(turns) and turns[i].start <= end:
         overlap = min(end, turns[i].end) - max(start, turns[i].start)
         if overlap > best_overlap:
@@ -32,13 +37,13 @@ def attribute_speakers(segments: list[TranscriptSegment], turns: list[SpeakerTur
     A split segment's text is the slice of the original text its words cover, so spelling and
     punctuation stay exactly as Whisper wrote them."""
     turns = sorted(turns, key=lambda t: t.start)
-    starts = [t.start for t in turns]
+    reach = list(accumulate((t.end for t in turns), max))
     out: list[TranscriptSegment] = []
     for seg in segments:
         if not seg.words:
-            out.append(seg.model_copy(update={"speaker": _speaker_at(turns, starts, seg.start, seg.end)}))
+            out.append(seg.model_copy(update={"speaker": _speaker_at(turns, reach, seg.start, seg.end)}))
             continue
-        words = [w.model_copy(update={"speaker": _speaker_at(turns, starts, w.start, w.end)}) for w in seg.words]
+        words = [w.model_copy(update={"speaker": _speaker_at(turns, reach, w.start, w.end)}) for w in seg.words]
         pieces = spelled_words(seg)
         runs: list[list[int]] = []
         for i, word in enumerate(words):
