@@ -1,7 +1,7 @@
 """Scenes parity: our cut lists against ``scenedetect.detect()`` on many clips, and the time each takes.
 
 Generated clips (hard cuts, dark fades to and from black, grain, flashes, a starved bitrate, odd
-sizes, 1080 tall, display rotation, VFR) plus the real clips in /work/shared/media/footage (when
+sizes, 1080 tall, display rotation, VFR) plus the real clips in ../shared/media/footage (when
 present), for every detector at its defaults and a few parameter sets. A clip "differs" when any
 cut differs: frame numbers and times on constant-frame-rate input (times counted, as PySceneDetect
 counts them, from the stream's first pts); on VFR input PySceneDetect's frame number is
