@@ -194,7 +194,17 @@ def test_quiet_far_field_speech_is_found(ami):
     # peak level -24 dBFS, speech RMS about -50 dBFS: Silero VAD (the previous method's input) hears nothing
     turns, der, ref_count, count = ami("trn02")
     assert turns and count == ref_count == 1
-    assert der < 0.5
+    assert der < 0.3  # 0.36 before the aggregated speech probability filled the soft stretches
+
+
+@needs_ami
+def test_back_channels_heard_by_few_windows_are_found(ami):
+    # 5.8 s of far-field laughter and back-channels from 4 people: the segmentation binarises
+    # speech in one 10 s window only, so the mean local count over the covering windows gave
+    # nothing; what is found now overlaps the reference (a file of false alarms scores >= 1)
+    turns, der, ref_count, count = ami("trn01")
+    assert turns and ref_count == 4
+    assert der < 1.0
 
 
 @needs_ami
