@@ -26,7 +26,7 @@ Pipeline (each step a separate helper):
                  only weakly or that one window binarises and its neighbours do not
                  (far-field back-channels: ``trn01`` had none found before).
 
-Calibrated on the 10 AMI ``trn`` excerpts of ``/work/shared/media/ami-debug`` (the two ``dev``
+Calibrated on the 10 AMI ``trn`` excerpts of ``../shared/media/ami-debug`` (the two ``dev``
 ones held out; ``benchmarks/diarization_accuracy.py`` prints the table). The previous method
 (Silero VAD + Resemblyzer d-vectors + AHC, ``diarize_resemblyzer.py``) stays available as
 ``method="resemblyzer"``.
