@@ -42,6 +42,13 @@ def print_table(rows: list[Row]) -> None:
     Console(width=200).print(table)
 
 
+def _plain(value):
+    """numpy scalars (a count or a DER computed with numpy) as the JSON numbers they are."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
 def _cpus() -> int:
     import os
 
@@ -59,7 +66,7 @@ def main(argv: list[str]) -> int:
     print_table(rows)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in rows], indent=2))
+    (out / "latest.json").write_text(json.dumps([{**r.__dict__, "ratio": r.ratio} for r in rows], indent=2, default=_plain))
     return 0
 
 
