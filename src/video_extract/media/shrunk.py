@@ -8,9 +8,10 @@ the same ``cv2.resize``, so the pixels are the same (tests compare them with Vid
 The saving: bilinear shrinking reads two source rows per output row, so of a 1080p frame
 shrunk 7.5x only 40 % of the rows (in YUV 4:2:0 row pairs) are ever read. swscale's YUV->BGR
 of a row depends on its own luma row and the chroma row of its pair alone, so we convert just
-those pairs into a reused full-size buffer and let ``cv2.resize`` read it. The first frame of
-each size is also converted whole and compared, and the rows cv2.resize reads are checked
-once per size by filling the others with noise; on any difference every row is converted.
+those pairs into a reused full-size buffer and let ``cv2.resize`` read it. Both claims are
+checked with noise once per size, never trusted: noise in the rows not gathered must leave the
+resize unchanged, and a frame of noise (with the real frames' colour properties) converted
+row-pairs-only must equal its whole conversion; on any difference every row is converted.
 """
 
 from __future__ import annotations
@@ -129,16 +130,25 @@ class _Shrinker:
         self.checked = False
 
     def __call__(self, frame) -> np.ndarray:
-        if self.rows is None:
-            return self._whole(frame)
-        image = self._sparse(frame)
-        if not self.checked:
+        if self.rows is not None and not self.checked:
             self.checked = True
-            whole = _bgr(self.reformatter.reformat(frame, format="bgr24", interpolation=_INTERPOLATION))
-            if not np.array_equal(self.buffer[self.rows], whole[self.rows]):
+            if not self._rows_convert_alone(frame):
                 self.rows = None  # this swscale does not convert rows independently: convert all
-                return self._whole(frame)
-        return image
+        return self._whole(frame) if self.rows is None else self._sparse(frame)
+
+    def _rows_convert_alone(self, frame) -> bool:
+        """Whether converting only the gathered rows gives the rows of a whole conversion, tried
+        on a frame of noise with ``frame``'s colour properties (a first frame that is flat, such
+        as black before a fade-in, would hide a conversion that mixes neighbouring rows)."""
+        rng = np.random.default_rng(0)
+        noise = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane in noise.planes:
+            view = np.frombuffer(plane, np.uint8)
+            view[:] = np.frombuffer(rng.bytes(view.size), np.uint8)
+        noise.color_range, noise.colorspace = frame.color_range, frame.colorspace
+        self._sparse(noise)
+        whole = _bgr(self.reformatter.reformat(noise, format="bgr24", interpolation=_INTERPOLATION))
+        return np.array_equal(self.buffer[self.rows], whole[self.rows])
 
     def _whole(self, frame) -> np.ndarray:
         import cv2
