@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,12 +12,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from video_extract import Client
 from video_extract.cache import ENTRY_FILE, Cache
 from video_extract.executors import DebugExecutor, Runtime
 from video_extract.media import decode_counters
 from video_extract.plugins.base import Plugin
 from video_extract.registry import Registry
+
+from .conftest import run_cli
 
 OPS = ["metadata", "audio", "frames", "keyframes", "scenes"]
 
@@ -197,3 +202,208 @@ def test_commit_over_a_corrupt_entry_replaces_it(tmp_path):
     (work / "v.txt").write_text("good")
     entry = cache.commit(key, work, {"v": 1}, {"plugin": "t"})
     assert (entry.path / "v.txt").read_text() == "good" and cache.get(key).data == {"v": 1}
+
+
+# -- verified hits ----------------------------------------------------------------------------
+
+
+def _entry_files(cache_dir: Path, plugin: str) -> list[Path]:
+    """The files of the one cached entry of ``plugin`` (its marker left out)."""
+    cache = Cache(cache_dir)
+    [path] = [row[2] for row in cache._scan() if row[3]["plugin"] == plugin]
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.name != ENTRY_FILE)
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "delete":
+        path.unlink()
+    elif how == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 2)
+    else:  # same size, one byte changed: only a digest sees it
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("plugin", "suffix", "how", "verify"),
+    [
+        ("scenes", ".json", "truncate", "size"),
+        ("audio", ".wav", "truncate", "size"),
+        ("keyframes", ".jpg", "delete", "size"),
+        ("metadata", ".json", "flip", "size"),  # same size: the record no longer reads back
+        ("frames", ".jpg", "flip", "full"),  # same size, binary: only a digest sees it
+        ("audio", ".wav", "flip", "full"),
+    ],
+)
+def test_a_damaged_entry_is_recomputed_and_outputs_are_correct(scene_clip, tmp_path, caplog, plugin, suffix, how, verify):
+    cache_dir = tmp_path / "cache"
+    reference = Client(cache_dir=cache_dir, output_dir=tmp_path / "ref").run(scene_clip.path, OPS)
+    assert reference.ok
+    victim = next(p for p in _entry_files(cache_dir, plugin) if p.suffix == suffix)
+    _damage(victim, how)
+
+    with caplog.at_level("WARNING", logger="video_extract"):
+        again = Client(cache_dir=cache_dir, output_dir=tmp_path / "again", cache_verify=verify).run(scene_clip.path, OPS)
+    assert again.ok, again.errors
+    cached = {s.plugin: s.cached for s in again.result.stages}
+    assert cached.pop(plugin) is False  # recomputed ...
+    assert all(cached.values())  # ... and only that stage
+    warnings = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warnings) == 1 and plugin in warnings[0], warnings
+    assert output_files(again.output_dir) == output_files(reference.output_dir)
+    # The entry was replaced by a sound one: the next run hits everything, silently.
+    caplog.clear()
+    third = Client(cache_dir=cache_dir, output_dir=tmp_path / "third", cache_verify="full").run(scene_clip.path, OPS)
+    assert all(s.cached for s in third.result.stages)
+    assert not [r for r in caplog.records if "damaged" in r.getMessage()]
+
+
+def test_size_policy_trusts_same_size_binary_files(scene_clip, tmp_path):
+    """What the default does not see (and ``full`` does): a same-size change inside a JPEG."""
+    cache_dir = tmp_path / "cache"
+    assert Client(cache_dir=cache_dir, output_dir=tmp_path / "o1").run(scene_clip.path, ["frames"]).ok
+    victim = _entry_files(cache_dir, "frames")[0]
+    _damage(victim, "flip")
+    sized = Client(cache_dir=cache_dir, output_dir=tmp_path / "o2").run(scene_clip.path, ["frames"])
+    assert {s.plugin: s.cached for s in sized.result.stages}["frames"] is True
+    full = Client(cache_dir=cache_dir, output_dir=tmp_path / "o3", cache_verify="full").run(scene_clip.path, ["frames"])
+    assert full.ok and {s.plugin: s.cached for s in full.result.stages}["frames"] is False
+
+
+def test_a_damaged_npy_of_embeddings_is_recomputed(speech_clip, tmp_path):
+    cache_dir = tmp_path / "cache"
+    ops = ["text_embeddings"]
+    reference = Client(cache_dir=cache_dir, output_dir=tmp_path / "ref").run(speech_clip[0], ops)
+    assert reference.ok, reference.errors
+    [victim] = [p for p in _entry_files(cache_dir, "text_embeddings") if p.suffix == ".npy"]
+    _damage(victim, "truncate")
+    again = Client(cache_dir=cache_dir, output_dir=tmp_path / "again").run(speech_clip[0], ops)
+    assert again.ok, again.errors
+    assert {s.plugin: s.cached for s in again.result.stages}["text_embeddings"] is False
+    assert output_files(again.output_dir) == output_files(reference.output_dir)
+
+
+def test_an_entry_of_an_older_version_without_digests_is_recomputed(scene_clip, tmp_path):
+    cache_dir = tmp_path / "cache"
+    assert Client(cache_dir=cache_dir, output_dir=tmp_path / "o1").run(scene_clip.path, ["scenes"]).ok
+    cache = Cache(cache_dir)
+    [row] = [r for r in cache._scan() if r[3]["plugin"] == "scenes"]
+    meta = row[3]
+    del meta["files"]
+    (row[2] / ENTRY_FILE).write_text(json.dumps(meta))
+    again = Client(cache_dir=cache_dir, output_dir=tmp_path / "o2").run(scene_clip.path, ["scenes"])
+    assert again.ok and {s.plugin: s.cached for s in again.result.stages}["scenes"] is False
+
+
+# -- leases and the cap ------------------------------------------------------------------------
+
+LEASE_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from video_extract.cache import Cache
+    lease = Cache(sys.argv[1]).lease(sys.argv[2])
+    Path(sys.argv[3]).write_text("held")
+    time.sleep(600)
+    """
+)
+
+
+def test_eviction_skips_entries_a_plan_holds_even_in_another_process(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    for key in ("a" * 40, "b" * 40):
+        _put(cache, key, 3000)
+    mine = cache.lease("a" * 40)  # this process
+    script, marker = tmp_path / "hold.py", tmp_path / "held"
+    script.write_text(LEASE_HOLDER)
+    other = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cache"), "b" * 40, str(marker)])
+    try:
+        deadline = time.time() + 60
+        while not marker.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert marker.exists()
+        assert cache.evict(max_bytes=0) == (0, 0)  # both in use: nothing goes
+        assert cache.clear() == (0, 0)
+        mine.release()
+        removed, _ = cache.evict(max_bytes=0)
+        assert removed == 1 and cache.get("a" * 40) is None
+        assert cache.get("b" * 40) is not None
+    finally:
+        other.kill()
+        other.wait()
+    # The holder died without releasing: the kernel dropped its lock, so nothing is stuck.
+    assert cache.evict(max_bytes=0)[0] == 1 and cache.stats()["entries"] == 0
+
+
+SHARED_CAP_RUN = textwrap.dedent(
+    """
+    import sys
+    from video_extract import Client
+    for round in range(3):
+        r = Client(cache_dir=sys.argv[1], output_dir=sys.argv[2] + str(round), cache_max_size=sys.argv[4]).run(
+            sys.argv[3], ["metadata", "audio", "frames", "keyframes", "scenes", "scene_frames"]
+        )
+        assert r.ok, r.errors
+        for op in r.result.ops.values():
+            for name in op.files:
+                assert (r.output_dir / name).exists(), name
+    """
+)
+
+
+def test_two_processes_sharing_a_cache_at_a_tiny_cap_both_finish_with_every_output(scene_clip, tmp_path):
+    # 100 KB: each entry fits (audio is the largest, ~97 KB), all of them together do not,
+    # so eviction runs on nearly every commit while the other process reads.
+    script = tmp_path / "run.py"
+    script.write_text(SHARED_CAP_RUN)
+    cap = "100K"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "cache"), str(tmp_path / f"p{i}-"), str(scene_clip.path), cap], stderr=subprocess.PIPE, text=True
+        )
+        for i in range(2)
+    ]
+    outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert [rc for rc, _ in outcomes] == [0, 0], outcomes
+    reference = output_files(tmp_path / "p0-0" / "scenes")
+    assert all(output_files(tmp_path / f"p{i}-{r}" / "scenes") == reference for i in range(2) for r in range(3))
+    cache = Cache(tmp_path / "cache", max_bytes=100 * 1024)
+    cache.evict()
+    assert cache.stats()["bytes"] <= 100 * 1024  # once no one holds them, the cap holds
+
+
+def test_an_entry_larger_than_the_cap_is_published_not_kept(scene_clip, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="video_extract"):
+        result = Client(cache_dir=tmp_path / "cache", output_dir=tmp_path / "o", cache_max_size="50K").run(scene_clip.path, ["audio", "scenes"])
+    assert result.ok, result.errors
+    assert (result.output_dir / "audio.wav").stat().st_size > 50 * 1024
+    assert result.audio.path.exists()
+    stats = Cache(tmp_path / "cache").stats()
+    assert "audio" not in stats["plugins"] and stats["plugins"]["scenes"]["entries"] == 1
+    assert any("larger than the whole cache" in r.getMessage() and "audio" in r.getMessage() for r in caplog.records)
+    assert not list((tmp_path / "cache" / "v1" / "tmp").iterdir())  # nothing left behind
+
+
+def test_cache_max_size_flag_and_stats(tmp_path, scene_clip):
+    done = run_cli("debug", str(scene_clip.path), "--ops", "scenes", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--cache-max-size", "1.5G")
+    assert done.returncode == 0, done.stderr
+    stats = run_cli("cache", "stats", "--cache-dir", str(tmp_path / "c"), "--cache-max-size", "1.5G")
+    assert "cap 1.5 GiB" in stats.stdout, stats.stdout
+    as_json = run_cli("cache", "stats", "--json", "--cache-dir", str(tmp_path / "c"), env={"VIDEO_EXTRACT_CACHE_MAX_SIZE": "500M"})
+    assert json.loads(as_json.stdout)["max_bytes"] == 500 * 1024**2
+    bad = run_cli("cache", "stats", "--cache-dir", str(tmp_path / "c"), "--cache-max-size", "lots")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a size" in bad.stderr
+
+
+def test_parse_size():
+    from video_extract.cache import parse_size
+
+    assert parse_size("500M") == 500 * 1024**2
+    assert parse_size("1.5GiB") == int(1.5 * 1024**3)
+    assert parse_size("2gb") == 2 * 1024**3
+    assert parse_size("10000") == 10000
+    assert parse_size("none") is None
+    with pytest.raises(ValueError):
+        parse_size("-1G")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from video_extract.errors import UsageError, VideoExtractError
+from video_extract.fsutil import human_size
 from video_extract.outputs import ensure_output_root
 
 log = logging.getLogger("video_extract")
@@ -47,6 +48,16 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
 
 def _add_cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, help="cache location (default: $VIDEO_EXTRACT_CACHE or the user cache dir)")
+    p.add_argument(
+        "--cache-max-size",
+        metavar="SIZE",
+        help="evict least-recently-used entries above this size, e.g. 500M, 50G, none (default: $VIDEO_EXTRACT_CACHE_MAX_SIZE or 20G)",
+    )
+    p.add_argument(
+        "--cache-verify",
+        choices=["size", "full"],
+        help="what a cache hit checks: file sizes, or sizes and BLAKE3 digests (default: $VIDEO_EXTRACT_CACHE_VERIFY or full)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +190,20 @@ def _client(args, executor: str = "debug"):
         executor=executor,
         save_intermediates=getattr(args, "save_intermediates", False),
         threads=getattr(args, "threads", None),
+        cache_max_size=_size_arg(getattr(args, "cache_max_size", None)),
+        cache_verify=getattr(args, "cache_verify", None),
     )
+
+
+def _size_arg(text: str | None) -> int | str | None:
+    if text is None:
+        return "default"
+    from video_extract.cache import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"--cache-max-size: {exc}") from None
 
 
 def _cmd_debug(args) -> int:
@@ -368,12 +392,14 @@ def _cmd_cache(args) -> int:
         if args.json:
             print(json.dumps(stats, indent=2))
         else:
-            print(f"{stats['root']}: {stats['entries']} entries, {_size(stats['bytes'])} (cap {_size(stats['max_bytes'])})")
+            print(
+                f"{stats['root']}: {stats['entries']} entries, {human_size(stats['bytes'])} (cap {human_size(stats['max_bytes'])}, hits verified by {stats['verify']})"
+            )
             for plugin, row in stats["plugins"].items():
-                print(f"  {plugin}: {row['entries']} entries, {_size(row['bytes'])}")
+                print(f"  {plugin}: {row['entries']} entries, {human_size(row['bytes'])}")
         return 0
     removed, freed = cache.clear(plugin=args.plugin)
-    print(f"removed {removed} entries ({_size(freed)}) from {cache.root}")
+    print(f"removed {removed} entries ({human_size(freed)}) from {cache.root}")
     return 0
 
 
@@ -437,16 +463,6 @@ def _progress_printer(name: str):
             print(f"\r{name}: {shown}", end="", file=sys.stderr, flush=True)
 
     return show
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "none"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 if __name__ == "__main__":

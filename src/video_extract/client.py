@@ -166,13 +166,22 @@ class Client:
         save_intermediates: bool = False,
         threads: int | None = None,
         registry: Registry | None = None,
+        cache_max_size: int | str | None = "default",
+        cache_verify: str | None = None,
     ):
         self.output_dir = Path(output_dir).expanduser()
         self.threads = threads  # stages side by side in perf mode (default: cores + 1, at most 8)
         if isinstance(executor, Executor):
             self.executor = executor
         else:
-            runtime = Runtime(cache_dir=cache_dir, use_cache=use_cache, models_dir=models_dir, registry=registry)
+            runtime = Runtime(
+                cache_dir=cache_dir,
+                use_cache=use_cache,
+                models_dir=models_dir,
+                registry=registry,
+                cache_max_bytes=cache_max_size,
+                cache_verify=cache_verify,
+            )
             self.executor = _make_executor(executor, runtime, save_intermediates=save_intermediates, threads=threads)
 
     @property
@@ -346,6 +355,8 @@ class Client:
             cache_dir=str(runtime.cache.root) if runtime.cache else None,
             use_cache=runtime.cache is not None,
             models_dir=str(runtime.models_dir) if runtime.models_dir else None,
+            cache_max_bytes=runtime.cache.max_bytes if runtime.cache else None,
+            cache_verify=runtime.cache.verify if runtime.cache else None,
         )
         count = workers or default_workers()
         if engine == "ray" or ray_address:

@@ -58,3 +58,14 @@ def fingerprint(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     stats = [p.stat() for p in files]
     return f"{len(files)}:{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=0)}"
+
+
+def human_size(n: float | None) -> str:
+    """Bytes as people read them: ``512 B``, ``3.4 MiB``; None is ``none`` (no limit)."""
+    if n is None:
+        return "none"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

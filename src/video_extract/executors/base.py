@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from video_extract.cache import Cache, file_digest, stage_key
+from video_extract.cache import Cache, Entry, Lease, file_digest, stage_key
 from video_extract.errors import OperationError, VideoExtractError, missing_package
 from video_extract.media.probe import probe
 from video_extract.outputs import (
@@ -54,13 +54,13 @@ class Runtime:
         self,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
-        cache_max_bytes: int | None = None,
+        cache_max_bytes: int | str | None = "default",
         models_dir: str | Path | None = None,
         registry: Registry | None = None,
+        cache_verify: str | None = None,
     ):
         self.registry = registry or default_registry()
-        kwargs = {} if cache_max_bytes is None else {"max_bytes": cache_max_bytes}
-        self.cache = Cache(cache_dir, **kwargs) if use_cache else None
+        self.cache = Cache(cache_dir, max_bytes=cache_max_bytes, verify=cache_verify) if use_cache else None
         self.models_dir = Path(models_dir).expanduser() if models_dir else None
         self._models = None
 
@@ -91,6 +91,22 @@ class Job:
     started: float = field(default_factory=time.perf_counter)
     scratch: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    leases: list[Lease] = field(default_factory=list)  # cache entries this job reads: not evicted
+
+    def hold(self, lease: Lease) -> Lease:
+        with self.lock:
+            self.leases.append(lease)
+        return lease
+
+    def release(self) -> None:
+        """Give back the leases and the scratch folder; safe to call more than once."""
+        with self.lock:
+            leases, self.leases = self.leases, []
+            scratch, self.scratch = self.scratch, None
+        for lease in leases:
+            lease.release()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def scratch_dir(self) -> Path:
         with self.lock:
@@ -157,11 +173,13 @@ def run_stage(
     cache = runtime.cache if manifest.cache.enabled else None
     started = time.perf_counter()
     try:
-        entry = cache.get(key, manifest.cache.invalidate_before) if cache else None
-        if entry is not None:
-            artifact = Artifact(stage.output_type, entry.path, entry.data, cached=True)
-        else:
-            artifact = _execute(runtime, job, stage, key, cache, params, on_partial)
+        # Held from before the lookup until the file is finished: what this plan reads or
+        # writes is not evicted under it.
+        lease = job.hold(cache.lease(key)) if cache else None
+        entry = cache.get(key, manifest.cache.invalidate_before, lease) if cache else None
+        artifact = _hit(cache, entry, stage, lease) if cache and entry else None
+        if artifact is None:
+            artifact = _execute(runtime, job, stage, key, cache, params, on_partial, lease)
         job.artifacts[stage.id] = artifact
         files = _publish(runtime, job, stage, artifact, requested)
     except Exception as exc:  # noqa: BLE001 - a stage's failure is data, not a crash of the run
@@ -178,7 +196,22 @@ def run_stage(
     return _record(job, stage, "ok", requested, cached=artifact.cached, seconds=time.perf_counter() - started, files=files)
 
 
-def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | None, params: dict, on_partial) -> Artifact:
+def _hit(cache: Cache, entry: Entry, stage: Stage, lease: Lease | None) -> Artifact | None:
+    """A cache hit whose record reads back, else None (the entry is rejected and the stage recomputed).
+
+    Reading the record catches damage a size check cannot see in the JSON that most stages are
+    made of (a flipped byte, garbage of the same length), for the price of parsing it once.
+    """
+    artifact = Artifact(stage.output_type, entry.path, entry.data, cached=True)
+    try:
+        artifact.record()
+    except OperationError as exc:
+        cache.reject(entry.path, stage.plugin, exc.message.removeprefix(f"{stage.output_type}: "), lease)
+        return None
+    return artifact
+
+
+def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | None, params: dict, on_partial, lease: Lease | None = None) -> Artifact:
     plugin = runtime.registry.plugin(stage.plugin)
     manifest = plugin.manifest
     plugin.ensure_setup(runtime.models)
@@ -200,10 +233,15 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
     if cache is None:
         return Artifact(stage.output_type, work_dir, data, _record=ctx.written)
     describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
-    entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before)
-    # Consumers get the record in hand, not re-read from the entry it was just written to.
+    entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before, lease)
     record = ctx.written
     assert record is not None
+    if entry is None:  # not kept (larger than the cache, or a damaged entry still in use): this run only
+        kept = job.scratch_dir() / stage.id
+        shutil.move(work_dir, kept)
+        record._folder = kept
+        return Artifact(stage.output_type, kept, data, _record=record)
+    # Consumers get the record in hand, not re-read from the entry it was just written to.
     record._folder = entry.path
     return Artifact(stage.output_type, entry.path, entry.data, _record=record)
 
@@ -293,8 +331,7 @@ def finish(job: Job) -> FileResult:
         claim_output_dir(job.out_dir, job.source.path)
         remove_stale_temporaries(job.out_dir)
         atomic_write_json(job.out_dir / SUMMARY_FILE, result.model_dump(mode="json"))
-    if job.scratch is not None:
-        shutil.rmtree(job.scratch, ignore_errors=True)
+    job.release()
     return result
 
 

@@ -47,6 +47,8 @@ class Settings:
     cache_dir: str | None = None
     use_cache: bool = True
     models_dir: str | None = None
+    cache_max_bytes: int | str | None = "default"  # None: no cap
+    cache_verify: str | None = None
     threads: int | None = None  # decoder and model threads per worker (its share of the cores)
 
 
@@ -189,7 +191,13 @@ class FileWorker:
             # Workers are the parallelism: each decodes and infers with its share of the cores.
             os.environ["VIDEO_EXTRACT_DECODE_THREADS"] = str(settings.threads)
             os.environ["VIDEO_EXTRACT_MODEL_THREADS"] = str(settings.threads)
-        self.runtime = Runtime(cache_dir=settings.cache_dir, use_cache=settings.use_cache, models_dir=settings.models_dir)
+        self.runtime = Runtime(
+            cache_dir=settings.cache_dir,
+            use_cache=settings.use_cache,
+            models_dir=settings.models_dir,
+            cache_max_bytes=settings.cache_max_bytes,
+            cache_verify=settings.cache_verify,
+        )
         self.executor = DebugExecutor(self.runtime)
         self.files_done = 0
 

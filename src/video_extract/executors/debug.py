@@ -27,15 +27,18 @@ class DebugExecutor(Executor):
             log.info("  %s", line)
         # Failures are logged in line with the plan and stages; the caller reports them once more at the end.
         total = len(job.plan.stages)
-        for n, stage in enumerate(job.plan.stages.values(), 1):
-            with _StageProgress(stage.label(), job.source.info.duration) as progress:
-                record = run_stage(self.runtime, job, stage, on_partial=progress.update)
-            status = "hit" if record.cached else record.status if record.status != "ok" else "miss"
-            where = f" -> {', '.join(job.published.get(stage.id, []))}" if job.published.get(stage.id) else ""
-            log.info("[%d/%d] %-28s %-7s %7.3f s%s", n, total, stage.label(), status, record.seconds, where)
-            if record.error:
-                log.info("      %s", record.error)
-        return finish(job)
+        try:
+            for n, stage in enumerate(job.plan.stages.values(), 1):
+                with _StageProgress(stage.label(), job.source.info.duration) as progress:
+                    record = run_stage(self.runtime, job, stage, on_partial=progress.update)
+                status = "hit" if record.cached else record.status if record.status != "ok" else "miss"
+                where = f" -> {', '.join(job.published.get(stage.id, []))}" if job.published.get(stage.id) else ""
+                log.info("[%d/%d] %-28s %-7s %7.3f s%s", n, total, stage.label(), status, record.seconds, where)
+                if record.error:
+                    log.info("      %s", record.error)
+            return finish(job)
+        finally:
+            job.release()  # an interrupted run gives its cache leases back too
 
 
 class _StageProgress:
