@@ -407,3 +407,16 @@ def test_parse_size():
     assert parse_size("none") is None
     with pytest.raises(ValueError):
         parse_size("-1G")
+
+
+def test_random_faults_never_leave_a_wrong_output(tmp_path):
+    """A few trials of benchmarks/fault_injection.py: damaged entries and killed runs, then a re-run
+    whose outputs must equal an undisturbed reference run's, byte for byte."""
+    from video_extract.testing.faults import run_trials
+
+    tallies = run_trials(tmp_path, trials=10, seed=3, verify="full")
+    notes = [note for t in tallies.values() for note in t.notes]
+    assert not notes
+    corrupt, kill = tallies["corrupt, verify=full"], tallies["kill"]
+    assert corrupt.corruptions >= 3 and corrupt.detected == corrupt.corruptions
+    assert kill.kills >= 2
