@@ -297,6 +297,17 @@ def test_an_entry_of_an_older_version_without_digests_is_recomputed(scene_clip, 
     assert again.ok and {s.plugin: s.cached for s in again.result.stages}["scenes"] is False
 
 
+def test_an_entry_record_altered_but_still_json_is_not_served(tmp_path):
+    cache = Cache(tmp_path)
+    key = "9" * 40
+    _put(cache, key, 100)
+    marker = cache._entry_dir(key) / ENTRY_FILE
+    meta = json.loads(marker.read_text())
+    meta["plugin"] = "blub"  # one flipped bit in a name: the JSON still parses
+    marker.write_text(json.dumps(meta))
+    assert cache.get(key) is None and not cache._entry_dir(key).exists()
+
+
 # -- leases and the cap ------------------------------------------------------------------------
 
 LEASE_HOLDER = textwrap.dedent(

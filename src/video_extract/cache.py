@@ -254,7 +254,14 @@ class Cache:
         except (OSError, ValueError):
             self._discard_damaged(path, lease)
             return None
-        created = datetime.fromisoformat(meta["created"])
+        try:
+            created = datetime.fromisoformat(meta["created"]) if meta.get("check") == _meta_check(meta) else None
+        except (AttributeError, KeyError, TypeError, ValueError):
+            created = None
+        if created is None:
+            plugin = meta.get("plugin", "?") if isinstance(meta, dict) else "?"
+            self.reject(path, str(plugin), f"its {ENTRY_FILE} does not match its own checksum (damaged, or written by an older version)", lease)
+            return None
         if invalidate_before is not None and created < _aware(invalidate_before):
             self._discard_damaged(path, lease)  # retired: make room for the entry that replaces it
             return None
@@ -329,8 +336,9 @@ class Cache:
             )
             return None
         created = datetime.now(UTC)
-        meta = {"key": key, "created": created.isoformat(), "size": size, "data": data, **describe, "files": files}
-        (work_dir / ENTRY_FILE).write_text(json.dumps(meta, indent=1, default=str))
+        meta = json.loads(json.dumps({"key": key, "created": created.isoformat(), "size": size, "data": data, **describe, "files": files}, default=str))
+        meta["check"] = _meta_check(meta)
+        (work_dir / ENTRY_FILE).write_text(json.dumps(meta, indent=1))
         final = self._entry_dir(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
@@ -379,9 +387,9 @@ class Cache:
                 try:
                     st = meta_file.stat()
                     meta = json.loads(meta_file.read_text())
-                except (OSError, ValueError):
-                    continue
-                rows.append((st.st_mtime, int(meta.get("size", 0)), path, meta))
+                    rows.append((st.st_mtime, int(meta.get("size", 0)), path, meta))
+                except (OSError, ValueError, TypeError, AttributeError):
+                    continue  # damaged: found and removed by the next lookup of its key
         return rows
 
     def evict(self, max_bytes: int | None = None) -> tuple[int, int]:
@@ -465,6 +473,14 @@ class Cache:
                 freed += size
         self._sweep_tmp()
         return removed, freed
+
+
+def _meta_check(meta: dict) -> str:
+    """BLAKE3 of an entry's own record (its ``check`` left out): a flipped bit in the record that
+    still parses as JSON — a changed size, a renamed field, a different value kept with the
+    stage — is caught whatever the verification policy."""
+    body = {k: v for k, v in meta.items() if k != "check"}
+    return blake3.blake3(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _file_digests(folder: Path) -> dict[str, list]:
