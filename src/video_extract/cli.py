@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from video_extract.errors import UsageError, VideoExtractError
+from video_extract.errors import UsageError, VideoExtractError, show_path
 from video_extract.fsutil import human_size
 from video_extract.outputs import ensure_output_root
 
@@ -252,11 +252,11 @@ def _show_event(event, path, stream: bool, sink, quiet: bool = False) -> None:
     elif quiet:
         return
     elif event.type == "error":
-        print(f"error: {path}: {event.op}: {event.error}", file=sys.stderr)
+        print(f"error: {show_path(path)}: {event.op}: {event.error}", file=sys.stderr)
     elif event.type == "skipped":
-        print(f"{path}: {event.op} skipped: {event.reason}", file=sys.stderr)
+        print(f"{show_path(path)}: {event.op} skipped: {event.reason}", file=sys.stderr)
     elif event.type == "complete":
-        print(f"{event.elapsed:7.3f} s  {event.op:<18} -> {event.path}")
+        print(f"{event.elapsed:7.3f} s  {event.op:<18} -> {show_path(event.path)}")
 
 
 def _cmd_bulk(args) -> int:
@@ -277,7 +277,7 @@ def _cmd_bulk(args) -> int:
     print(
         f"{totals['files']} files: {totals['ok']} ok, {totals['failed']} failed, {totals['skipped']} skipped "
         f"in {totals['seconds']:.1f} s ({totals['files_per_second'] or 0:.2f} files/s)"
-        f"{'; ' + str(totals['not_media']) + ' not media' if totals['not_media'] else ''} -> {batch.summary_path}",
+        f"{'; ' + str(totals['not_media']) + ' not media' if totals['not_media'] else ''} -> {show_path(batch.summary_path)}",
         file=sys.stderr,
     )
     return 1 if batch.failed else 0
@@ -310,7 +310,7 @@ def _cmd_plan(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed = True
             continue
-        print(f"{path}: -> {output_dir_for(args.output_dir, Path(path))}")
+        print(f"{show_path(path)}: -> {show_path(output_dir_for(args.output_dir, Path(path)))}")
         for line in plan.describe():
             print(f"  {line}")
         failed |= bool(plan.errors)
@@ -321,18 +321,19 @@ def _report(results) -> int:
     """One line per failure on stderr, where outputs are on stdout; the exit status."""
     failed = False
     for result in results:
+        shown = show_path(result.input)
         if result.error:
-            print(f"error: {result.input}: {result.error}", file=sys.stderr)
+            print(f"error: {shown}: {result.error}", file=sys.stderr)
             failed = True
             continue
         for op, status in result.ops.items():
             if status.status == "failed":
-                print(f"error: {result.input}: {op}: {status.error}", file=sys.stderr)
+                print(f"error: {shown}: {op}: {status.error}", file=sys.stderr)
                 failed = True
         ok_ops = [op for op, status in result.ops.items() if status.status == "ok"]
         skipped = "; ".join(f"{op}: {why}" for op, why in result.skipped().items())
         if ok_ops:
-            print(f"{result.input} -> {result.output_dir}/  ({', '.join(ok_ops)}{'; skipped ' + skipped if skipped else ''})")
+            print(f"{shown} -> {show_path(result.output_dir)}/  ({', '.join(ok_ops)}{'; skipped ' + skipped if skipped else ''})")
     return 1 if failed else 0
 
 
@@ -345,7 +346,7 @@ def _print_timing(results) -> None:
     for result in results:
         if not result.stages:
             continue
-        table = Table(title=f"{Path(result.input).name}: {result.seconds:.2f} s", title_justify="left")
+        table = Table(title=f"{show_path(Path(result.input).name)}: {result.seconds:.2f} s", title_justify="left")
         for column in ("#", "stage", "plugin", "cache", "seconds", "status"):
             table.add_column(column, justify="right" if column in ("#", "seconds") else "left")
         for n, stage in enumerate(result.stages, 1):

@@ -10,6 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def show_path(path: str | Path) -> str:
+    """A file name as one line of text: unchanged when plain, else quoted with its escapes.
+
+    A name may hold a newline, a tab, an escape sequence or undecodable bytes; printed raw it
+    would split an ``error:`` line in two, or drive the terminal. ``repr`` shows it as
+    ``'bad\\nname.mp4'``, one line, every character visible.
+    """
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 class VideoExtractError(Exception):
     """Base class: a problem with the request, an input or the environment, not a bug."""
 
@@ -21,7 +32,7 @@ class VideoExtractError(Exception):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        return f"{show_path(self.path)}: {self.message}" if self.path else self.message
 
 
 class UsageError(VideoExtractError):

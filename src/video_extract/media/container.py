@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,13 +48,22 @@ def check_readable(path: str | Path) -> Path:
         raise InputError("permission denied", path) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path) from None
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise InputError("is a directory, not a media file", path)
+    if not stat.S_ISREG(st.st_mode):  # never opened: reading a FIFO waits for a writer forever
+        raise InputError(f"not a regular file ({_special_kind(st.st_mode)})", path)
     if st.st_size == 0:
         raise InputError("file is empty (0 bytes)", path)
     if not os.access(path, os.R_OK):
         raise InputError("permission denied", path)
     return path
+
+
+def _special_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return kind
+    return "special file"
 
 
 def describe_unreadable(path: Path, exc: Exception) -> str:
