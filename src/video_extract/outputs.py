@@ -7,12 +7,15 @@ directory output (``keyframes/``) is built beside its final name and swapped in.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import blake3
@@ -47,17 +50,17 @@ def output_dir_for(root: Path, input_path: Path, batch: Iterable[Path] = ()) -> 
 def ensure_output_root(root: Path) -> Path:
     """Check up front that the output directory can be made and written (creating nothing yet,
     so a request that fails before any work leaves no empty folder behind)."""
-    from video_extract.errors import UsageError
+    from video_extract.errors import UsageError, show_path
 
     existing = root
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
-        raise UsageError(f"cannot write to the output directory: {existing} is not a directory", root)
+        raise UsageError(f"cannot write to the output directory: {show_path(existing)} is not a directory", root)
     try:  # really try: permission bits say nothing for root, or on read-only and special filesystems
         os.rmdir(tempfile.mkdtemp(prefix=".video-extract-probe-", dir=existing))
     except OSError as exc:
-        raise UsageError(f"cannot write to the output directory: {exc.strerror or exc} in {existing}", root) from None
+        raise UsageError(f"cannot write to the output directory: {exc.strerror or exc} in {show_path(existing)}", root) from None
     return root
 
 
@@ -68,9 +71,14 @@ def claim_output_dir(directory: Path, input_path: Path) -> None:
         atomic_write_text(owner, str(input_path.resolve()) + "\n")
 
 
+def owned_by(directory: Path, input_path: Path) -> bool:
+    """Whether ``directory`` is the output folder an earlier run made for ``input_path``."""
+    return _owner(directory) == str(input_path.resolve())
+
+
 def _owner(directory: Path) -> str | None:
     try:
-        return (directory / OWNER_FILE).read_text().strip()
+        return (directory / OWNER_FILE).read_text(encoding="utf-8").strip()
     except OSError:
         return None
 
@@ -86,36 +94,144 @@ def _temporary(path: Path, suffix: str = ".tmp") -> Path:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = _temporary(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def atomic_write_with(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(temporary)`` then rename over ``path``: for writers that want a file name
+    (``pyarrow.parquet.write_table``). Each writer has its own temporary, so two writing at
+    once both succeed (the last rename wins) and a reader sees one whole file or the other."""
+    tmp = _temporary(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def publish_path(src: Path, dst: Path) -> Path:
     """Copy a file or directory to ``dst`` so that ``dst`` is always either old or complete."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(dst)
-    if src.is_dir():
-        shutil.copytree(src, tmp)
-        old = None
-        if dst.exists():
-            old = _temporary(dst, ".old")
-            os.rename(dst, old)
-        os.rename(tmp, dst)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+    try:
+        for attempt in range(3):  # a concurrent run may remove an emptied parent (``embeddings/``) meanwhile
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copytree(src, tmp) if src.is_dir() else shutil.copyfile(src, tmp)
+                break
+            except FileNotFoundError:
+                if attempt == 2 or dst.parent.exists():
+                    raise
+        _swap_in(tmp, dst)
+    except BaseException:
+        _delete(tmp)
+        raise
     return dst
+
+
+def _swap_in(tmp: Path, dst: Path) -> None:
+    """Rename ``tmp`` to ``dst``, first moving aside whatever is there that a rename cannot
+    replace (a folder, or a file where a folder goes); what was moved aside is deleted once the
+    new one is in. Another writer may be swapping the same name: the last rename wins."""
+    aside: list[Path] = []
+    try:
+        for _ in range(100):
+            try:
+                os.replace(tmp, dst)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+                    raise
+            old = _temporary(dst, ".old")
+            with contextlib.suppress(FileNotFoundError):  # another writer moved it first
+                os.rename(dst, old)
+                aside.append(old)
+        raise OSError(errno.EBUSY, "other writers keep replacing it", str(dst))
+    finally:
+        for old in aside:
+            _delete(old)
+
+
+def _discard(path: Path) -> bool:
+    """Remove ``path`` (file, folder or link; a link is never followed): renamed aside first, so
+    a reader sees it whole or gone, never half-deleted. False when it was not there."""
+    old = _temporary(path, ".old")
+    try:
+        os.rename(path, old)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    _delete(old)
+    return True
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+#: ``intermediates/{index:02d}-{plugin}-{stage id[:6]}`` (``--save-intermediates``)
+INTERMEDIATES = "intermediates"
+_INTERMEDIATE_NAME = re.compile(r"^\d{2,}-[\w.-]+-[0-9a-f]{6}$")
+
+
+def project_names(directory: Path) -> set[str]:
+    """Every name video-extract may have written into an output folder (besides ``summary.json``
+    and the owner file): each declared output type's files, what the folder's last
+    ``summary.json`` listed (outputs of a plugin not loaded now included) and saved
+    intermediates. Nothing else there is ours."""
+    from video_extract.results import OUTPUT_TYPES
+
+    names = {name.rstrip("/") for output in OUTPUT_TYPES.values() for name in output.files}
+    previous = read_summary(directory) or {}
+    for op in (previous.get("ops") or {}).values():
+        if isinstance(op, dict) and isinstance(op.get("files"), list):
+            names.update(str(name).rstrip("/") for name in op["files"])
+    with contextlib.suppress(OSError):
+        names.update(f"{INTERMEDIATES}/{e.name}" for e in (directory / INTERMEDIATES).iterdir() if _INTERMEDIATE_NAME.match(e.name))
+    return {n for n in names if _is_inside(n) and n not in (SUMMARY_FILE, OWNER_FILE)}
+
+
+def _is_inside(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not PurePosixPath(name).is_absolute() and all(p not in ("", ".", "..") for p in parts)
+
+
+def prune_outputs(directory: Path, current: Iterable[str]) -> list[str]:
+    """Remove from ``directory`` what video-extract wrote there before and ``current`` (the files
+    this run's summary lists) does not: the frames of an operation that failed this time, or was
+    not asked for. Only names ``project_names`` knows are touched (a user's file stays), and
+    only whole names (a concurrent writer's hidden temporaries are not). Emptied folders of
+    ours (``embeddings/``, ``intermediates/``) go too. Returns what was removed."""
+    keep = {name.rstrip("/") for name in current}
+    removed = []
+    for name in sorted(project_names(directory) - keep):
+        if _discard(directory / name):
+            removed.append(name)
+    for name in removed:
+        parent = PurePosixPath(name).parent
+        while parent != PurePosixPath(".") and not any(k == str(parent) or k.startswith(f"{parent}/") for k in keep):
+            try:
+                (directory / parent).rmdir()  # only when empty: a file of the user's or a writer's keeps it
+            except OSError:
+                break
+            parent = parent.parent
+    return removed
 
 
 def read_summary(directory: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((directory / SUMMARY_FILE).read_text())
+        return json.loads((directory / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -129,4 +245,4 @@ def remove_stale_temporaries(directory: Path) -> None:
         return
     for entry in list(directory.rglob(".*")):
         if entry.name.endswith((".tmp", ".old")) and writer_is_dead(entry):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            _delete(entry)

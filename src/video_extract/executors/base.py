@@ -10,6 +10,7 @@ are skipped with the reason, and unrelated stages go on.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -23,13 +24,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from video_extract.cache import Cache, Entry, Lease, file_digest, stage_key
-from video_extract.errors import OperationError, VideoExtractError, missing_package
+from video_extract.errors import InputError, OperationError, VideoExtractError, missing_package, show_path
 from video_extract.media.probe import probe
 from video_extract.outputs import (
     SUMMARY_FILE,
     atomic_write_json,
     claim_output_dir,
     output_dir_for,
+    owned_by,
+    prune_outputs,
     publish_path,
     remove_stale_temporaries,
 )
@@ -137,6 +140,49 @@ def prepare(
     st = path.stat()
     source = Source(path=path, info=info, digest=digest, stat=(st.st_size, st.st_mtime_ns))
     return Job(source=source, plan=plan, out_dir=out_dir, save_intermediates=save_intermediates, request=request_key(outputs))
+
+
+def start(
+    runtime: Runtime,
+    input_path: str | Path,
+    specs: Sequence[OutputSpec | str],
+    output_root: str | Path,
+    batch: Iterable[Path] = (),
+    save_intermediates: bool = False,
+) -> Job:
+    """``prepare`` for a run: an input that is there but no longer opens as media (replaced by a
+    truncated copy), and has a folder from an earlier run, leaves that folder saying so (a failed
+    ``summary.json``, the old outputs removed) rather than holding results of another file. A
+    missing or unreadable input leaves its folder alone: the results may be all that is left."""
+    try:
+        return prepare(runtime, input_path, specs, output_root, batch, save_intermediates)
+    except InputError as exc:
+        _settle_unreadable(Path(input_path), exc, Path(output_root), batch, specs)
+        raise
+
+
+def _settle_unreadable(path: Path, error: InputError, output_root: Path, batch: Iterable[Path], specs: Sequence[OutputSpec | str]) -> None:
+    try:
+        st = path.stat()
+    except OSError:
+        return  # gone or out of reach: the earlier results may be all that is left of it; keep them
+    if not os.access(path, os.R_OK):
+        return
+    directory = output_dir_for(output_root, path, batch)
+    if not owned_by(directory, path):
+        return  # no earlier run, or not ours: nothing is written for an unreadable input
+    result = FileResult(
+        input=str(path),
+        output_dir=str(directory),
+        status="failed",
+        error=error.message,
+        request=request_key(specs),
+        input_size=st.st_size,
+        input_mtime_ns=st.st_mtime_ns,
+    )
+    remove_stale_temporaries(directory)
+    prune_outputs(directory, [])
+    atomic_write_json(directory / SUMMARY_FILE, result.model_dump(mode="json"))
 
 
 def request_key(specs: Sequence[OutputSpec | str]) -> list[str]:
@@ -330,6 +376,13 @@ def finish(job: Job) -> FileResult:
     if any(op.files for op in ordered.values()) or job.out_dir.exists():
         claim_output_dir(job.out_dir, job.source.path)
         remove_stale_temporaries(job.out_dir)
+        # The folder holds what the summary lists, no more: what an earlier run published for an
+        # operation that failed or was not asked for this time goes (the cache can bring it back).
+        current = [f for op in ordered.values() if op.status == "ok" for f in op.files]
+        current += [f for sid, files in job.published.items() if not job.plan.requested(sid) for f in files]  # intermediates
+        removed = prune_outputs(job.out_dir, current)
+        if removed:
+            log.debug("%s: removed %s (not among this run's outputs)", show_path(job.out_dir), ", ".join(map(show_path, removed)))
         atomic_write_json(job.out_dir / SUMMARY_FILE, result.model_dump(mode="json"))
     job.release()
     return result

@@ -26,8 +26,8 @@ from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Literal, Protocol
 
-from video_extract.errors import UsageError, VideoExtractError
-from video_extract.outputs import atomic_write_json, ensure_output_root, folder_stem, output_dir_for, read_summary
+from video_extract.errors import UsageError, VideoExtractError, show_path
+from video_extract.outputs import atomic_write_json, atomic_write_with, ensure_output_root, folder_stem, output_dir_for, read_summary
 from video_extract.results import Record
 from video_extract.spec import OutputSpec
 
@@ -109,8 +109,8 @@ def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | No
     """Files named directly, listed in a text file (one per line, # comments), or found in folders.
 
     In a folder, hidden files and ``exclude`` (the output and cache folders) are left out, and a
-    file without a media extension is not processed but reported (``Found.not_media``); a file
-    named directly is always tried.
+    file without a media extension, or that is not a regular file (a FIFO, a socket), is not
+    processed but reported (``Found.not_media``); a file named directly is always tried.
     """
     found: list[tuple[Path, bool]] = []
     if input_list is not None:
@@ -126,9 +126,11 @@ def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | No
             continue
         for path in sorted(item.rglob("*")):
             relative = path.relative_to(item).parts
-            if not path.is_file() or any(part.startswith(".") for part in relative) or any(path.resolve().is_relative_to(e) for e in excluded):
+            if path.is_dir() or any(part.startswith(".") for part in relative) or any(path.resolve().is_relative_to(e) for e in excluded):
                 continue
-            found.append((path, path.suffix.lower() in MEDIA_EXTENSIONS))
+            # A FIFO, socket or device (or a dangling link) is reported with what is not media,
+            # never opened: reading a FIFO would wait for a writer forever.
+            found.append((path, path.is_file() and path.suffix.lower() in MEDIA_EXTENSIONS))
     unique = dict(found)
     media = [path for path, is_media in unique.items() if is_media]
     if not media:
@@ -304,7 +306,7 @@ class Scheduler:
 
     def _retry_or_fail(self, task: Task, why: str, pending: list[Task], report: Report) -> None:
         if task.attempts <= self.retries:
-            log.warning("%s: %s; retrying (attempt %d of %d)", task.input, why, task.attempts + 1, self.retries + 1)
+            log.warning("%s: %s; retrying (attempt %d of %d)", show_path(task.input), why, task.attempts + 1, self.retries + 1)
             pending.insert(0, task)
         else:
             report(BatchRow(input=task.input, status="failed", error=why, attempts=task.attempts))
@@ -476,7 +478,7 @@ def run_batch(
     ensure_output_root(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
     if not_media:
-        shown = ", ".join(p.name for p in not_media[:3]) + (", …" if len(not_media) > 3 else "")
+        shown = ", ".join(show_path(p.name) for p in not_media[:3]) + (", …" if len(not_media) > 3 else "")
         log.warning("%d file(s) in the folders are not media (by extension) and are not processed: %s (all in batch_summary.json)", len(not_media), shown)
     rows: dict[str, BatchRow] = {}
     tasks = []
@@ -492,7 +494,7 @@ def run_batch(
     def report(row: BatchRow) -> None:
         rows[row.input] = row
         if row.status == "failed":
-            log.error("%s: %s", row.input, row.error)
+            log.error("%s: %s", show_path(row.input), row.error)
         if progress is not None:
             progress.advance(row)
 
@@ -546,9 +548,7 @@ def _write_parquet(path: Path, rows: list[BatchRow]) -> None:
             "worker_host": [r.worker.host if r.worker else None for r in rows],
         }
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def default_workers() -> int:

@@ -10,7 +10,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from video_extract.executors.base import Executor, finish, prepare, run_stage
+from video_extract.errors import show_path
+from video_extract.executors.base import Executor, finish, run_stage, start
 from video_extract.results import FileResult
 from video_extract.spec import OutputSpec
 
@@ -21,8 +22,8 @@ class DebugExecutor(Executor):
     name = "debug"
 
     def run_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> FileResult:
-        job = prepare(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates)
-        log.info("%s: plan of %d stage(s)", job.source.path, len(job.plan.stages))
+        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates)
+        log.info("%s: plan of %d stage(s)", show_path(job.source.path), len(job.plan.stages))
         for line in job.plan.describe():
             log.info("  %s", line)
         # Failures are logged in line with the plan and stages; the caller reports them once more at the end.

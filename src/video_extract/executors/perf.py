@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from video_extract.events import CompleteEvent, DoneEvent, ErrorEvent, Event, PartialEvent, SkippedEvent
-from video_extract.executors.base import Executor, Job, Runtime, finish, prepare, run_stage
+from video_extract.executors.base import Executor, Job, Runtime, finish, run_stage, start
 from video_extract.plan import Stage
 from video_extract.results import FileResult, StageRecord
 from video_extract.spec import OutputSpec
@@ -49,7 +49,7 @@ class PerfExecutor(Executor):
     def stream_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> Iterator[Event]:
         """Events for one file, as they happen. The final ``DoneEvent`` carries the FileResult."""
         started = time.perf_counter()
-        job = prepare(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates)
+        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates)
         events: queue.Queue = queue.Queue()
         for op, why in job.plan.skipped.items():
             events.put(SkippedEvent(op=op, reason=why))

@@ -1,0 +1,246 @@
+"""What an output folder holds: whole files only, and exactly what its summary.json lists.
+
+Also how file names and file kinds a user did not expect are shown: a name with a newline is one
+escaped name on one ``error:`` line; a FIFO is refused without ever being opened.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from video_extract import Client
+from video_extract.errors import InputError, show_path
+from video_extract.executors.bulk import BatchRow, collect_inputs, write_batch_summary
+from video_extract.media.container import check_readable
+from video_extract.outputs import atomic_write_json, publish_path
+from video_extract.testing import media
+
+from .conftest import run_cli
+
+# -- atomic writes ---------------------------------------------------------------------------
+
+
+def _rows(writer: int, n: int) -> list[BatchRow]:
+    return [BatchRow(input=f"/data/w{writer}/clip{i}.mp4", status="ok", ops={"metadata": "ok"}, seconds=0.1 * i) for i in range(n)]
+
+
+def _write_summaries(root: str, writer: int, times: int) -> None:
+    for k in range(times):
+        write_batch_summary(Path(root), _rows(writer, 50 + k % 7), 1.0, "local")
+
+
+def test_concurrent_batch_summaries_are_never_torn(tmp_path):
+    """Two processes rewrite batch_summary.json and .parquet while a reader parses them."""
+    write_batch_summary(tmp_path, _rows(0, 3), 1.0, "local")
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_write_summaries, args=(str(tmp_path), w, 60)) for w in (1, 2)]
+    for process in writers:
+        process.start()
+    reads = 0
+    while any(p.is_alive() for p in writers):
+        rows = json.loads((tmp_path / "batch_summary.json").read_text())["files"]
+        with open(tmp_path / "batch_summary.parquet", "rb") as f:  # read_table(path) looks twice: its own race (README)
+            table = pq.read_table(f)
+        assert rows and table.num_rows >= 3
+        assert len({Path(r["input"]).parent for r in rows}) == 1  # one writer's rows, never a mix
+        reads += 1
+    for process in writers:
+        process.join()
+        assert process.exitcode == 0  # neither writer raised (a shared temporary name made one fail)
+    assert reads > 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch_summary.json", "batch_summary.parquet"]  # no temporaries left
+
+
+def _publish_many(source: str, out: str, times: int) -> None:
+    for k in range(times):
+        atomic_write_json(Path(out) / "summary.json", {"writer": source, "k": k, "pad": "x" * 20_000})
+        publish_path(Path(source), Path(out) / "keyframes")
+
+
+def test_concurrent_json_and_folder_publishes(tmp_path):
+    """Two processes publish the same folder and summary over and over: neither fails.
+
+    (A folder is swapped whole; a reader that opened the old one sees it emptied as it is
+    deleted, so only the files are read back while the writers run.)"""
+    sources = []
+    for n in range(2):
+        folder = tmp_path / f"src{n}"
+        folder.mkdir()
+        for i in range(20):
+            (folder / f"frame_{i:05d}.jpg").write_bytes(bytes([n]) * 2000)
+        sources.append(folder)
+    out = tmp_path / "out"
+    out.mkdir()
+    atomic_write_json(out / "summary.json", {"writer": None, "pad": "x"})
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_publish_many, args=(str(source), str(out), 150)) for source in sources]
+    for process in writers:
+        process.start()
+    while any(p.is_alive() for p in writers):
+        assert json.loads((out / "summary.json").read_text())["pad"]
+    for process in writers:
+        process.join()
+        assert process.exitcode == 0  # a folder swapped in by the other writer meanwhile made a rename fail
+    assert sorted(p.name for p in out.iterdir()) == ["keyframes", "summary.json"]  # no temporaries left
+    assert sorted(p.name for p in (out / "keyframes").iterdir()) == [f"frame_{i:05d}.jpg" for i in range(20)]
+
+
+# -- the folder matches the summary ----------------------------------------------------------
+
+
+def _listed(summary: dict) -> set[str]:
+    return {f.rstrip("/") for op in summary["ops"].values() for f in op["files"]}
+
+
+def _entries(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_a_failed_rerun_leaves_no_outputs_of_the_failed_operations(tmp_path):
+    clip = media.scene_clip(tmp_path / "clip.mp4", cuts=(10,), frames=20)
+    client = Client(output_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    first = client.run(clip.path, "keyframes,frames:fps=5")
+    folder = Path(first.output_dir)
+    assert first.ok and {"keyframes", "frames"} <= _entries(folder)
+    (folder / "notes.txt").write_text("mine\n")  # a user's file in the output folder
+
+    garbled = media.garbled_video(clip.path, tmp_path / "garbled.mp4")
+    os.replace(garbled, clip.path)  # the same path now holds a file whose frames cannot be decoded
+    again = client.run(clip.path, "keyframes,frames:fps=5")
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["ops"]["keyframes"]["status"] == "failed" and summary["ops"]["frames"]["status"] == "failed"
+    assert not again.ok
+    assert "keyframes" not in _entries(folder) and "frames" not in _entries(folder)
+    assert _entries(folder) == _listed(summary) | {"summary.json", ".input", "notes.txt"}
+    assert (folder / "notes.txt").read_text() == "mine\n"
+
+
+def test_an_input_that_no_longer_opens_leaves_a_failed_summary_and_no_outputs(tmp_path):
+    clip = media.scene_clip(tmp_path / "clip.mp4", cuts=(), frames=10)
+    out = tmp_path / "out"
+    assert run_cli("debug", str(clip.path), "--ops", "keyframes,scenes", "-o", str(out), "--cache-dir", str(tmp_path / "c"), "-q").returncode == 0
+    folder = out / "clip"
+    (folder / "notes.txt").write_text("mine\n")
+    media.truncate(tmp_path / "clip.mp4", tmp_path / "cut.mp4", 0.3)
+    os.replace(tmp_path / "cut.mp4", clip.path)
+
+    proc = run_cli("debug", str(clip.path), "--ops", "keyframes,scenes", "-o", str(out), "--cache-dir", str(tmp_path / "c"), "-q")
+    assert proc.returncode == 1 and "truncated" in proc.stderr
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "failed" and "truncated" in summary["error"] and summary["ops"] == {}
+    assert _entries(folder) == {"summary.json", ".input", "notes.txt"}
+
+
+def test_an_input_that_is_gone_leaves_its_results_alone(tmp_path):
+    """Nothing could make them again: a moved or deleted input is an error, not a reason to delete."""
+    clip = media.scene_clip(tmp_path / "clip.mp4", cuts=(), frames=10)
+    out = tmp_path / "out"
+    args = ("--ops", "keyframes", "-o", str(out), "--cache-dir", str(tmp_path / "c"), "-q")
+    assert run_cli("debug", str(clip.path), *args).returncode == 0
+    before = json.loads((out / "clip" / "summary.json").read_text())
+    clip.path.unlink()
+    proc = run_cli("debug", str(clip.path), *args)
+    assert proc.returncode == 1 and "file not found" in proc.stderr
+    assert json.loads((out / "clip" / "summary.json").read_text()) == before and (out / "clip" / "keyframes" / "index.json").exists()
+
+
+def test_a_rerun_asking_for_less_removes_the_rest(tmp_path, scene_clip):
+    client = Client(output_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    folder = Path(client.run(scene_clip.path, "metadata,keyframes,scenes,audio").output_dir)
+    assert {"keyframes", "scenes.json", "audio.wav"} <= _entries(folder)
+    (folder / "notes.txt").write_text("mine\n")
+    (folder / "embeddings").mkdir()
+    (folder / "embeddings" / "mine.npy").write_bytes(b"not ours")  # a user's file inside a folder of ours
+
+    result = client.run(scene_clip.path, "scenes")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert result.ok and set(summary["ops"]) == {"scenes", "metadata"}
+    assert _entries(folder) == _listed(summary) | {"summary.json", ".input", "notes.txt", "embeddings"}
+    assert _listed(summary) == {"scenes.json", "metadata.json"}
+    assert (folder / "embeddings" / "mine.npy").read_bytes() == b"not ours"
+
+    # Asked again, the removed outputs come back (from the cache).
+    assert client.run(scene_clip.path, "keyframes,scenes").ok
+    assert {"keyframes", "scenes.json"} <= _entries(folder)
+
+
+def test_intermediates_of_an_earlier_run_go_when_not_saved_again(tmp_path, scene_clip):
+    out = tmp_path / "out"
+    args = ("-o", str(out), "--cache-dir", str(tmp_path / "c"), "-q")
+    assert run_cli("debug", str(scene_clip.path), "--ops", "objects", "--save-intermediates", *args).returncode in (0, 1)
+    folder = out / "scenes"
+    assert [p.name.split("-")[1] for p in (folder / "intermediates").iterdir()] == ["frames"]  # objects' input, saved
+    assert run_cli("debug", str(scene_clip.path), "--ops", "metadata", *args).returncode == 0
+    assert _entries(folder) == {"metadata.json", "summary.json", ".input"}
+
+
+# -- names and kinds -------------------------------------------------------------------------
+
+
+def test_show_path_escapes_only_names_that_need_it():
+    assert show_path("/data/my clip é.mp4") == "/data/my clip é.mp4"
+    assert show_path("/data/a\nb.mp4") == "'/data/a\\nb.mp4'"
+    assert show_path("x\x1b[31m.mp4") == "'x\\x1b[31m.mp4'"
+    assert str(InputError("file is empty (0 bytes)", "/d/plain.mp4")) == "/d/plain.mp4: file is empty (0 bytes)"
+    assert "\n" not in str(InputError("file is empty (0 bytes)", "/d/a\nb.mp4"))
+
+
+def test_a_fifo_is_refused_without_being_opened(tmp_path):
+    fifo = tmp_path / "stream.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match=r"not a regular file \(FIFO\)"):
+        check_readable(fifo)  # opening it for reading would block: the test would hang
+    proc = run_cli("debug", str(fifo), "--ops", "metadata", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q", timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {fifo}: not a regular file (FIFO)"
+
+
+def test_a_socket_and_a_device_are_refused(tmp_path):
+    with pytest.raises(InputError, match=r"not a regular file \(character device\)"):
+        check_readable("/dev/null")
+    path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        with pytest.raises(InputError, match=r"not a regular file \(socket\)"):
+            check_readable(path)
+
+
+def test_a_newline_in_a_name_is_one_escaped_error_line(tmp_path):
+    bad = tmp_path / "bad\nname.mp4"
+    bad.write_text("not media at all\n" * 20)
+    proc = run_cli("debug", str(bad), "--ops", "metadata", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q")
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines == [f"error: {show_path(bad)}: is a text file, not audio, video or an image"], proc.stderr
+
+
+def test_bulk_folder_scan_reports_a_fifo_and_does_not_hang(tmp_path, scene_clip):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(scene_clip.path, folder / "clip.mp4")
+    os.mkfifo(folder / "pipe.mp4")
+    (folder / "odd\nname.mp4").write_text("text, not media\n" * 20)
+    found = collect_inputs([folder])
+    assert found.media == [folder / "clip.mp4", folder / "odd\nname.mp4"] and found.not_media == [folder / "pipe.mp4"]
+
+    started = time.monotonic()
+    args = ("--ops", "metadata", "-o", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--workers", "1")
+    proc = run_cli("bulk", str(folder), *args, timeout=240, env={"COLUMNS": "500"})  # no wrapping of log lines
+    assert time.monotonic() - started < 200
+    assert proc.returncode == 1
+    summary = json.loads((tmp_path / "o" / "batch_summary.json").read_text())
+    status = {Path(r["input"]).name: r["status"] for r in summary["files"]}
+    assert status == {"clip.mp4": "ok", "odd\nname.mp4": "failed"} and summary["not_media"] == [str(folder / "pipe.mp4")]
+    errors = [line for line in proc.stderr.splitlines() if show_path(folder / "odd\nname.mp4") in line]
+    assert len(errors) == 1 and "is a text file" in errors[0], proc.stderr
+    assert not any(line.lstrip().startswith("name.mp4") for line in proc.stderr.splitlines())  # the name was not split
