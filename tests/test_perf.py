@@ -118,9 +118,13 @@ def test_cli_perf_bad_input_streams_an_error_and_exits_1(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_a_consumer_that_stops_listening_ends_the_request_cleanly(scene_clip, tmp_path):
+def test_a_consumer_that_stops_listening_ends_the_request_cleanly(scene_clip, tmp_path, monkeypatch):
+    import tempfile
     import threading
 
+    scratch = tmp_path / "scratch"  # this request's scratch folders only, not other processes'
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     client = Client(output_dir=tmp_path / "o", use_cache=False)
     before = {t.name for t in threading.enumerate()}
     stream = client.execute_streaming(scene_clip.path, ["metadata", "scenes", "frames", "keyframes"])
@@ -131,10 +135,7 @@ def test_a_consumer_that_stops_listening_ends_the_request_cleanly(scene_clip, tm
     assert leftover == []
     summary = json.loads((tmp_path / "o" / "scenes" / "summary.json").read_text())
     assert summary["input"] == str(scene_clip.path)  # the folder is finished, not half written
-    import tempfile
-    from pathlib import Path
-
-    assert not [p for p in Path(tempfile.gettempdir()).glob("video-extract-*") if p.stat().st_mtime > time.time() - 30]
+    assert not list(scratch.iterdir())
 
 
 @needs_espeak
