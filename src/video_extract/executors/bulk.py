@@ -48,6 +48,7 @@ class Settings:
     use_cache: bool = True
     models_dir: str | None = None
     threads: int | None = None  # decoder and model threads per worker (its share of the cores)
+    max_pixels: int | None = None  # the pixel budget (0: none); None leaves the worker's environment's
 
 
 class WorkerInfo(Record):
@@ -189,7 +190,7 @@ class FileWorker:
             # Workers are the parallelism: each decodes and infers with its share of the cores.
             os.environ["VIDEO_EXTRACT_DECODE_THREADS"] = str(settings.threads)
             os.environ["VIDEO_EXTRACT_MODEL_THREADS"] = str(settings.threads)
-        self.runtime = Runtime(cache_dir=settings.cache_dir, use_cache=settings.use_cache, models_dir=settings.models_dir)
+        self.runtime = Runtime(cache_dir=settings.cache_dir, use_cache=settings.use_cache, models_dir=settings.models_dir, max_pixels=settings.max_pixels)
         self.executor = DebugExecutor(self.runtime)
         self.files_done = 0
 
