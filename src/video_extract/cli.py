@@ -42,8 +42,18 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
     _add_cache_args(p)
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--models-dir", type=Path, help="directory of model files (else $VIDEO_EXTRACT_MODELS, installed packages, download)")
+    _add_max_pixels(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks of failing stages")
     p.add_argument("-q", "--quiet", action="store_true", help="errors only")
+
+
+def _add_max_pixels(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        help="largest frame decoded, width x height (default: $VIDEO_EXTRACT_MAX_PIXELS or 89478485, Pillow's limit; 0: no limit)",
+    )
 
 
 def _add_cache_args(p: argparse.ArgumentParser) -> None:
@@ -56,7 +66,7 @@ def _add_cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-verify",
         choices=["size", "full"],
-        help="what a cache hit checks: file sizes, or sizes and BLAKE3 digests (default: $VIDEO_EXTRACT_CACHE_VERIFY or full)",
+        help="what a cache hit checks: file sizes, or sizes and BLAKE3 digests (default: $VIDEO_EXTRACT_CACHE_VERIFY or size)",
     )
 
 
@@ -92,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_args(serve)
     serve.add_argument("--no-cache", action="store_true")
     serve.add_argument("--models-dir", type=Path)
+    _add_max_pixels(serve)
 
     plan = sub.add_parser("plan", help="show the stages a request needs for a file, without running them")
     _add_request_args(plan)
@@ -192,6 +203,7 @@ def _client(args, executor: str = "debug"):
         threads=getattr(args, "threads", None),
         cache_max_size=_size_arg(getattr(args, "cache_max_size", None)),
         cache_verify=getattr(args, "cache_verify", None),
+        max_pixels=getattr(args, "max_pixels", None),
     )
 
 

@@ -153,7 +153,9 @@ class Client:
 
     ``executor``: ``"debug"`` (stage by stage, logged) or ``"perf"`` (stages side by side);
     both write the same files from the same cache. ``registry``: the plugins to use (default:
-    every installed one, discovered once per process).
+    every installed one, discovered once per process). ``max_pixels``: the largest frame
+    (width x height) decoded, for this process and its bulk workers (default
+    ``$VIDEO_EXTRACT_MAX_PIXELS`` or 89,478,485, Pillow's limit; 0: no limit).
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class Client:
         registry: Registry | None = None,
         cache_max_size: int | str | None = "default",
         cache_verify: str | None = None,
+        max_pixels: int | None = None,
     ):
         self.output_dir = Path(output_dir).expanduser()
         self.threads = threads  # stages side by side in perf mode (default: cores + 1, at most 8)
@@ -181,6 +184,7 @@ class Client:
                 registry=registry,
                 cache_max_bytes=cache_max_size,
                 cache_verify=cache_verify,
+                max_pixels=max_pixels,
             )
             self.executor = _make_executor(executor, runtime, save_intermediates=save_intermediates, threads=threads)
 
@@ -349,6 +353,7 @@ class Client:
     def _bulk_engine(self, engine: str, workers: int | None, ray_address: str | None):
         """The one place a bulk engine is picked."""
         from video_extract.executors.bulk import LocalEngine, Settings, default_workers
+        from video_extract.media.limits import max_pixels
 
         runtime = self.runtime
         settings = Settings(
@@ -357,6 +362,7 @@ class Client:
             models_dir=str(runtime.models_dir) if runtime.models_dir else None,
             cache_max_bytes=runtime.cache.max_bytes if runtime.cache else None,
             cache_verify=runtime.cache.verify if runtime.cache else None,
+            max_pixels=max_pixels() or 0,  # what this process allows: Ray workers elsewhere do not share its environment
         )
         count = workers or default_workers()
         if engine == "ray" or ray_address:

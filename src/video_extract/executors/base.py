@@ -25,6 +25,8 @@ from pydantic import ValidationError
 
 from video_extract.cache import Cache, Entry, Lease, file_digest, stage_key
 from video_extract.errors import InputError, OperationError, VideoExtractError, missing_package, show_path
+from video_extract.media.image import LARGE_PIXELS, Still, return_freed_memory
+from video_extract.media.limits import set_max_pixels
 from video_extract.media.probe import probe
 from video_extract.outputs import (
     SUMMARY_FILE,
@@ -51,7 +53,12 @@ StageCallback = Callable[[Stage, StageRecord], None]
 
 
 class Runtime:
-    """Process-wide state every executor uses: plugins (with their warm models), cache, model store."""
+    """Process-wide state every executor uses: plugins (with their warm models), cache, model store.
+
+    ``max_pixels``: the pixel budget per decoded frame (``media.limits``; 0 turns it off). It is
+    process-wide (``VIDEO_EXTRACT_MAX_PIXELS``, which this sets), as decoding is done deep in
+    the media layer, by threads and by the worker processes a bulk run starts.
+    """
 
     def __init__(
         self,
@@ -61,7 +68,10 @@ class Runtime:
         models_dir: str | Path | None = None,
         registry: Registry | None = None,
         cache_verify: str | None = None,
+        max_pixels: int | None = None,
     ):
+        if max_pixels is not None:
+            set_max_pixels(max_pixels)
         self.registry = registry or default_registry()
         self.cache = Cache(cache_dir, max_bytes=cache_max_bytes, verify=cache_verify) if use_cache else None
         self.models_dir = Path(models_dir).expanduser() if models_dir else None
@@ -138,7 +148,7 @@ def prepare(
     plan = runtime.registry.plan(outputs + always, info)
     out_dir = output_dir_for(Path(output_root), path, batch)
     st = path.stat()
-    source = Source(path=path, info=info, digest=digest, stat=(st.st_size, st.st_mtime_ns))
+    source = Source(path=path, info=info, digest=digest, stat=(st.st_size, st.st_mtime_ns), still=Still(path) if info.is_image else None)
     return Job(source=source, plan=plan, out_dir=out_dir, save_intermediates=save_intermediates, request=request_key(outputs))
 
 
@@ -199,6 +209,28 @@ def run_stage(
     on_partial: PartialCallback | None = None,
 ) -> StageRecord:
     """Run (or fetch from cache) one stage whose upstream stages have finished."""
+    record = _run_stage(runtime, job, stage, on_partial)
+    _let_go_of_still(job)
+    return record
+
+
+def _let_go_of_still(job: Job) -> None:
+    """A still image's pixels go once no stage left reads the video stream: the vision stages
+    read frame files instead, and need the memory for their models. After each stage of a
+    large still, what its copies freed goes back to the system (``return_freed_memory``)."""
+    still = job.source.still
+    if still is None:
+        return
+    with job.lock:
+        waiting = any(sid not in job.records and any(kind == "VideoStream" for kind, _ in s.inputs) for sid, s in job.plan.stages.items())
+    if not waiting:
+        still.release()
+    video = job.source.info.video
+    if video is not None and video.width * video.height > LARGE_PIXELS:
+        return_freed_memory()
+
+
+def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCallback | None) -> StageRecord:
     requested = job.plan.requested(stage.id)
     manifest = runtime.registry.manifests[stage.plugin]
     failed_upstream = [sid for sid in stage.upstream if sid in job.failures]

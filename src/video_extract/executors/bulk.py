@@ -50,6 +50,7 @@ class Settings:
     cache_max_bytes: int | str | None = "default"  # None: no cap
     cache_verify: str | None = None
     threads: int | None = None  # decoder and model threads per worker (its share of the cores)
+    max_pixels: int | None = None  # the pixel budget (0: none); None leaves the worker's environment's
 
 
 class WorkerInfo(Record):
@@ -199,6 +200,7 @@ class FileWorker:
             models_dir=settings.models_dir,
             cache_max_bytes=settings.cache_max_bytes,
             cache_verify=settings.cache_verify,
+            max_pixels=settings.max_pixels,
         )
         self.executor = DebugExecutor(self.runtime)
         self.files_done = 0

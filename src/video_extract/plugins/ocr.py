@@ -30,6 +30,9 @@ class OcrPlugin(FrameDetectionPlugin):
         threads = model_threads()
         return ctx.models.load(("rapidocr", params.det_limit_side_len, threads), lambda: make_engine(params.det_limit_side_len, threads))
 
+    def working_side(self, params: OCR) -> int:
+        return params.det_limit_side_len  # the engine shrinks frames to it (detection and the crops read)
+
     def analyse(self, engine, item: FrameItem, params: OCR) -> list[Detection]:
         languages = _codes(params)
         return [
