@@ -179,7 +179,8 @@ def test_large_frame_files_are_read_at_the_scale_a_plugin_works_at(tmp_path):
 
 
 @needs_shared_models
-def test_a_still_just_under_the_budget_runs_every_vision_operation_under_1_gb(tmp_path):
+@pytest.mark.parametrize("mode", ["debug", "perf"])
+def test_a_still_just_under_the_budget_runs_every_vision_operation_under_1_gb(tmp_path, mode):
     """A 9400x9400 photo (88.4 Mpx): the astronaut, enlarged, with grain."""
     path = tmp_path / "astronaut.jpg"
     make = (
@@ -190,7 +191,7 @@ def test_a_still_just_under_the_budget_runs_every_vision_operation_under_1_gb(tm
     )
     subprocess.run([sys.executable, "-c", make, str(path)], check=True, timeout=120)
     ops = "metadata,frames,keyframes,scenes,scene_frames,objects,faces,ocr"
-    run = run_measured("debug", str(path), "--ops", ops, "-o", str(tmp_path / "o"), "--no-cache", "--models-dir", str(SHARED_MODELS))
+    run = run_measured(mode, str(path), "--ops", ops, "-o", str(tmp_path / "o"), "--no-cache", "--models-dir", str(SHARED_MODELS))
     assert run["rc"] == 0, run["stderr"][-2000:]
     assert run["peak"] < GB, f"peak {run['peak'] / 2**20:.0f} MB"
     out = tmp_path / "o" / "astronaut"

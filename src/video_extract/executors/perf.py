@@ -20,6 +20,7 @@ from pathlib import Path
 
 from video_extract.events import CompleteEvent, DoneEvent, ErrorEvent, Event, PartialEvent, SkippedEvent
 from video_extract.executors.base import Executor, Job, Runtime, finish, run_stage, start
+from video_extract.media.image import LARGE_PIXELS
 from video_extract.plan import Stage
 from video_extract.results import FileResult, StageRecord
 from video_extract.spec import OutputSpec
@@ -83,7 +84,12 @@ class PerfExecutor(Executor):
             pending = dict(job.plan.stages)
             finished: set[str] = set()
             running: dict[Future, Stage] = {}
-            with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="video-extract-stage") as pool:
+            # A still of tens of megapixels is run one stage at a time: each stage's copies of it
+            # (a JPEG encode, a detector's resize) side by side would pass 1 GB, and parallelism
+            # buys little on a single frame.
+            still = job.source.still
+            threads = 1 if still is not None and _pixels(job) > LARGE_PIXELS else self.threads
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="video-extract-stage") as pool:
                 while pending or running:
                     if cancel.is_set():
                         pending.clear()
@@ -121,3 +127,8 @@ class PerfExecutor(Executor):
                 events.put(CompleteEvent(op=op, path=path, elapsed=round(time.perf_counter() - started, 4), cached=record.cached))
             else:
                 events.put(ErrorEvent(op=op, error=record.error or record.status))
+
+
+def _pixels(job: Job) -> int:
+    video = job.source.info.video
+    return video.width * video.height if video is not None else 0
