@@ -265,6 +265,9 @@ def test_a_million_operations_are_refused_in_under_a_second(tmp_path):
         response = http.post("/v1/jobs", json={"source": {"url": "http://example.com/a.mp4"}, "ops": ops})
         assert time.perf_counter() - started < 1.0
         assert response.status_code == 413 and "over this server's limit of 1048576 bytes" in response.json()["error"]
+        body = json.dumps({"source": {"url": "http://example.com/a.mp4"}, "ops": ops}).encode()
+        chunked = http.post("/v1/jobs", content=(body[i : i + 65536] for i in range(0, len(body), 65536)), headers={"Content-Type": "application/json"})
+        assert chunked.status_code == 413 and chunked.json()["error"] == "request body is over this server's limit of 1048576 bytes"
     with running(tmp_path, max_body_size=64 << 20) as srv, srv.http() as http:
         for body in ({"ops": ops}, {"ops": ",".join(ops)}):
             started = time.perf_counter()
