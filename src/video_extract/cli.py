@@ -95,10 +95,27 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--timeout", type=float, help="seconds one file may take before its worker is killed (a worker's first file includes loading its models)")
     bulk.add_argument("--progress", choices=["auto", "rich", "jsonl", "none"], default="auto", help="auto: a bar on a terminal, nothing otherwise")
 
-    serve = sub.add_parser("serve", help="HTTP server: POST /run streams a request's events as JSON Lines")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"))
+    serve = sub.add_parser("serve", help="HTTP service: uploads, jobs with events and results, batches (FastAPI; see /docs)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs API keys or --insecure)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed)")
+    serve.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"), help="jobs/, batches/ and uploads/ go here, a folder per job")
+    serve.add_argument("--api-keys-file", type=Path, help="bearer tokens, one per line (else $VIDEO_EXTRACT_API_KEYS, comma-separated)")
+    serve.add_argument("--insecure", action="store_true", help="allow listening beyond loopback without API keys")
+    serve.add_argument(
+        "--allow-root", action="append", type=Path, default=[], metavar="DIR", help="path sources may be read under DIR (repeatable; default: none)"
+    )
+    serve.add_argument("--allow-private-networks", action="store_true", help="URL sources may reach loopback, private and link-local addresses")
+    serve.add_argument("--max-upload-size", default="2G", metavar="SIZE", help="largest upload (default 2G)")
+    serve.add_argument("--max-body-size", default="1M", metavar="SIZE", help="largest JSON request body (default 1M)")
+    serve.add_argument("--max-ops", type=int, default=64, help="operations in one request (default 64)")
+    serve.add_argument("--max-concurrent-jobs", type=int, help="jobs running at once (default: half the cores)")
+    serve.add_argument("--max-queue", type=int, default=64, help="jobs waiting beyond those; more are refused with 429 (default 64)")
+    serve.add_argument("--job-timeout", type=float, default=3600, metavar="SECONDS", help="a job running longer is stopped (default 3600)")
+    serve.add_argument("--job-ttl", type=float, default=86400, metavar="SECONDS", help="finished jobs and their files are removed after this (default 86400)")
+    serve.add_argument("--upload-ttl", type=float, default=86400, metavar="SECONDS", help="uploads no job uses are removed after this (default 86400)")
+    serve.add_argument("--workers", type=int, help="worker processes of a batch (default: number of cores)")
+    serve.add_argument("--root-path", default="", help="the path prefix a reverse proxy serves this under, e.g. /video-extract")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging and the access log")
     _add_cache_args(serve)
     serve.add_argument("--no-cache", action="store_true")
     serve.add_argument("--models-dir", type=Path)
@@ -296,15 +313,60 @@ def _cmd_bulk(args) -> int:
 
 
 def _cmd_serve(args) -> int:
-    from video_extract.server import ExtractServer
-
-    server = ExtractServer((args.host, args.port), _client(args, "perf"))
-    print(f"video-extract serving on http://{args.host}:{server.server_address[1]} (POST /run, GET /ops, GET /health)", file=sys.stderr)
     try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+        import uvicorn
+
+        from video_extract.server import ServerSettings, bind, check_settings, create_app, load_api_keys, uvicorn_config
+    except ImportError as exc:
+        from video_extract.errors import missing_package
+
+        raise UsageError(missing_package(exc.name or "fastapi", "serve", "server")) from None
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        output_dir=args.output_dir,
+        api_keys=load_api_keys(args.api_keys_file),
+        insecure=args.insecure,
+        allow_roots=tuple(args.allow_root),
+        allow_private_networks=args.allow_private_networks,
+        max_upload_size=_size_flag(args.max_upload_size, "--max-upload-size"),
+        max_body_size=_size_flag(args.max_body_size, "--max-body-size"),
+        max_ops=args.max_ops,
+        max_queue=args.max_queue,
+        job_timeout=args.job_timeout,
+        job_ttl=args.job_ttl,
+        upload_ttl=args.upload_ttl,
+        workers=args.workers,
+        root_path=args.root_path,
+        **({"max_concurrent_jobs": args.max_concurrent_jobs} if args.max_concurrent_jobs else {}),
+    )
+    check_settings(settings)
+    ensure_output_root(settings.output_dir)
+    args.output_dir = settings.output_dir
+    app = create_app(settings, _client(args, "perf"))
+    try:
+        sock = bind(settings)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    auth = f"{len(settings.api_keys)} API key(s)" if settings.api_keys else "no API keys (anyone who can connect may use it)"
+    print(f"video-extract serving on http://{shown}:{port} ({auth}; API docs at /docs)", file=sys.stderr, flush=True)
+    config = uvicorn_config(app, settings, log_level="info" if args.verbose else "warning")
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _size_flag(text: str, flag: str) -> int:
+    from video_extract.cache import parse_size
+
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if size is None:
+        raise UsageError(f"{flag}: give a size (for example 500M); there is no unlimited")
+    return size
 
 
 def _cmd_plan(args) -> int:

@@ -10,12 +10,12 @@ The command line and the HTTP server are thin adapters over ``Client``: one requ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from video_extract.errors import UsageError, VideoExtractError
-from video_extract.events import Event
+from video_extract.events import Event, ProgressEvent
 from video_extract.executors.base import Executor, Runtime, prepare
 from video_extract.outputs import ensure_output_root
 from video_extract.plan import Plan
@@ -311,7 +311,7 @@ class Client:
         ray_address: str | None = None,
         retries: int = 1,
         timeout: float | None = None,
-        progress: str = "none",
+        progress: str | Callable[[ProgressEvent], None] = "none",
         input_list: str | Path | None = None,
     ) -> BatchResult:
         """Bulk mode: many files through a warm worker pool (or Ray); returns the BatchResult.
@@ -325,6 +325,7 @@ class Client:
         ``{"path": …, "ops": …}`` for a request per file. Writes ``batch_summary.json`` and
         ``batch_summary.parquet`` in the output directory; files already finished for the same
         request are skipped; files in the folders that are not media are listed (``not_media``).
+        ``progress``: ``rich``, ``jsonl`` (stdout), ``none``, or a function given each ``progress`` event.
         """
         from video_extract.executors.bulk import BatchInput, collect_inputs, run_batch
         from video_extract.executors.progress import make_progress
