@@ -119,10 +119,16 @@ class Source:
     plugin) or come with each decoded frame.
     """
 
-    path: Path
+    path: Path  # a local file: the input itself, or the spool file of a URL, bytes or a stream
     info: MediaInfo
     digest: str
     stat: tuple[int, int] = (0, 0)  # size and mtime (ns) when the request started
+    origin: str | None = None  # how the request named it (a URL without its secrets, <bytes …>); None: ``path``
+
+    @property
+    def name(self) -> str:
+        """The input as the user named it: what results and messages show."""
+        return self.origin or str(self.path)
 
 
 @dataclass
