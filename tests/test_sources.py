@@ -221,6 +221,42 @@ def test_a_url_that_cannot_be_fetched_is_one_line_naming_it(tmp_path, web, path,
     assert not list((tmp_path / "cache" / "v1" / "spool").glob("files/*/*"))
 
 
+def test_dns_failure_and_refused_connection_are_one_line(tmp_path):
+    import socket
+
+    client = _client(tmp_path)
+
+    def no_such_host(host, port, family=0):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    client.runtime.sources.lookup = no_such_host
+    with pytest.raises(SourceError) as caught:
+        client.run("http://media.invalid/clip.mp4", "metadata")
+    assert str(caught.value) == "http://media.invalid/clip.mp4: cannot resolve host media.invalid (Name or service not known)"
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    with pytest.raises(SourceError) as caught:
+        _client(tmp_path).run(f"http://127.0.0.1:{port}/clip.mp4", "metadata")
+    assert str(caught.value) == f"http://127.0.0.1:{port}/clip.mp4: connection refused by 127.0.0.1:{port}"
+
+
+def test_s3_access_denied_is_named():
+    from botocore.exceptions import ClientError
+
+    from video_extract.sources import explain
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+    try:
+        try:
+            raise denied
+        except ClientError as exc:
+            raise PermissionError("Access Denied") from exc  # how s3fs translates it
+    except PermissionError as exc:
+        assert explain(exc, "s3://bucket/key.mp4", SourcePolicy()) == "access denied"
+
+
 def test_too_large_by_content_length_stops_before_downloading(tmp_path, web, scene_clip):
     with pytest.raises(SourceError, match=r"too large: .* the limit is 9\.8 KiB"):
         _client(tmp_path, max_bytes=10_000).run(web.url("/clip.mp4"), "metadata")

@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import blake3
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from video_extract.errors import InputError
+from video_extract.errors import InputError, missing_package
 from video_extract.fsutil import human_size, writer_is_dead, writer_tag
 
 CHUNK = 1 << 20
@@ -534,6 +534,8 @@ class Sources:
             cls = fsspec.get_filesystem_class(scheme)
             return cls(**cls._get_kwargs_from_urls(url)), cls._strip_protocol(url)
         except ImportError as exc:
+            if scheme in S3_SCHEMES:
+                raise SourceError(missing_package("s3fs", f"{scheme}:// sources", "s3"), redact_url(url)) from None
             raise SourceError(f"reading {scheme}:// needs a package that is not installed ({exc})", redact_url(url)) from None
         except ValueError as exc:
             raise SourceError(f"unknown scheme '{scheme}' ({exc})", redact_url(url)) from None
