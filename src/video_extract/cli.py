@@ -28,7 +28,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_request_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="*" if p.prog.endswith("bulk") else "+", metavar="INPUT", help="video, audio or image files (bulk: also folders)")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="video, audio or image files, http(s):// or s3:// URLs (bulk: also folders and s3:// prefixes); default: the --spec file's inputs",
+    )
     p.add_argument("--ops", action="append", default=[], help="comma-separated operations, or 'all' (see `video-extract ops`)")
     p.add_argument(
         "--op",
@@ -37,7 +42,7 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
         metavar="NAME:KEY=VALUE,...",
         help='one operation with parameters, e.g. "keyframes:max_frames=20,min_interval_sec=1.5"',
     )
-    p.add_argument("--spec", type=Path, help="YAML or JSON file of outputs (with parameters and sources)")
+    p.add_argument("--spec", type=Path, help="YAML or JSON file of outputs (with parameters and sources) and, optionally, inputs")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"), help="where {stem}/ folders go (default: ./video_extract_output)")
     _add_cache_args(p)
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -235,17 +240,33 @@ def _size_arg(text: str | None) -> int | str | None:
         raise UsageError(f"--cache-max-size: {exc}") from None
 
 
+def _inputs(args, required: bool = True) -> list[str]:
+    """The inputs named on the command line, else the spec file's ``inputs:``."""
+    if args.inputs or args.spec is None:
+        inputs = list(args.inputs)
+    else:
+        from video_extract.spec import load_spec_inputs
+
+        inputs = load_spec_inputs(args.spec)
+    if required and not inputs:
+        raise UsageError("the following arguments are required: INPUT (or inputs: in the --spec file)")
+    return inputs
+
+
 def _cmd_debug(args) -> int:
+    inputs = _inputs(args)
     client = _client(args, "debug")
     specs = client.request(args.ops, args.op, args.spec)
-    results = [r.result for r in client.run_many(args.inputs, specs)]
+    results = [r.result for r in client.run_many(inputs, specs)]
     _print_timing(results)
     return _report(results)
 
 
 def _cmd_perf(args) -> int:
     from video_extract.events import DoneEvent, input_failed
+    from video_extract.sources import display_name
 
+    inputs = _inputs(args)
     client = _client(args, "perf")
     specs = client.request(args.ops, args.op, args.spec)
     ensure_output_root(args.output_dir)
@@ -255,16 +276,17 @@ def _cmd_perf(args) -> int:
         raise UsageError(f"cannot write the events file: {exc.strerror or exc}", args.output) from None
     failed = False
     try:
-        for path in args.inputs:
+        for source in inputs:
+            path = display_name(source)  # a URL without its credentials
             try:
-                for event in client.execute_streaming(path, specs):
+                for event in client.execute_streaming(source, specs):
                     _show_event(event, path, args.stream, sink)
                     failed |= isinstance(event, DoneEvent) and event.status != "ok"
             except VideoExtractError as exc:
                 if exc.exit_code == 2:
                     raise
                 failed = True
-                for event in input_failed(str(path), str(exc)):
+                for event in input_failed(path, str(exc)):
                     _show_event(event, path, args.stream, sink, quiet=True)
                 print(f"error: {exc}", file=sys.stderr)
     finally:
@@ -289,10 +311,11 @@ def _show_event(event, path, stream: bool, sink, quiet: bool = False) -> None:
 
 
 def _cmd_bulk(args) -> int:
+    inputs = _inputs(args, required=False)  # --input-list may name them instead
     client = _client(args, "debug")
     specs = client.request(args.ops, args.op, args.spec)
     batch = client.execute_bulk(
-        args.inputs,
+        inputs,
         specs,
         workers=args.workers,
         engine=args.engine,
@@ -370,21 +393,25 @@ def _size_flag(text: str, flag: str) -> int:
 
 
 def _cmd_plan(args) -> int:
+    from video_extract.executors.base import input_name
     from video_extract.outputs import output_dir_for
+    from video_extract.sources import display_name
 
+    inputs = _inputs(args)
     client = _client(args, "debug")
     specs = client.request(args.ops, args.op, args.spec)
     failed = False
-    for path in args.inputs:
+    for source in inputs:
+        path = display_name(source)
         try:
-            plan = client.plan(path, specs)
+            plan = client.plan(source, specs)
         except VideoExtractError as exc:
             if exc.exit_code == 2:
                 raise
             print(f"error: {exc}", file=sys.stderr)
             failed = True
             continue
-        print(f"{show_path(path)}: -> {show_path(output_dir_for(args.output_dir, Path(path)))}")
+        print(f"{show_path(path)}: -> {show_path(output_dir_for(args.output_dir, input_name(source) or Path(source)))}")
         for line in plan.describe():
             print(f"  {line}")
         failed |= bool(plan.errors)
