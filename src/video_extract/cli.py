@@ -211,11 +211,13 @@ def _setup_logging(verbose: bool, quiet: bool, command: str) -> None:
     log.propagate = False
 
 
-def _client(args, executor: str = "debug"):
-    """The one door: every command that processes media goes through a Client."""
+def _client(args, executor: str = "debug", **options):
+    """The one door: every command that processes media goes through a Client (``options``: the
+    server's policies)."""
     from video_extract.client import Client
 
     return Client(
+        **options,
         cache_dir=getattr(args, "cache_dir", None),
         output_dir=getattr(args, "output_dir", None) or "video_extract_output",
         use_cache=not getattr(args, "no_cache", False),
@@ -366,7 +368,17 @@ def _cmd_serve(args) -> int:
     check_settings(settings)
     ensure_output_root(settings.output_dir)
     args.output_dir = settings.output_dir
-    app = create_app(settings, _client(args, "perf"))
+    from video_extract.sources import SourcePolicy
+
+    # What clients may name as a source: http(s) and s3 only, remote downloads held to the upload
+    # limit, local paths only under --allow-root (and the server's own uploads), private networks
+    # only when allowed.
+    policy = SourcePolicy.strict(
+        allowed_roots=(*settings.allow_roots, Path(settings.output_dir).resolve() / "uploads"),
+        allow_private_networks=settings.allow_private_networks,
+        max_bytes=settings.max_upload_size,
+    )
+    app = create_app(settings, _client(args, "perf", source_policy=policy))
     try:
         sock = bind(settings)
     except OSError as exc:

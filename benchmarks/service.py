@@ -1,0 +1,124 @@
+"""Service benchmarks: a request through ``video-extract serve`` once its models are warm, and a
+URL source against the same file on disk."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from common import SHARED_MODELS, Row, clean, clip_720p_60s, fresh_dir
+
+SECTION = "service"
+
+
+def _serve(out: Path, root: Path, key: str) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "video_extract", "serve", "--host", "127.0.0.1", "--port", "0", "-o", str(out), "--no-cache", "--allow-root", str(root)]
+    if SHARED_MODELS.exists():
+        cmd += ["--models-dir", str(SHARED_MODELS)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "VIDEO_EXTRACT_API_KEYS": key})
+    line = proc.stderr.readline()
+    match = re.search(r"serving on (http://\S+)", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"the server did not start: {line}")
+    return proc, match.group(1)
+
+
+def _job_seconds(http, source: dict, ops: str) -> float:
+    """From POST /v1/jobs to the end of its event stream (the job's last event)."""
+    started = time.perf_counter()
+    created = http.post("/v1/jobs", json={"source": source, "ops": ops})
+    assert created.status_code == 202, created.text
+    job = created.json()
+    with http.stream("GET", job["links"]["events"]) as events:
+        for _ in events.iter_lines():
+            pass
+    elapsed = time.perf_counter() - started
+    state = http.get(job["links"]["status"]).json()
+    assert state["state"] == "done", state
+    return elapsed
+
+
+def _file_server(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # noqa: D401 - silence
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def run() -> list[Row]:
+    import httpx
+
+    from video_extract import Client
+    from video_extract.testing.demo import make_demo_clip, runnable_operations
+
+    rows: list[Row] = []
+    folder = fresh_dir("svc")
+    clip = make_demo_clip(folder / "demo.mp4").path  # 10 s: four shots, a spoken sentence
+    ops, _ = runnable_operations(SHARED_MODELS if SHARED_MODELS.exists() else None)
+    request = ",".join(ops)
+
+    # First request vs later ones, through the server, cache off: what stays loaded between them.
+    key = secrets.token_hex(16)
+    proc, base = _serve(folder / "out", folder, key)
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600) as http:
+            first = _job_seconds(http, {"path": str(clip)}, request)
+            later = min(_job_seconds(http, {"path": str(clip)}, request) for _ in range(3))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    rows.append(
+        Row(
+            SECTION,
+            f"server, later request vs first request (10 s clip, {len(ops)} operations, cache off)",
+            later,
+            first,
+            note="the difference is what warm models save",
+        )
+    )
+
+    # A URL source (spooled while hashed) vs the same file named by path: cold cache each time,
+    # and a fresh URL each time so every run downloads.
+    big = clip_720p_60s()
+    served, url_base = _file_server(big.parent)
+    light = ["metadata", "scenes", "keyframes", "audio"]
+    try:
+        Client(cache_dir=fresh_dir("w"), output_dir=fresh_dir("w")).run(big, light)  # imports, page cache
+        local, remote = [], []
+        for n in range(5):
+            for source, times in ((str(big), local), (f"{url_base}/{big.name}?n={n}", remote)):
+                cache, out = fresh_dir("c"), fresh_dir("o")
+                started = time.perf_counter()
+                result = Client(cache_dir=cache, output_dir=out).run(source, light)
+                times.append(time.perf_counter() - started)
+                assert result.ok, result.errors
+                clean(cache, out)
+    finally:
+        served.shutdown()
+    t_url, t_local = statistics.median(remote), statistics.median(local)
+    rows.append(
+        Row(
+            SECTION,
+            "URL source (loopback http, downloaded + hashed) vs the same file by path (60 s 720p: metadata, scenes, keyframes, audio)",
+            t_url,
+            t_local,
+            target="<= 1.2x",
+            passed=t_url <= 1.2 * t_local,
+            note=f"{big.stat().st_size / 1e6:.1f} MB clip, median of 5, cold cache",
+        )
+    )
+    clean(folder)
+    return rows
