@@ -41,7 +41,7 @@ from video_extract.results import (
     VisionEmbeddingsResult,
     output_type,
 )
-from video_extract.spec import OutputSpec, RequestLike, make_operation, parse_request
+from video_extract.spec import DEFAULT_MAX_OPS, OutputSpec, RequestLike, make_operation, parse_request
 
 if TYPE_CHECKING:
     from video_extract.executors.bulk import BatchResult
@@ -153,7 +153,8 @@ class Client:
 
     ``executor``: ``"debug"`` (stage by stage, logged) or ``"perf"`` (stages side by side);
     both write the same files from the same cache. ``registry``: the plugins to use (default:
-    every installed one, discovered once per process).
+    every installed one, discovered once per process). ``max_ops``: the most operations one
+    request may name (None: no cap).
     """
 
     def __init__(
@@ -168,9 +169,11 @@ class Client:
         registry: Registry | None = None,
         cache_max_size: int | str | None = "default",
         cache_verify: str | None = None,
+        max_ops: int | None = DEFAULT_MAX_OPS,
     ):
         self.output_dir = Path(output_dir).expanduser()
         self.threads = threads  # stages side by side in perf mode (default: cores + 1, at most 8)
+        self.max_ops = max_ops
         if isinstance(executor, Executor):
             self.executor = executor
         else:
@@ -208,7 +211,7 @@ class Client:
         replace an operation of the same name; ``spec_file``: a YAML or JSON spec.
         """
         registry = self.runtime.registry  # discovered first: third-party operations parse too
-        request = parse_request(ops, overrides, spec_file)
+        request = parse_request(ops, overrides, spec_file, max_ops=self.max_ops)
         specs = list(request.specs)
         if request.everything:
             named = {s.operation.name for s in specs}
