@@ -19,7 +19,7 @@ from video_extract.events import Event
 from video_extract.executors.base import Executor, Runtime, prepare
 from video_extract.outputs import ensure_output_root
 from video_extract.plan import Plan
-from video_extract.registry import Registry
+from video_extract.registry import Registry, check_models
 from video_extract.results import (
     AudioEmbeddingsResult,
     AudioResult,
@@ -153,8 +153,12 @@ class Client:
 
     ``executor``: ``"debug"`` (stage by stage, logged) or ``"perf"`` (stages side by side);
     both write the same files from the same cache. ``registry``: the plugins to use (default:
-    every installed one, discovered once per process). ``max_ops``: the most operations one
-    request may name (None: no cap).
+    every installed one, discovered once per process).
+
+    For a service: ``max_ops`` caps the operations one request may name (None: no cap);
+    ``allow_any_model=False`` accepts only catalog model names and ``allowed_models`` (no
+    client-chosen Hugging Face id or path); ``model_memory_budget`` bounds the models kept
+    loaded across requests (bytes or ``"4G"``; least recently used idle ones are dropped).
     """
 
     def __init__(
@@ -170,6 +174,9 @@ class Client:
         cache_max_size: int | str | None = "default",
         cache_verify: str | None = None,
         max_ops: int | None = DEFAULT_MAX_OPS,
+        allow_any_model: bool = True,
+        allowed_models: Iterable[str] = (),
+        model_memory_budget: int | str | None = None,
     ):
         self.output_dir = Path(output_dir).expanduser()
         self.threads = threads  # stages side by side in perf mode (default: cores + 1, at most 8)
@@ -184,6 +191,9 @@ class Client:
                 registry=registry,
                 cache_max_bytes=cache_max_size,
                 cache_verify=cache_verify,
+                allow_any_model=allow_any_model,
+                allowed_models=allowed_models,
+                model_memory_budget=model_memory_budget,
             )
             self.executor = _make_executor(executor, runtime, save_intermediates=save_intermediates, threads=threads)
 
@@ -208,11 +218,14 @@ class Client:
 
         ``ops``: ``"metadata,scenes:threshold=20,min_scene_len=10"``, a list of such strings,
         Operations, OutputSpecs or dicts, or ``"all"``; ``overrides`` (the CLI's ``--op``)
-        replace an operation of the same name; ``spec_file``: a YAML or JSON spec.
+        replace an operation of the same name; ``spec_file``: a YAML or JSON spec. Refuses
+        (UsageError) more than ``max_ops`` operations, and a model the model policy does not
+        allow, before any input is read.
         """
         registry = self.runtime.registry  # discovered first: third-party operations parse too
         request = parse_request(ops, overrides, spec_file, max_ops=self.max_ops)
         specs = list(request.specs)
+        check_models(specs, self.runtime.model_policy)
         if request.everything:
             named = {s.operation.name for s in specs}
             specs += [OutputSpec(operation=make_operation(op)) for op in registry.operations() if op not in named]
@@ -360,6 +373,9 @@ class Client:
             models_dir=str(runtime.models_dir) if runtime.models_dir else None,
             cache_max_bytes=runtime.cache.max_bytes if runtime.cache else None,
             cache_verify=runtime.cache.verify if runtime.cache else None,
+            allow_any_model=runtime.allow_any_model,
+            allowed_models=runtime.allowed_models,
+            model_memory_budget=runtime.model_memory_budget,
         )
         count = workers or default_workers()
         if engine == "ray" or ray_address:

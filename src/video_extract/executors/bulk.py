@@ -50,6 +50,9 @@ class Settings:
     cache_max_bytes: int | str | None = "default"  # None: no cap
     cache_verify: str | None = None
     threads: int | None = None  # decoder and model threads per worker (its share of the cores)
+    allow_any_model: bool = True  # False: catalog models and allowed_models only (a server's batches)
+    allowed_models: tuple[str, ...] = ()
+    model_memory_budget: int | str | None = None  # what the worker's warm models may take (None: its default)
 
 
 class WorkerInfo(Record):
@@ -199,6 +202,9 @@ class FileWorker:
             models_dir=settings.models_dir,
             cache_max_bytes=settings.cache_max_bytes,
             cache_verify=settings.cache_verify,
+            allow_any_model=settings.allow_any_model,
+            allowed_models=settings.allowed_models,
+            model_memory_budget=settings.model_memory_budget,
         )
         self.executor = DebugExecutor(self.runtime)
         self.files_done = 0
