@@ -201,11 +201,14 @@ def test_unwritable_output_directory_is_one_clear_error(tmp_path, scene_clip):
     assert proc.returncode == 2 and "cannot write the events file" in proc.stderr
 
 
-def test_a_huge_image_is_refused_not_decoded(tmp_path):
+def test_a_huge_image_is_described_but_not_decoded(tmp_path):
     from PIL import Image
 
-    # Pillow's bomb limit (Image.MAX_IMAGE_PIXELS, ~179 MP) is what refuses it
+    # Past twice Pillow's limit, where Pillow itself would refuse it without saying its size;
+    # the pixel budget (tests/test_pixel_budget.py) says it in one line.
     big = tmp_path / "big.png"
     Image.new("L", (20000, 9000)).save(big)
-    proc = run_cli("debug", str(big), "--ops", "metadata", "-o", str(tmp_path / "o"))
-    assert proc.returncode == 1 and "image too large to decode safely" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("debug", str(big), "--ops", "metadata,frames", "-o", str(tmp_path / "o"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "DecompressionBomb" not in proc.stderr
+    assert f"{big}: frames: image of 20000×9000 (180.0 Mpx) exceeds the pixel budget of 89.5 Mpx" in proc.stderr
+    assert '"width": 20000' in (tmp_path / "o" / "big" / "metadata.json").read_text()

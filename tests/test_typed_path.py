@@ -7,7 +7,6 @@ import ast
 import json
 import os
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,10 @@ from video_extract.errors import UsageError
 from video_extract.events import parse_event
 from video_extract.registry import Registry
 from video_extract.results import OUTPUT_TYPES, Output, Record
-from video_extract.server import ExtractServer
 from video_extract.testing import media
 
 from .conftest import SHARED_MODELS, install_loudness_plugin, needs_shared_models, run_cli
+from .test_server import running
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "video_extract"
 
@@ -108,18 +107,13 @@ def test_a_new_output_type_works_through_every_door(scene_clip, tmp_path, monkey
     assert type(result["loudness"]).__name__ == "LoudnessResult" and result["loudness"].dbfs == on_disk["dbfs"]
     assert result.loudness.dbfs == on_disk["dbfs"] and "loudness" in dir(result)
 
-    server = ExtractServer(("127.0.0.1", 0), Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "srv", registry=registry, executor="perf"))
-    server.serve_in_background()
-    try:
-        body = json.dumps({"path": str(scene_clip.path), "ops": "loudness:floor_db=-60"}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/run", data=body, method="POST")
-        with urllib.request.urlopen(request, timeout=60) as response:
-            events = [parse_event(line) for line in response.read().splitlines()]
-    finally:
-        server.shutdown()
-        server.server_close()
-    complete = next(e for e in events if e.type == "complete" and e.op == "loudness")
-    assert json.loads(Path(complete.path).read_text()) == on_disk
+    served_client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "srv", registry=registry, executor="perf")
+    with running(tmp_path, client=served_client, allow_roots=(scene_clip.path.parent,)) as srv, srv.http() as http:
+        job = http.post("/v1/jobs", json={"source": {"path": str(scene_clip.path)}, "ops": "loudness:floor_db=-60"}).json()
+        events = [parse_event(line) for line in http.get(job["links"]["events"]).text.splitlines()]
+        complete = next(e for e in events if e.type == "complete" and e.op == "loudness")
+        assert http.get(complete.path).json() == on_disk
+        assert http.get(job["links"]["results"]).json()["result"]["ops"]["loudness"]["type"] == "Loudness"
     sys.modules.pop("loudness_plugin", None)
 
 

@@ -101,6 +101,14 @@ def file_digest(path: Path) -> str:
     return digest
 
 
+def remember_digest(path: Path, digest: str) -> None:
+    """Record a digest computed elsewhere (while a download was spooled), so ``file_digest``
+    does not read the file a second time."""
+    st = path.stat()
+    with _digests_lock:
+        _digests[(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)] = digest
+
+
 def _blake3_of(path: Path | str, size: int) -> str:
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO) if size >= 1 << 20 else blake3.blake3()
     if size:

@@ -28,7 +28,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_request_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="*" if p.prog.endswith("bulk") else "+", metavar="INPUT", help="video, audio or image files (bulk: also folders)")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="video, audio or image files, http(s):// or s3:// URLs (bulk: also folders and s3:// prefixes); default: the --spec file's inputs",
+    )
     p.add_argument("--ops", action="append", default=[], help="comma-separated operations, or 'all' (see `video-extract ops`)")
     p.add_argument(
         "--op",
@@ -37,13 +42,23 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
         metavar="NAME:KEY=VALUE,...",
         help='one operation with parameters, e.g. "keyframes:max_frames=20,min_interval_sec=1.5"',
     )
-    p.add_argument("--spec", type=Path, help="YAML or JSON file of outputs (with parameters and sources)")
+    p.add_argument("--spec", type=Path, help="YAML or JSON file of outputs (with parameters and sources) and, optionally, inputs")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"), help="where {stem}/ folders go (default: ./video_extract_output)")
     _add_cache_args(p)
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--models-dir", type=Path, help="directory of model files (else $VIDEO_EXTRACT_MODELS, installed packages, download)")
+    _add_max_pixels(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging, with tracebacks of failing stages")
     p.add_argument("-q", "--quiet", action="store_true", help="errors only")
+
+
+def _add_max_pixels(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        help="largest frame decoded, width x height (default: $VIDEO_EXTRACT_MAX_PIXELS or 89478485, Pillow's limit; 0: no limit)",
+    )
 
 
 def _add_cache_args(p: argparse.ArgumentParser) -> None:
@@ -56,7 +71,7 @@ def _add_cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-verify",
         choices=["size", "full"],
-        help="what a cache hit checks: file sizes, or sizes and BLAKE3 digests (default: $VIDEO_EXTRACT_CACHE_VERIFY or full)",
+        help="what a cache hit checks: file sizes, or sizes and BLAKE3 digests (default: $VIDEO_EXTRACT_CACHE_VERIFY or size)",
     )
 
 
@@ -85,13 +100,31 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--timeout", type=float, help="seconds one file may take before its worker is killed (a worker's first file includes loading its models)")
     bulk.add_argument("--progress", choices=["auto", "rich", "jsonl", "none"], default="auto", help="auto: a bar on a terminal, nothing otherwise")
 
-    serve = sub.add_parser("serve", help="HTTP server: POST /run streams a request's events as JSON Lines")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"))
+    serve = sub.add_parser("serve", help="HTTP service: uploads, jobs with events and results, batches (FastAPI; see /docs)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs API keys or --insecure)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed)")
+    serve.add_argument("-o", "--output-dir", type=Path, default=Path("video_extract_output"), help="jobs/, batches/ and uploads/ go here, a folder per job")
+    serve.add_argument("--api-keys-file", type=Path, help="bearer tokens, one per line (else $VIDEO_EXTRACT_API_KEYS, comma-separated)")
+    serve.add_argument("--insecure", action="store_true", help="allow listening beyond loopback without API keys")
+    serve.add_argument(
+        "--allow-root", action="append", type=Path, default=[], metavar="DIR", help="path sources may be read under DIR (repeatable; default: none)"
+    )
+    serve.add_argument("--allow-private-networks", action="store_true", help="URL sources may reach loopback, private and link-local addresses")
+    serve.add_argument("--max-upload-size", default="2G", metavar="SIZE", help="largest upload (default 2G)")
+    serve.add_argument("--max-body-size", default="1M", metavar="SIZE", help="largest JSON request body (default 1M)")
+    serve.add_argument("--max-ops", type=int, default=64, help="operations in one request (default 64)")
+    serve.add_argument("--max-concurrent-jobs", type=int, help="jobs running at once (default: half the cores)")
+    serve.add_argument("--max-queue", type=int, default=64, help="jobs waiting beyond those; more are refused with 429 (default 64)")
+    serve.add_argument("--job-timeout", type=float, default=3600, metavar="SECONDS", help="a job running longer is stopped (default 3600)")
+    serve.add_argument("--job-ttl", type=float, default=86400, metavar="SECONDS", help="finished jobs and their files are removed after this (default 86400)")
+    serve.add_argument("--upload-ttl", type=float, default=86400, metavar="SECONDS", help="uploads no job uses are removed after this (default 86400)")
+    serve.add_argument("--workers", type=int, help="worker processes of a batch (default: number of cores)")
+    serve.add_argument("--root-path", default="", help="the path prefix a reverse proxy serves this under, e.g. /video-extract")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging and the access log")
     _add_cache_args(serve)
     serve.add_argument("--no-cache", action="store_true")
     serve.add_argument("--models-dir", type=Path)
+    _add_max_pixels(serve)
 
     plan = sub.add_parser("plan", help="show the stages a request needs for a file, without running them")
     _add_request_args(plan)
@@ -192,6 +225,7 @@ def _client(args, executor: str = "debug"):
         threads=getattr(args, "threads", None),
         cache_max_size=_size_arg(getattr(args, "cache_max_size", None)),
         cache_verify=getattr(args, "cache_verify", None),
+        max_pixels=getattr(args, "max_pixels", None),
     )
 
 
@@ -206,17 +240,33 @@ def _size_arg(text: str | None) -> int | str | None:
         raise UsageError(f"--cache-max-size: {exc}") from None
 
 
+def _inputs(args, required: bool = True) -> list[str]:
+    """The inputs named on the command line, else the spec file's ``inputs:``."""
+    if args.inputs or args.spec is None:
+        inputs = list(args.inputs)
+    else:
+        from video_extract.spec import load_spec_inputs
+
+        inputs = load_spec_inputs(args.spec)
+    if required and not inputs:
+        raise UsageError("the following arguments are required: INPUT (or inputs: in the --spec file)")
+    return inputs
+
+
 def _cmd_debug(args) -> int:
+    inputs = _inputs(args)
     client = _client(args, "debug")
     specs = client.request(args.ops, args.op, args.spec)
-    results = [r.result for r in client.run_many(args.inputs, specs)]
+    results = [r.result for r in client.run_many(inputs, specs)]
     _print_timing(results)
     return _report(results)
 
 
 def _cmd_perf(args) -> int:
     from video_extract.events import DoneEvent, input_failed
+    from video_extract.sources import display_name
 
+    inputs = _inputs(args)
     client = _client(args, "perf")
     specs = client.request(args.ops, args.op, args.spec)
     ensure_output_root(args.output_dir)
@@ -226,16 +276,17 @@ def _cmd_perf(args) -> int:
         raise UsageError(f"cannot write the events file: {exc.strerror or exc}", args.output) from None
     failed = False
     try:
-        for path in args.inputs:
+        for source in inputs:
+            path = display_name(source)  # a URL without its credentials
             try:
-                for event in client.execute_streaming(path, specs):
+                for event in client.execute_streaming(source, specs):
                     _show_event(event, path, args.stream, sink)
                     failed |= isinstance(event, DoneEvent) and event.status != "ok"
             except VideoExtractError as exc:
                 if exc.exit_code == 2:
                     raise
                 failed = True
-                for event in input_failed(str(path), str(exc)):
+                for event in input_failed(path, str(exc)):
                     _show_event(event, path, args.stream, sink, quiet=True)
                 print(f"error: {exc}", file=sys.stderr)
     finally:
@@ -260,10 +311,11 @@ def _show_event(event, path, stream: bool, sink, quiet: bool = False) -> None:
 
 
 def _cmd_bulk(args) -> int:
+    inputs = _inputs(args, required=False)  # --input-list may name them instead
     client = _client(args, "debug")
     specs = client.request(args.ops, args.op, args.spec)
     batch = client.execute_bulk(
-        args.inputs,
+        inputs,
         specs,
         workers=args.workers,
         engine=args.engine,
@@ -284,33 +336,82 @@ def _cmd_bulk(args) -> int:
 
 
 def _cmd_serve(args) -> int:
-    from video_extract.server import ExtractServer
-
-    server = ExtractServer((args.host, args.port), _client(args, "perf"))
-    print(f"video-extract serving on http://{args.host}:{server.server_address[1]} (POST /run, GET /ops, GET /health)", file=sys.stderr)
     try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+        import uvicorn
+
+        from video_extract.server import ServerSettings, bind, check_settings, create_app, load_api_keys, uvicorn_config
+    except ImportError as exc:
+        from video_extract.errors import missing_package
+
+        raise UsageError(missing_package(exc.name or "fastapi", "serve", "server")) from None
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        output_dir=args.output_dir,
+        api_keys=load_api_keys(args.api_keys_file),
+        insecure=args.insecure,
+        allow_roots=tuple(args.allow_root),
+        allow_private_networks=args.allow_private_networks,
+        max_upload_size=_size_flag(args.max_upload_size, "--max-upload-size"),
+        max_body_size=_size_flag(args.max_body_size, "--max-body-size"),
+        max_ops=args.max_ops,
+        max_queue=args.max_queue,
+        job_timeout=args.job_timeout,
+        job_ttl=args.job_ttl,
+        upload_ttl=args.upload_ttl,
+        workers=args.workers,
+        root_path=args.root_path,
+        **({"max_concurrent_jobs": args.max_concurrent_jobs} if args.max_concurrent_jobs else {}),
+    )
+    check_settings(settings)
+    ensure_output_root(settings.output_dir)
+    args.output_dir = settings.output_dir
+    app = create_app(settings, _client(args, "perf"))
+    try:
+        sock = bind(settings)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    auth = f"{len(settings.api_keys)} API key(s)" if settings.api_keys else "no API keys (anyone who can connect may use it)"
+    print(f"video-extract serving on http://{shown}:{port} ({auth}; API docs at /docs)", file=sys.stderr, flush=True)
+    config = uvicorn_config(app, settings, log_level="info" if args.verbose else "warning")
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
-def _cmd_plan(args) -> int:
-    from video_extract.outputs import output_dir_for
+def _size_flag(text: str, flag: str) -> int:
+    from video_extract.cache import parse_size
 
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if size is None:
+        raise UsageError(f"{flag}: give a size (for example 500M); there is no unlimited")
+    return size
+
+
+def _cmd_plan(args) -> int:
+    from video_extract.executors.base import input_name
+    from video_extract.outputs import output_dir_for
+    from video_extract.sources import display_name
+
+    inputs = _inputs(args)
     client = _client(args, "debug")
     specs = client.request(args.ops, args.op, args.spec)
     failed = False
-    for path in args.inputs:
+    for source in inputs:
+        path = display_name(source)
         try:
-            plan = client.plan(path, specs)
+            plan = client.plan(source, specs)
         except VideoExtractError as exc:
             if exc.exit_code == 2:
                 raise
             print(f"error: {exc}", file=sys.stderr)
             failed = True
             continue
-        print(f"{show_path(path)}: -> {show_path(output_dir_for(args.output_dir, Path(path)))}")
+        print(f"{show_path(path)}: -> {show_path(output_dir_for(args.output_dir, input_name(source) or Path(source)))}")
         for line in plan.describe():
             print(f"  {line}")
         failed |= bool(plan.errors)

@@ -10,12 +10,13 @@ The command line and the HTTP server are thin adapters over ``Client``: one requ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from video_extract.errors import UsageError, VideoExtractError
-from video_extract.events import Event
+from video_extract.events import Event, ProgressEvent
 from video_extract.executors.base import Executor, Runtime, prepare
 from video_extract.outputs import ensure_output_root
 from video_extract.plan import Plan
@@ -41,6 +42,7 @@ from video_extract.results import (
     VisionEmbeddingsResult,
     output_type,
 )
+from video_extract.sources import SourceLike, SourcePolicy, is_url
 from video_extract.spec import DEFAULT_MAX_OPS, OutputSpec, RequestLike, make_operation, parse_request
 
 if TYPE_CHECKING:
@@ -153,7 +155,14 @@ class Client:
 
     ``executor``: ``"debug"`` (stage by stage, logged) or ``"perf"`` (stages side by side);
     both write the same files from the same cache. ``registry``: the plugins to use (default:
-    every installed one, discovered once per process).
+    every installed one, discovered once per process). ``max_pixels``: the largest frame
+    (width x height) decoded, for this process and its bulk workers (default
+    ``$VIDEO_EXTRACT_MAX_PIXELS`` or 89,478,485, Pillow's limit; 0: no limit). ``source_policy``: what may be named as
+    a source (``SourcePolicy``; default: any path, URL scheme and network, no size limit).
+
+    A source is a local path, an ``http(s)://`` or ``s3://`` URL (or any installed fsspec
+    protocol), ``bytes`` or a binary file object; ``format_hint`` (``"mp4"``, ``"clip.mp4"``)
+    names the ones that carry no name.
 
     For a service: ``max_ops`` caps the operations one request may name (None: no cap);
     ``allow_any_model=False`` accepts only catalog model names and ``allowed_models`` (no
@@ -173,6 +182,8 @@ class Client:
         registry: Registry | None = None,
         cache_max_size: int | str | None = "default",
         cache_verify: str | None = None,
+        max_pixels: int | None = None,
+        source_policy: SourcePolicy | None = None,
         max_ops: int | None = DEFAULT_MAX_OPS,
         allow_any_model: bool = True,
         allowed_models: Iterable[str] = (),
@@ -191,6 +202,8 @@ class Client:
                 registry=registry,
                 cache_max_bytes=cache_max_size,
                 cache_verify=cache_verify,
+                max_pixels=max_pixels,
+                source_policy=source_policy,
                 allow_any_model=allow_any_model,
                 allowed_models=allowed_models,
                 model_memory_budget=model_memory_budget,
@@ -235,35 +248,41 @@ class Client:
         """Every operation: aliases, summary, whether a plugin runs it, its parameters."""
         return self.runtime.registry.describe_operations()
 
-    def plan(self, source: str | Path, ops: RequestLike) -> Plan:
-        """The stages a request needs for one input, without running them (probes the file)."""
-        return prepare(self.runtime, source, self.request(ops), self.output_dir).plan
+    def plan(self, source: SourceLike, ops: RequestLike, format_hint: str | None = None) -> Plan:
+        """The stages a request needs for one input, without running them (probes the file; a
+        URL is fetched into the spool)."""
+        job = prepare(self.runtime, source, self.request(ops), self.output_dir, format_hint=format_hint)
+        job.release()
+        return job.plan
 
     # -- one file ----------------------------------------------------------------------------
 
-    def run(self, source: str | Path, ops: RequestLike) -> Results:
-        """Process one file; returns its typed results.
+    def run(self, source: SourceLike, ops: RequestLike, format_hint: str | None = None) -> Results:
+        """Process one input; returns its typed results.
 
         Example::
 
             result = Client(output_dir="out").run("talk.mp4", "transcription,diarization")
             result.transcription.to_pandas(level="words")
+            Client().run("https://example.org/clip.mp4", "metadata")
+            Client().run(data, "scenes", format_hint="mp4")  # bytes, or an open binary file
 
-        Raises InputError for a file that cannot be read, UsageError for a malformed request;
-        an operation that fails is in ``result.errors``, one that does not apply in ``result.skipped``.
+        Raises InputError for a file that cannot be read (SourceError for a source that cannot be
+        fetched or that the policy refuses), UsageError for a malformed request; an operation
+        that fails is in ``result.errors``, one that does not apply in ``result.skipped``.
         """
         specs = self.request(ops)
         ensure_output_root(self.output_dir)
-        return Results(self.executor.run_file(source, specs, self.output_dir))
+        return Results(self.executor.run_file(source, specs, self.output_dir, format_hint=format_hint))
 
-    def run_many(self, sources: Sequence[str | Path], ops: RequestLike) -> Iterator[Results]:
-        """Process several files in turn; an unreadable one yields a failed result instead of raising."""
+    def run_many(self, sources: Sequence[SourceLike], ops: RequestLike, format_hint: str | None = None) -> Iterator[Results]:
+        """Process several inputs in turn; an unreadable one yields a failed result instead of raising."""
         specs = self.request(ops)
         ensure_output_root(self.output_dir)
-        for result in self.executor.run_files(sources, specs, self.output_dir):
+        for result in self.executor.run_files(sources, specs, self.output_dir, format_hint=format_hint):
             yield Results(result)
 
-    def execute_streaming(self, source: str | Path, ops: RequestLike, threads: int | None = None) -> Iterator[Event]:
+    def execute_streaming(self, source: SourceLike, ops: RequestLike, threads: int | None = None, format_hint: str | None = None) -> Iterator[Event]:
         """Performance mode: typed events as they happen (partials, then complete / skipped /
         error per operation, then done); stages without a dependency between them run at once.
 
@@ -283,9 +302,9 @@ class Client:
         specs = self.request(ops)
         ensure_output_root(self.output_dir)
         executor = PerfExecutor(self.runtime, threads=threads or self.threads)
-        yield from executor.stream_file(source, specs, self.output_dir)
+        yield from executor.stream_file(source, specs, self.output_dir, format_hint=format_hint)
 
-    async def aexecute_streaming(self, source: str | Path, ops: RequestLike, threads: int | None = None):
+    async def aexecute_streaming(self, source: SourceLike, ops: RequestLike, threads: int | None = None, format_hint: str | None = None):
         """``execute_streaming`` for asyncio: the work runs in a thread, events arrive on the loop."""
         import asyncio
 
@@ -295,7 +314,7 @@ class Client:
 
         def produce() -> None:
             try:
-                for event in self.execute_streaming(source, ops, threads):
+                for event in self.execute_streaming(source, ops, threads, format_hint=format_hint):
                     loop.call_soon_threadsafe(events.put_nowait, event)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
                 loop.call_soon_threadsafe(events.put_nowait, exc)
@@ -323,7 +342,7 @@ class Client:
         ray_address: str | None = None,
         retries: int = 1,
         timeout: float | None = None,
-        progress: str = "none",
+        progress: str | Callable[[ProgressEvent], None] = "none",
         input_list: str | Path | None = None,
     ) -> BatchResult:
         """Bulk mode: many files through a warm worker pool (or Ray); returns the BatchResult.
@@ -333,27 +352,32 @@ class Client:
             batch = client.execute_bulk(["videos/"], "metadata,scenes,transcription", workers=4)
             print(batch.failed, [row.input for row in batch.rows if row.status == "failed"])
 
-        ``requests``: files or folders with one ``ops`` for all, or ``(path, ops)`` pairs /
-        ``{"path": …, "ops": …}`` for a request per file. Writes ``batch_summary.json`` and
+        ``requests``: files, folders, URLs or URL prefixes (``s3://bucket/videos/``) with one
+        ``ops`` for all, or ``(path, ops)`` pairs / ``{"path": …, "ops": …}`` for a request per
+        file. Writes ``batch_summary.json`` and
         ``batch_summary.parquet`` in the output directory; files already finished for the same
         request are skipped; files in the folders that are not media are listed (``not_media``).
+        ``progress``: ``rich``, ``jsonl`` (stdout), ``none``, or a function given each ``progress`` event.
         """
         from video_extract.executors.bulk import BatchInput, collect_inputs, run_batch
         from video_extract.executors.progress import make_progress
 
-        not_media: list[Path] = []
+        not_media: list[Path | str] = []
+        sources = self.runtime.sources
         if ops is not None or input_list is not None:
             specs = self.request(ops)
-            found = collect_inputs(requests, input_list, exclude=self._own_dirs())
-            inputs = [BatchInput(path=p, specs=specs) for p in found.media]
+            found = collect_inputs(requests, input_list, exclude=self._own_dirs(), sources=sources)
+            inputs = [BatchInput(path=p, specs=specs, fingerprint=found.fingerprints.get(str(p))) for p in found.media]
             not_media = found.not_media
         else:
             pairs = [(r["path"], r["ops"]) if isinstance(r, dict) else r for r in requests]
-            if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
-                raise UsageError("execute_bulk: give ops for all paths, or (path, ops) pairs / {'path', 'ops'} dicts")
-            inputs = [BatchInput(path=Path(p), specs=self.request(o)) for p, o in pairs]
+            if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], (str, PathLike)) for p in pairs):
+                raise UsageError("execute_bulk: give ops for all paths or URLs, or (path, ops) pairs / {'path', 'ops'} dicts")
+            inputs = [BatchInput(path=p if is_url(p) else Path(p), specs=self.request(o)) for p, o in pairs]
         engine_ = self._bulk_engine(engine, workers, ray_address)
-        return run_batch(inputs, self.output_dir, engine_, retries=retries, timeout=timeout, progress=make_progress(progress), not_media=not_media)
+        return run_batch(
+            inputs, self.output_dir, engine_, retries=retries, timeout=timeout, progress=make_progress(progress), not_media=not_media, sources=sources
+        )
 
     def _own_dirs(self) -> list[Path]:
         """Folders a bulk scan must not take inputs from: where results and the cache are written."""
@@ -365,6 +389,7 @@ class Client:
     def _bulk_engine(self, engine: str, workers: int | None, ray_address: str | None):
         """The one place a bulk engine is picked."""
         from video_extract.executors.bulk import LocalEngine, Settings, default_workers
+        from video_extract.media.limits import max_pixels
 
         runtime = self.runtime
         settings = Settings(
@@ -373,6 +398,8 @@ class Client:
             models_dir=str(runtime.models_dir) if runtime.models_dir else None,
             cache_max_bytes=runtime.cache.max_bytes if runtime.cache else None,
             cache_verify=runtime.cache.verify if runtime.cache else None,
+            max_pixels=max_pixels() or 0,  # what this process allows: Ray workers elsewhere do not share its environment
+            source_policy=runtime.sources.policy,
             allow_any_model=runtime.allow_any_model,
             allowed_models=runtime.allowed_models,
             model_memory_budget=runtime.model_memory_budget,

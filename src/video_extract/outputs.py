@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,23 +27,40 @@ SUMMARY_FILE = "summary.json"
 OWNER_FILE = ".input"  # which input a directory belongs to, written when it is created
 
 
-def path_tag(path: Path) -> str:
-    return blake3.blake3(str(path.resolve()).encode()).hexdigest()[:8]
+@dataclass(frozen=True)
+class InputName:
+    """An input that is not a local file (a URL, bytes): who owns its output folder
+    (``identity``, written to the folder's owner file) and what the folder is called (``stem``)."""
+
+    identity: str
+    stem: str
 
 
-def output_dir_for(root: Path, input_path: Path, batch: Iterable[Path] = ()) -> Path:
+#: A local file (its path) or any other source (its name).
+InputLike = Path | InputName
+
+
+def _identity(item: InputLike) -> str:
+    return item.identity if isinstance(item, InputName) else str(item.resolve())
+
+
+def path_tag(path: InputLike) -> str:
+    return blake3.blake3(_identity(path).encode()).hexdigest()[:8]
+
+
+def output_dir_for(root: Path, input_path: InputLike, batch: Iterable[InputLike] = ()) -> Path:
     """``{root}/{stem}``, or ``{root}/{stem}-{hash}`` when another input shares the stem.
 
     Deterministic: inputs sharing a stem within a batch all get the hash suffix (whatever the
     order), and a directory already owned by a different input is never reused.
     """
-    input_path = input_path.resolve()
-    stem = folder_stem(input_path)
-    clashes = {p.resolve() for p in batch if folder_stem(p) == stem} - {input_path}
+    identity = _identity(input_path)
+    stem = folder_stem(input_path if isinstance(input_path, InputName) else input_path.resolve())
+    clashes = {_identity(p) for p in batch if folder_stem(p) == stem} - {identity}
     if not clashes:
         candidate = root / stem
         owner = _owner(candidate)
-        if owner is None or owner == str(input_path):
+        if owner is None or owner == identity:
             return candidate
     return root / f"{stem}-{path_tag(input_path)}"
 
@@ -64,16 +82,16 @@ def ensure_output_root(root: Path) -> Path:
     return root
 
 
-def claim_output_dir(directory: Path, input_path: Path) -> None:
+def claim_output_dir(directory: Path, input_path: InputLike) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     owner = directory / OWNER_FILE
     if not owner.exists():
-        atomic_write_text(owner, str(input_path.resolve()) + "\n")
+        atomic_write_text(owner, _identity(input_path) + "\n")
 
 
-def owned_by(directory: Path, input_path: Path) -> bool:
+def owned_by(directory: Path, input_path: InputLike) -> bool:
     """Whether ``directory`` is the output folder an earlier run made for ``input_path``."""
-    return _owner(directory) == str(input_path.resolve())
+    return _owner(directory) == _identity(input_path)
 
 
 def _owner(directory: Path) -> str | None:
@@ -83,7 +101,7 @@ def _owner(directory: Path) -> str | None:
         return None
 
 
-def folder_stem(path: Path) -> str:
+def folder_stem(path: InputLike) -> str:
     """The folder name an input gets before any collision suffix (spaces and odd characters become _)."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.stem).strip("._") or "input"
 

@@ -123,13 +123,21 @@ class Registry:
         """Resolve requested outputs into a Plan for this input.
 
         An output that cannot be made from this input (keyframes from an mp3) is recorded in
-        ``plan.errors`` with the gap named; the others are planned normally. ``policy``: which
-        model names may be used, checked for every requested and pinned operation before any
-        plugin looks at its model (a refused name is a UsageError).
+        ``plan.errors`` with the gap named; the others are planned normally. So is one that
+        needs frames over the pixel budget: the audio of such a file is still read. ``policy``:
+        which model names may be used, checked for every requested and pinned operation before
+        any plugin looks at its model (a refused name is a UsageError).
         """
+        from video_extract.media.limits import over_budget  # here: importing media loads PyAV, which discovery need not
+
         available = {"File"}
+        refused: dict[str, str] = {}
         if info.video is not None:
-            available.add("VideoStream")
+            why = over_budget(info.video.width, info.video.height, still=info.is_image)
+            if why is None:
+                available.add("VideoStream")
+            else:
+                refused["VideoStream"] = why
         if info.audio:
             available.add("AudioStream")
         plan = Plan()
@@ -150,7 +158,7 @@ class Registry:
                 continue
         for spec in [s for s in specs if s not in gathering]:
             try:
-                plan.outputs[spec.operation.name] = self._resolve(spec, info, available, plan, 0, requested_types)
+                plan.outputs[spec.operation.name] = self._resolve(spec, info, available, plan, 0, requested_types, refused)
             except NotApplicable as exc:
                 plan.skipped[spec.operation.name] = exc.message
             except PlanError as exc:
@@ -212,7 +220,16 @@ class Registry:
                 del plan.stages[sid]
             plan.outputs[op] = plan.add(moved)
 
-    def _resolve(self, spec: OutputSpec, info: MediaInfo, available: set[str], plan: Plan, depth: int, requested_types: dict[str, OutputSpec]) -> str:
+    def _resolve(
+        self,
+        spec: OutputSpec,
+        info: MediaInfo,
+        available: set[str],
+        plan: Plan,
+        depth: int,
+        requested_types: dict[str, OutputSpec],
+        refused: dict[str, str],
+    ) -> str:
         if depth > 16:
             raise PlanError(f"plugin inputs form a cycle at '{spec.operation.name}'")
         manifest = self.for_operation(spec.operation.name)
@@ -222,6 +239,8 @@ class Registry:
         inputs: list[tuple[str, str]] = []
         for need in plugin.requires(spec.operation):
             if need.type in SOURCE_TYPES:
+                if need.type in refused:
+                    raise PlanError(refused[need.type])
                 if need.type not in available:
                     raise NotApplicable(_gap_message(info, manifest.output, need.type))
                 inputs.append((need.type, SOURCE))
@@ -236,7 +255,7 @@ class Registry:
                 if producer is None:
                     raise PlanError(f"no installed plugin produces {need.type}, which {manifest.name} needs")
                 upstream = OutputSpec(operation=make_operation(producer.operation, need.params))
-            inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1, requested_types)))
+            inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1, requested_types, refused)))
         return plan.add(_stage(manifest, spec.operation, tuple(inputs)))
 
     def _check_imports(self, manifest: Manifest) -> None:

@@ -641,6 +641,7 @@ class FileResult(Record):
     request: list[str] = []  # canonical requested outputs (what a resumed batch compares)
     input_size: int | None = None  # with input_mtime_ns: a resumed batch redoes a changed file
     input_mtime_ns: int | None = None
+    input_fingerprint: str | None = None  # a remote input's ETag / Last-Modified / size: a resumed batch redoes a changed object
     error: str | None = None  # the input itself could not be read
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -554,7 +555,8 @@ def parse_request(
 
 
 def load_spec_file(path: str | Path, max_ops: int | None = None) -> list[OutputSpec]:
-    """Read a YAML or JSON spec: ``{outputs: [...]}``, a list, or ``{ops: [...]}``."""
+    """Read a YAML or JSON spec: ``{outputs: [...]}``, a list, or ``{ops: [...]}`` (beside
+    ``outputs``/``ops``, an ``inputs:`` list names the sources: ``load_spec_inputs``)."""
     items = _read_spec_file(path)
     _check_count(None, (), items, max_ops)
     return _specs_of(items, path)
@@ -563,20 +565,9 @@ def load_spec_file(path: str | Path, max_ops: int | None = None) -> list[OutputS
 def _read_spec_file(path: str | Path) -> list[Any]:
     """A spec file's entries, not parsed yet (they are counted first)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read spec file: {exc.strerror or exc}", path) from None
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:  # noqa: BLE001 - yaml and json raise several types; all mean "malformed"
-        raise UsageError(f"malformed spec file: {str(exc).splitlines()[0]}", path) from None
+    data = _read_spec(path)
     if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "inputs"}
         if "outputs" in data:
             data = data["outputs"]
         elif "ops" in data:
@@ -593,3 +584,29 @@ def _specs_of(items: list[Any], path: str | Path) -> list[OutputSpec]:
         return [OutputSpec.of(item) for item in items]
     except UsageError as exc:
         raise UsageError(exc.message, path) from None
+
+
+def load_spec_inputs(path: str | Path) -> list[str]:
+    """The ``inputs:`` a spec names (paths, URLs, ``s3://`` prefixes), or []. A relative path is
+    relative to the spec file's folder, so a spec and its media travel together."""
+    path = Path(path)
+    data = _read_spec(path)
+    inputs = data.get("inputs", []) if isinstance(data, dict) else []
+    if not isinstance(inputs, list) or not all(isinstance(item, str) and item.strip() for item in inputs):
+        raise UsageError("'inputs' must be a list of paths or URLs", path)
+    return [item if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", item) else str(path.parent / Path(item).expanduser()) for item in inputs]
+
+
+def _read_spec(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read spec file: {exc.strerror or exc}", path) from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        import yaml
+
+        return yaml.safe_load(text)
+    except Exception as exc:  # noqa: BLE001 - yaml and json raise several types; all mean "malformed"
+        raise UsageError(f"malformed spec file: {str(exc).splitlines()[0]}", path) from None

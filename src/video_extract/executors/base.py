@@ -23,11 +23,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from video_extract.cache import Cache, Entry, Lease, file_digest, stage_key
+from video_extract.cache import LAYOUT, Cache, Entry, Lease, file_digest, remember_digest, stage_key
 from video_extract.errors import InputError, OperationError, VideoExtractError, missing_package, show_path
+from video_extract.media.image import LARGE_PIXELS, Still, return_freed_memory
+from video_extract.media.limits import set_max_pixels
 from video_extract.media.probe import probe
 from video_extract.outputs import (
     SUMMARY_FILE,
+    InputLike,
+    InputName,
     atomic_write_json,
     claim_output_dir,
     output_dir_for,
@@ -40,6 +44,7 @@ from video_extract.plan import Plan, Stage
 from video_extract.plugins.base import Artifact, Inputs, Source, StageContext, drain, record_mismatch
 from video_extract.registry import Registry, default_registry
 from video_extract.results import FileResult, OpResult, Record, StageRecord, output_type
+from video_extract.sources import Opened, SourceError, SourcePolicy, Sources, describe, display_name
 from video_extract.spec import Metadata, OutputSpec
 
 log = logging.getLogger("video_extract")
@@ -53,6 +58,9 @@ StageCallback = Callable[[Stage, StageRecord], None]
 class Runtime:
     """Process-wide state every executor uses: plugins (with their warm models), cache, model store.
 
+    ``max_pixels``: the pixel budget per decoded frame (``media.limits``; 0 turns it off). It is
+    process-wide (``VIDEO_EXTRACT_MAX_PIXELS``, which this sets), as decoding is done deep in
+    the media layer, by threads and by the worker processes a bulk run starts.
     ``allow_any_model`` / ``allowed_models``: which model names requests may use (any, on a
     user's machine; catalog names plus this allowlist on a shared server). ``model_memory_budget``:
     bytes (or ``"4G"``, ``"none"``) the process's warm models may take; None keeps the process's
@@ -67,12 +75,16 @@ class Runtime:
         models_dir: str | Path | None = None,
         registry: Registry | None = None,
         cache_verify: str | None = None,
+        max_pixels: int | None = None,
+        source_policy: SourcePolicy | None = None,
         allow_any_model: bool = True,
         allowed_models: Iterable[str] = (),
         model_memory_budget: int | str | None = None,
     ):
         from video_extract.models.warm import warm_models
 
+        if max_pixels is not None:
+            set_max_pixels(max_pixels)
         self.registry = registry or default_registry()
         self.cache = Cache(cache_dir, max_bytes=cache_max_bytes, verify=cache_verify) if use_cache else None
         self.models_dir = Path(models_dir).expanduser() if models_dir else None
@@ -84,6 +96,14 @@ class Runtime:
         else:
             warm_models().budget  # noqa: B018 - read now: a malformed $VIDEO_EXTRACT_MODEL_MEMORY fails here, in one line
         self._models = None
+        # Downloads are spooled beside the cache (a quarter of its cap, least recently used
+        # first), or for one request at a time when there is no cache.
+        cache = self.cache
+        self.sources = Sources(
+            source_policy,
+            spool_dir=cache.root / LAYOUT / "spool" if cache else None,
+            spool_max_bytes=cache.max_bytes // 4 if cache and cache.max_bytes else None,
+        )
 
     @property
     def models(self) -> Any:
@@ -107,6 +127,8 @@ class Job:
     source: Source
     plan: Plan
     out_dir: Path
+    name: InputLike = field(default_factory=Path)  # who owns out_dir: the local file, or the source's name
+    opened: Opened | None = None  # the spool file this job reads (released with the job)
     save_intermediates: bool = False
     request: list[str] = field(default_factory=list)  # canonical form of the requested outputs
     artifacts: dict[str, Artifact] = field(default_factory=dict)
@@ -129,10 +151,13 @@ class Job:
         with self.lock:
             leases, self.leases = self.leases, []
             scratch, self.scratch = self.scratch, None
+            opened, self.opened = self.opened, None
         for lease in leases:
             lease.release()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+        if opened is not None:
+            opened.release()
 
     def scratch_dir(self) -> Path:
         with self.lock:
@@ -143,48 +168,101 @@ class Job:
 
 def prepare(
     runtime: Runtime,
-    input_path: str | Path,
+    input_path: object,
     specs: Sequence[OutputSpec | str],
     output_root: str | Path,
-    batch: Iterable[Path] = (),
+    batch: Iterable[InputLike] = (),
     save_intermediates: bool = False,
+    format_hint: str | None = None,
 ) -> Job:
-    """Probe, hash and plan one input; raises InputError before creating anything on disk.
+    """Fetch (a URL, bytes, a stream: spooled), probe, hash and plan one input; raises InputError
+    (SourceError for a source that cannot be fetched) before creating anything in the output folder.
 
     Every input gets ``metadata.json``, whatever else was asked.
     """
-    path = Path(input_path)
-    info = probe(path, scan=False)  # header facts: enough to plan, and a clear error for non-media
-    digest = file_digest(path)
-    outputs = [OutputSpec.of(s) for s in specs]
-    always = [OutputSpec(operation=Metadata())] if not any(s.operation.name == Metadata.name for s in outputs) else []
-    plan = runtime.registry.plan(outputs + always, info, policy=runtime.model_policy)
-    out_dir = output_dir_for(Path(output_root), path, batch)
-    st = path.stat()
-    source = Source(path=path, info=info, digest=digest, stat=(st.st_size, st.st_mtime_ns))
-    return Job(source=source, plan=plan, out_dir=out_dir, save_intermediates=save_intermediates, request=request_key(outputs))
+    opened = runtime.sources.open(input_path, format_hint)
+    try:
+        path = opened.path
+        try:
+            info = probe(path, scan=False)  # header facts: enough to plan, and a clear error for non-media
+        except InputError as exc:
+            if exc.path != opened.display:  # a spool file, or a resolved path: name the source as given
+                raise type(exc)(exc.message, opened.display) from None
+            raise
+        if opened.digest is not None:
+            remember_digest(path, opened.digest)  # hashed while it was spooled: not read twice
+        digest = file_digest(path)
+        outputs = [OutputSpec.of(s) for s in specs]
+        always = [OutputSpec(operation=Metadata())] if not any(s.operation.name == Metadata.name for s in outputs) else []
+        plan = runtime.registry.plan(outputs + always, info, policy=runtime.model_policy)
+        name = job_name(opened)
+        out_dir = output_dir_for(Path(output_root), name, batch)
+        st = path.stat()
+        origin = None if opened.local and opened.display == str(path) else opened.display
+        source = Source(
+            path=path,
+            info=info,
+            digest=digest,
+            stat=(st.st_size, st.st_mtime_ns),
+            origin=origin,
+            still=Still(path) if info.is_image else None,
+        )
+    except BaseException:
+        opened.release()
+        raise
+    return Job(
+        source=source,
+        plan=plan,
+        out_dir=out_dir,
+        name=name,
+        opened=opened,
+        save_intermediates=save_intermediates,
+        request=request_key(outputs),
+    )
+
+
+def job_name(opened: Opened) -> InputLike:
+    """Who owns an input's output folder: a local file by its path, anything else by its name."""
+    return Path(opened.display) if opened.local else InputName(opened.identity, opened.stem)
+
+
+def input_name(source: object, format_hint: str | None = None) -> InputLike | None:
+    """An input's owner name without fetching it (for collision-free folder names in a batch);
+    None for bytes and streams, which are named by their content once read."""
+    try:
+        described = describe(source, format_hint)
+    except SourceError:
+        return None
+    if described.kind == "path":
+        return described.path
+    if described.kind == "url":
+        return InputName(described.display, described.stem)
+    return None
 
 
 def start(
     runtime: Runtime,
-    input_path: str | Path,
+    input_path: object,
     specs: Sequence[OutputSpec | str],
     output_root: str | Path,
-    batch: Iterable[Path] = (),
+    batch: Iterable[InputLike] = (),
     save_intermediates: bool = False,
+    format_hint: str | None = None,
 ) -> Job:
     """``prepare`` for a run: an input that is there but no longer opens as media (replaced by a
     truncated copy), and has a folder from an earlier run, leaves that folder saying so (a failed
     ``summary.json``, the old outputs removed) rather than holding results of another file. A
     missing or unreadable input leaves its folder alone: the results may be all that is left."""
     try:
-        return prepare(runtime, input_path, specs, output_root, batch, save_intermediates)
+        return prepare(runtime, input_path, specs, output_root, batch, save_intermediates, format_hint)
     except InputError as exc:
-        _settle_unreadable(Path(input_path), exc, Path(output_root), batch, specs)
+        name = input_name(input_path)
+        if isinstance(name, Path) and not isinstance(exc, SourceError):  # not one the policy refused
+            _settle_unreadable(name, exc, Path(output_root), batch, specs)
         raise
 
 
-def _settle_unreadable(path: Path, error: InputError, output_root: Path, batch: Iterable[Path], specs: Sequence[OutputSpec | str]) -> None:
+def _settle_unreadable(path: Path, error: InputError, output_root: Path, batch: Iterable[InputLike], specs: Sequence[OutputSpec | str]) -> None:
     try:
         st = path.stat()
     except OSError:
@@ -222,6 +300,28 @@ def run_stage(
     on_partial: PartialCallback | None = None,
 ) -> StageRecord:
     """Run (or fetch from cache) one stage whose upstream stages have finished."""
+    record = _run_stage(runtime, job, stage, on_partial)
+    _let_go_of_still(job)
+    return record
+
+
+def _let_go_of_still(job: Job) -> None:
+    """A still image's pixels go once no stage left reads the video stream: the vision stages
+    read frame files instead, and need the memory for their models. After each stage of a
+    large still, what its copies freed goes back to the system (``return_freed_memory``)."""
+    still = job.source.still
+    if still is None:
+        return
+    with job.lock:
+        waiting = any(sid not in job.records and any(kind == "VideoStream" for kind, _ in s.inputs) for sid, s in job.plan.stages.items())
+    if not waiting:
+        still.release()
+    video = job.source.info.video
+    if video is not None and video.width * video.height > LARGE_PIXELS:
+        return_freed_memory()
+
+
+def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCallback | None) -> StageRecord:
     requested = job.plan.requested(stage.id)
     manifest = runtime.registry.manifests[stage.plugin]
     failed_upstream = [sid for sid in stage.upstream if sid in job.failures]
@@ -336,13 +436,13 @@ def _jsonable(part: Any) -> dict:
 def _publish(runtime: Runtime, job: Job, stage: Stage, artifact: Artifact, requested: list[str]) -> list[str]:
     files: list[str] = []
     if requested:
-        claim_output_dir(job.out_dir, job.source.path)
+        claim_output_dir(job.out_dir, job.name)
         plugin = runtime.registry.plugin(stage.plugin)
         for path in plugin.publish(artifact, job.out_dir, job.source):
             rel = path.relative_to(job.out_dir).as_posix()
             files.append(rel + "/" if path.is_dir() else rel)
     elif job.save_intermediates:
-        claim_output_dir(job.out_dir, job.source.path)
+        claim_output_dir(job.out_dir, job.name)
         index = list(job.plan.stages).index(stage.id) + 1
         dest = job.out_dir / "intermediates" / f"{index:02d}-{stage.plugin}-{stage.id[:6]}"
         publish_path(artifact.path, dest)
@@ -388,8 +488,10 @@ def finish(job: Job) -> FileResult:
         ops[op] = OpResult(status="ok", type=kind, files=job.published.get(sid, []), seconds=record.seconds, cached=record.cached, data=artifact.data)
     ordered = {name: ops[name] for name in list(job.plan.outputs) + list(job.plan.skipped) + list(job.plan.errors) if name in ops}
     status = "failed" if any(op.status == "failed" for op in ordered.values()) else "ok"
+    opened = job.opened
+    remote = opened is not None and not opened.local
     result = FileResult(
-        input=str(job.source.path),
+        input=job.source.name,
         output_dir=str(job.out_dir),
         status=status,
         ops=ordered,
@@ -398,10 +500,11 @@ def finish(job: Job) -> FileResult:
         digest=job.source.digest,
         request=job.request,
         input_size=job.source.stat[0],
-        input_mtime_ns=job.source.stat[1],
+        input_mtime_ns=None if remote else job.source.stat[1],  # a spool file's time says nothing of the source
+        input_fingerprint=opened.fingerprint if remote and opened is not None else None,
     )
     if any(op.files for op in ordered.values()) or job.out_dir.exists():
-        claim_output_dir(job.out_dir, job.source.path)
+        claim_output_dir(job.out_dir, job.name)
         remove_stale_temporaries(job.out_dir)
         # The folder holds what the summary lists, no more: what an earlier run published for an
         # operation that failed or was not asked for this time goes (the cache can bring it back).
@@ -415,9 +518,9 @@ def finish(job: Job) -> FileResult:
     return result
 
 
-def input_failure(input_path: str | Path, error: VideoExtractError) -> FileResult:
+def input_failure(input_path: object, error: VideoExtractError) -> FileResult:
     """The result for an input that could not even be opened: nothing is written for it."""
-    return FileResult(input=str(input_path), output_dir=None, status="failed", error=error.message)
+    return FileResult(input=display_name(input_path), output_dir=None, status="failed", error=error.message)
 
 
 class Executor(ABC):
@@ -430,19 +533,25 @@ class Executor(ABC):
         self.save_intermediates = save_intermediates
 
     @abstractmethod
-    def run_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> FileResult:
-        """Process one input; raises InputError/UsageError only for what stops the whole file."""
+    def run_file(
+        self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
+    ) -> FileResult:
+        """Process one input (a path, URL, bytes or binary stream: ``sources``); raises
+        InputError/UsageError only for what stops the whole file."""
 
-    def run_files(self, inputs: Sequence[str | Path], specs: Sequence[OutputSpec | str], output_root: str | Path) -> Iterator[FileResult]:
+    def run_files(
+        self, inputs: Sequence[object], specs: Sequence[OutputSpec | str], output_root: str | Path, format_hint: str | None = None
+    ) -> Iterator[FileResult]:
         """Process many inputs; one bad file is a failed result, never a stopped batch."""
-        batch = [Path(p) for p in inputs]
-        for path in batch:
+        named = [input_name(p, format_hint) for p in inputs]
+        batch = [n for n in named if n is not None]
+        for path in inputs:
             try:
-                yield self.run_file(path, specs, output_root, batch=batch)
+                yield self.run_file(path, specs, output_root, batch=batch, format_hint=format_hint)
             except VideoExtractError as exc:
                 if exc.exit_code == 2:
                     raise
                 yield input_failure(path, exc)
             except Exception as exc:  # noqa: BLE001 - one file's surprise must not end the others
-                log.debug("unexpected failure on %s", path, exc_info=True)
+                log.debug("unexpected failure on %s", display_name(path), exc_info=True)
                 yield input_failure(path, VideoExtractError(f"internal error: {type(exc).__name__}: {exc}"))

@@ -11,6 +11,11 @@ timeout is replaced and its file retried; one bad file is a failed row, never a 
 Resume: a file whose output folder holds a complete ``summary.json`` for the same request (and
 whose size and mtime have not changed) is skipped; anything else runs again, and the stage cache
 makes its finished stages instant. A batch killed with ``kill -9`` redoes only unfinished files.
+
+Inputs may be URLs (``https://…``, ``s3://bucket/key``) and prefixes (``s3://bucket/videos/``,
+listed like a folder). Workers get the URL and fetch it themselves (each Ray node downloads into
+its own spool); a remote input is resumed when its fingerprint (ETag / Last-Modified / size) is
+the one its summary recorded.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait as wait_any
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
 from video_extract.errors import UsageError, VideoExtractError, show_path
-from video_extract.outputs import atomic_write_json, atomic_write_with, ensure_output_root, folder_stem, output_dir_for, read_summary
+from video_extract.outputs import InputLike, atomic_write_json, atomic_write_with, ensure_output_root, folder_stem, output_dir_for, read_summary
 from video_extract.results import Record
+from video_extract.sources import SourcePolicy, Sources, describe, display_name
 from video_extract.spec import OutputSpec
 
 log = logging.getLogger("video_extract")
@@ -50,6 +56,8 @@ class Settings:
     cache_max_bytes: int | str | None = "default"  # None: no cap
     cache_verify: str | None = None
     threads: int | None = None  # decoder and model threads per worker (its share of the cores)
+    max_pixels: int | None = None  # the pixel budget (0: none); None leaves the worker's environment's
+    source_policy: SourcePolicy | None = None  # what workers may fetch (they download their own inputs)
     allow_any_model: bool = True  # False: catalog models and allowed_models only (a server's batches)
     allowed_models: tuple[str, ...] = ()
     model_memory_budget: int | str | None = None  # what the worker's warm models may take (None: its default)
@@ -81,49 +89,71 @@ class BatchRow(Record):
 
 @dataclass
 class BatchInput:
-    """One file of a batch and what to make of it."""
+    """One input of a batch (a local path or a URL) and what to make of it."""
 
-    path: Path
+    path: Path | str
     specs: list[OutputSpec]
+    fingerprint: str | None = None  # a listed remote object's, when the listing gave one
 
 
 @dataclass
 class Found:
     """What a scan found: media to process, and files in the folders that are not media."""
 
-    media: list[Path]
-    not_media: list[Path] = field(default_factory=list)
+    media: list[Path | str]
+    not_media: list[Path | str] = field(default_factory=list)
+    fingerprints: dict[str, str | None] = field(default_factory=dict)  # listed URL -> fingerprint
 
 
 @dataclass
 class Task:
     index: int
-    input: str
+    input: str  # a path or a URL, as given (a URL may hold credentials: only workers see it)
     batch: list[str]  # other inputs sharing this one's stem (for collision-free folder names)
     specs: list[dict] = field(default_factory=list)  # what to make of this file
     size: int = 0
     attempts: int = 0
+    display: str = ""  # how rows and messages show it (a URL without its secrets)
+    fingerprint: str | None = None
 
 
 # -- inputs ----------------------------------------------------------------------------------
 
 
-def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | None = None, exclude: Sequence[Path] = ()) -> Found:
-    """Files named directly, listed in a text file (one per line, # comments), or found in folders.
+def collect_inputs(
+    paths: Sequence[str | Path] = (), input_list: str | Path | None = None, exclude: Sequence[Path] = (), sources: Sources | None = None
+) -> Found:
+    """Files or URLs named directly, listed in a text file (one per line, # comments), or found in
+    folders and URL prefixes (``s3://bucket/videos/``: every object under it, listed by ``sources``).
 
-    In a folder, hidden files and ``exclude`` (the output and cache folders) are left out, and a
-    file without a media extension, or that is not a regular file (a FIFO, a socket), is not
-    processed but reported (``Found.not_media``); a file named directly is always tried.
+    In a folder or prefix, hidden files and ``exclude`` (the output and cache folders) are left
+    out, and a file without a media extension, or that is not a regular file (a FIFO, a socket),
+    is not processed but reported (``Found.not_media``); a file named directly is always tried.
     """
-    found: list[tuple[Path, bool]] = []
+    found: list[tuple[Path | str, bool]] = []
+    fingerprints: dict[str, str | None] = {}
     if input_list is not None:
         try:
             lines = Path(input_list).read_text().splitlines()
         except OSError as exc:
             raise UsageError(f"cannot read input list: {exc.strerror or exc}", input_list) from None
-        found += [(Path(line.strip()), True) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        found += [(_as_input(line.strip()), True) for line in lines if line.strip() and not line.lstrip().startswith("#")]
     excluded = [p.resolve() for p in exclude]
-    for item in map(Path, paths):
+    for given in paths:
+        item = _as_input(given)
+        if isinstance(item, str):
+            sources = sources or Sources()
+            if not sources.is_prefix(item):
+                found.append((item, True))
+                continue
+            base = item.rstrip("/")
+            for url, fingerprint in sources.listing(item):
+                relative = url[len(base) :].strip("/").split("/") if url.startswith(base + "/") else [PurePosixPath(url).name]
+                if any(part.startswith(".") for part in relative):
+                    continue
+                fingerprints[url] = fingerprint
+                found.append((url, PurePosixPath(relative[-1]).suffix.lower() in MEDIA_EXTENSIONS))
+            continue
         if not item.is_dir():
             found.append((item, True))
             continue
@@ -137,43 +167,83 @@ def collect_inputs(paths: Sequence[str | Path] = (), input_list: str | Path | No
     unique = dict(found)
     media = [path for path, is_media in unique.items() if is_media]
     if not media:
-        raise UsageError("no input files: give files, a folder of media, or --input-list")
-    return Found(media=media, not_media=[path for path, is_media in unique.items() if not is_media])
+        raise UsageError("no input files: give files, a folder of media, a URL prefix, or --input-list")
+    return Found(
+        media=media,
+        not_media=[path for path, is_media in unique.items() if not is_media],
+        fingerprints={url: fp for url, fp in fingerprints.items() if url in unique},
+    )
+
+
+def _as_input(given: str | Path) -> Path | str:
+    """A local path as a Path; a URL kept as the string it is (a Path would collapse its ``//``)."""
+    described = describe(given)
+    return described.path if described.path is not None else str(given)
+
+
+def _name(source: str | Path) -> InputLike:
+    from video_extract.executors.base import input_name
+
+    return input_name(source) or Path(source)
 
 
 def make_tasks(inputs: Sequence[BatchInput]) -> list[Task]:
     """Tasks, longest first (by size) so a big file does not start last and stretch the batch."""
     by_stem: dict[str, list[str]] = defaultdict(list)
     for item in inputs:
-        by_stem[folder_stem(item.path)].append(str(item.path))
+        by_stem[folder_stem(_name(item.path))].append(str(item.path))
     tasks = []
     for index, item in enumerate(inputs):
         try:
-            size = item.path.stat().st_size
+            size = item.path.stat().st_size if isinstance(item.path, Path) else 0
         except OSError:
             size = 0
-        siblings = by_stem[folder_stem(item.path)]
-        tasks.append(Task(index=index, input=str(item.path), batch=siblings if len(siblings) > 1 else [], specs=[s.to_dict() for s in item.specs], size=size))
+        siblings = by_stem[folder_stem(_name(item.path))]
+        tasks.append(
+            Task(
+                index=index,
+                input=str(item.path),
+                batch=siblings if len(siblings) > 1 else [],
+                specs=[s.to_dict() for s in item.specs],
+                size=size,
+                display=display_name(item.path),
+                fingerprint=item.fingerprint,
+            )
+        )
     return sorted(tasks, key=lambda t: (-t.size, t.index))
 
 
-def already_done(task: Task, output_root: Path) -> BatchRow | None:
-    """The row of a finished, settled run of the same request on this file, if there is one."""
+def already_done(task: Task, output_root: Path, sources: Sources | None = None) -> BatchRow | None:
+    """The row of a finished, settled run of the same request on this input, if there is one:
+    a local file of the same size and mtime, a remote object with the same fingerprint."""
     from video_extract.executors.base import request_key
 
-    path = Path(task.input)
-    summary = read_summary(output_dir_for(output_root, path, [Path(p) for p in task.batch]))
-    if not summary or summary.get("status") != "ok" or summary.get("request") != request_key(task.specs) or summary.get("input") != str(path):
+    name = _name(task.input)
+    shown = display_name(task.input)
+    summary = read_summary(output_dir_for(output_root, name, [_name(p) for p in task.batch]))
+    if not summary or summary.get("status") != "ok" or summary.get("request") != request_key(task.specs) or summary.get("input") != shown:
         return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    if (summary.get("input_size"), summary.get("input_mtime_ns")) != (st.st_size, st.st_mtime_ns):
-        return None  # the file changed since: do it again
+    if isinstance(name, Path):
+        try:
+            st = name.stat()
+        except OSError:
+            return None
+        if (summary.get("input_size"), summary.get("input_mtime_ns")) != (st.st_size, st.st_mtime_ns):
+            return None  # the file changed since: do it again
+    else:
+        recorded = summary.get("input_fingerprint")
+        if not recorded:
+            return None  # its server gave no ETag or Last-Modified: nothing says it is unchanged
+        if task.fingerprint is None:
+            try:
+                task.fingerprint = (sources or Sources()).fingerprint(task.input)
+            except VideoExtractError:
+                return None  # gone or unreachable now: the worker will say so
+        if task.fingerprint != recorded:
+            return None  # the object changed since: do it again
     ops = summary.get("ops", {})
     return BatchRow(
-        input=task.input,
+        input=shown,
         status="skipped",
         ops={op: r["status"] for op, r in ops.items()},
         skipped={op: r.get("reason") or "" for op, r in ops.items() if r["status"] == "skipped"},
@@ -202,6 +272,8 @@ class FileWorker:
             models_dir=settings.models_dir,
             cache_max_bytes=settings.cache_max_bytes,
             cache_verify=settings.cache_verify,
+            max_pixels=settings.max_pixels,
+            source_policy=settings.source_policy,
             allow_any_model=settings.allow_any_model,
             allowed_models=settings.allowed_models,
             model_memory_budget=settings.model_memory_budget,
@@ -215,10 +287,11 @@ class FileWorker:
         started = time.perf_counter()
         began_at = time.time()
         outputs = [OutputSpec.of(s) for s in specs]
+        shown = display_name(input_path)
         try:
-            result = self.executor.run_file(input_path, outputs, output_root, batch=[Path(p) for p in batch])
+            result = self.executor.run_file(input_path, outputs, output_root, batch=[_name(p) for p in batch])
             row = BatchRow(
-                input=input_path,
+                input=result.input,
                 status=result.status,
                 ops={op: r.status for op, r in result.ops.items()},
                 skipped=result.skipped(),
@@ -226,10 +299,10 @@ class FileWorker:
                 output_dir=result.output_dir,
             )
         except VideoExtractError as exc:
-            row = BatchRow(input=input_path, status="failed", error=exc.message)
+            row = BatchRow(input=shown, status="failed", error=exc.message)
         except Exception as exc:  # noqa: BLE001 - a bug on one file must not kill the worker
-            log.debug("unexpected failure on %s", input_path, exc_info=True)
-            row = BatchRow(input=input_path, status="failed", error=f"internal error: {type(exc).__name__}: {exc}")
+            log.debug("unexpected failure on %s", shown, exc_info=True)
+            row = BatchRow(input=shown, status="failed", error=f"internal error: {type(exc).__name__}: {exc}")
         self.files_done += 1
         row.seconds = round(time.perf_counter() - started, 4)
         row.started_at = round(began_at, 4)
@@ -312,10 +385,10 @@ class Scheduler:
 
     def _retry_or_fail(self, task: Task, why: str, pending: list[Task], report: Report) -> None:
         if task.attempts <= self.retries:
-            log.warning("%s: %s; retrying (attempt %d of %d)", show_path(task.input), why, task.attempts + 1, self.retries + 1)
+            log.warning("%s: %s; retrying (attempt %d of %d)", show_path(task.display or task.input), why, task.attempts + 1, self.retries + 1)
             pending.insert(0, task)
         else:
-            report(BatchRow(input=task.input, status="failed", error=why, attempts=task.attempts))
+            report(BatchRow(input=task.display or task.input, status="failed", error=why, attempts=task.attempts))
 
 
 def _worker_main(conn, settings: Settings) -> None:
@@ -474,24 +547,26 @@ def run_batch(
     retries: int = 1,
     timeout: float | None = None,
     progress=None,
-    not_media: Sequence[Path] = (),
+    not_media: Sequence[Path | str] = (),
+    sources: Sources | None = None,
 ) -> BatchResult:
     """Run every input through ``engine``; write batch_summary.json (+ .parquet); skip finished files.
 
     ``not_media``: files a folder scan found that are not media, listed in the summary.
+    ``sources``: how a remote input's fingerprint is asked, to resume it (the client's policy).
     """
     started = time.perf_counter()
     ensure_output_root(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
     if not_media:
-        shown = ", ".join(show_path(p.name) for p in not_media[:3]) + (", …" if len(not_media) > 3 else "")
+        shown = ", ".join(show_path(_last_name(p)) for p in not_media[:3]) + (", …" if len(not_media) > 3 else "")
         log.warning("%d file(s) in the folders are not media (by extension) and are not processed: %s (all in batch_summary.json)", len(not_media), shown)
     rows: dict[str, BatchRow] = {}
     tasks = []
     for task in make_tasks(inputs):
-        done = already_done(task, output_root)
+        done = already_done(task, output_root, sources)
         if done is not None:
-            rows[task.input] = done
+            rows[task.display] = done
         else:
             tasks.append(task)
     if progress is not None:
@@ -511,13 +586,18 @@ def run_batch(
         # Also when interrupted (Ctrl-C): the summary then lists what finished so far.
         if progress is not None:
             progress.stop()
-        ordered = [rows[str(i.path)] for i in inputs if str(i.path) in rows]
+        shown = [display_name(i.path) for i in inputs]
+        ordered = [rows[s] for s in dict.fromkeys(shown) if s in rows]
         seconds = time.perf_counter() - started
         summary_path = write_batch_summary(output_root, ordered, seconds, engine.name, not_media)
-    return BatchResult(ordered, seconds, summary_path, [str(p) for p in not_media])
+    return BatchResult(ordered, seconds, summary_path, [display_name(p) for p in not_media])
 
 
-def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float, engine: str, not_media: Sequence[Path] = ()) -> Path:
+def _last_name(source: Path | str) -> str:
+    return source.name if isinstance(source, Path) else PurePosixPath(display_name(source).split("?", 1)[0]).name
+
+
+def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float, engine: str, not_media: Sequence[Path | str] = ()) -> Path:
     processed = [r for r in rows if r.status != "skipped"]
     totals = {
         "files": len(rows),
@@ -530,7 +610,7 @@ def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float,
         "not_media": len(not_media),
     }
     path = output_root / "batch_summary.json"
-    atomic_write_json(path, {"files": [r.model_dump(mode="json") for r in rows], "not_media": [str(p) for p in not_media], "totals": totals})
+    atomic_write_json(path, {"files": [r.model_dump(mode="json") for r in rows], "not_media": [display_name(p) for p in not_media], "totals": totals})
     _write_parquet(output_root / "batch_summary.parquet", rows)
     return path
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from video_extract.errors import show_path
 from video_extract.executors.base import Executor, finish, run_stage, start
+from video_extract.outputs import InputLike
 from video_extract.results import FileResult
 from video_extract.spec import OutputSpec
 
@@ -21,9 +22,11 @@ log = logging.getLogger("video_extract")
 class DebugExecutor(Executor):
     name = "debug"
 
-    def run_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> FileResult:
-        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates)
-        log.info("%s: plan of %d stage(s)", show_path(job.source.path), len(job.plan.stages))
+    def run_file(
+        self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
+    ) -> FileResult:
+        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates, format_hint=format_hint)
+        log.info("%s: plan of %d stage(s)", show_path(job.source.name), len(job.plan.stages))
         for line in job.plan.describe():
             log.info("  %s", line)
         # Failures are logged in line with the plan and stages; the caller reports them once more at the end.

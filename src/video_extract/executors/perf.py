@@ -20,6 +20,8 @@ from pathlib import Path
 
 from video_extract.events import CompleteEvent, DoneEvent, ErrorEvent, Event, PartialEvent, SkippedEvent
 from video_extract.executors.base import Executor, Job, Runtime, finish, run_stage, start
+from video_extract.media.image import LARGE_PIXELS
+from video_extract.outputs import InputLike
 from video_extract.plan import Stage
 from video_extract.results import FileResult, StageRecord
 from video_extract.spec import OutputSpec
@@ -38,18 +40,23 @@ class PerfExecutor(Executor):
         super().__init__(runtime, save_intermediates)
         self.threads = threads or default_threads()
 
-    def run_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> FileResult:
+    def run_file(
+        self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
+    ) -> FileResult:
         result = None
-        for event in self.stream_file(input_path, specs, output_root, batch):
+        for event in self.stream_file(input_path, specs, output_root, batch, format_hint=format_hint):
             if isinstance(event, DoneEvent):
                 result = event.result
         assert result is not None
         return result
 
-    def stream_file(self, input_path: str | Path, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[Path] = ()) -> Iterator[Event]:
-        """Events for one file, as they happen. The final ``DoneEvent`` carries the FileResult."""
+    def stream_file(
+        self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
+    ) -> Iterator[Event]:
+        """Events for one input (a path, URL, bytes or stream), as they happen. The final
+        ``DoneEvent`` carries the FileResult."""
         started = time.perf_counter()
-        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates)
+        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates, format_hint=format_hint)
         events: queue.Queue = queue.Queue()
         for op, why in job.plan.skipped.items():
             events.put(SkippedEvent(op=op, reason=why))
@@ -83,7 +90,12 @@ class PerfExecutor(Executor):
             pending = dict(job.plan.stages)
             finished: set[str] = set()
             running: dict[Future, Stage] = {}
-            with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="video-extract-stage") as pool:
+            # A still of tens of megapixels is run one stage at a time: each stage's copies of it
+            # (a JPEG encode, a detector's resize) side by side would pass 1 GB, and parallelism
+            # buys little on a single frame.
+            still = job.source.still
+            threads = 1 if still is not None and _pixels(job) > LARGE_PIXELS else self.threads
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="video-extract-stage") as pool:
                 while pending or running:
                     if cancel.is_set():
                         pending.clear()
@@ -121,3 +133,8 @@ class PerfExecutor(Executor):
                 events.put(CompleteEvent(op=op, path=path, elapsed=round(time.perf_counter() - started, 4), cached=record.cached))
             else:
                 events.put(ErrorEvent(op=op, error=record.error or record.status))
+
+
+def _pixels(job: Job) -> int:
+    video = job.source.info.video
+    return video.width * video.height if video is not None else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 from video_extract.events import ProgressEvent
 
@@ -38,8 +39,11 @@ class JsonlProgress(Progress):
 
     def advance(self, row) -> None:
         super().advance(row)
+        self.emit(self.event(row))
+
+    def event(self, row) -> ProgressEvent:
         eta = self.eta()
-        event = ProgressEvent(
+        return ProgressEvent(
             input=row.input,
             status=row.status,
             error=row.error,
@@ -49,8 +53,20 @@ class JsonlProgress(Progress):
             files_per_second=round(self.rate(), 3),
             eta_seconds=round(eta, 1) if eta is not None else None,
         )
+
+    def emit(self, event: ProgressEvent) -> None:
         self.stream.write(event.line() + "\n")
         self.stream.flush()
+
+
+class CallbackProgress(JsonlProgress):
+    """Each ``progress`` event handed to a function (the server records them per batch)."""
+
+    def __init__(self, callback: Callable[[ProgressEvent], None]):
+        self.callback = callback
+
+    def emit(self, event: ProgressEvent) -> None:
+        self.callback(event)
 
 
 class RichProgress(Progress):
@@ -85,8 +101,11 @@ class RichProgress(Progress):
         self.bar.stop()
 
 
-def make_progress(kind: str | None):
-    """``auto``: a bar on a terminal, silence otherwise; ``rich``, ``jsonl`` or ``none`` as asked."""
+def make_progress(kind: str | Callable[[ProgressEvent], None] | None):
+    """``auto``: a bar on a terminal, silence otherwise; ``rich``, ``jsonl`` or ``none`` as asked;
+    a function: called with each ``progress`` event."""
+    if callable(kind):
+        return CallbackProgress(kind)
     if kind in (None, "auto"):
         kind = "rich" if sys.stderr.isatty() else "none"
     return {"rich": RichProgress, "jsonl": JsonlProgress, "none": Progress}[kind]()

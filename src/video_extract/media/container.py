@@ -16,6 +16,7 @@ import av
 import av.error
 
 from video_extract.errors import InputError
+from video_extract.media.limits import ffmpeg_options
 
 #: Leading bytes of containers we recognise, to tell "damaged media" from "not media at all".
 _MAGIC = {
@@ -98,10 +99,16 @@ def _ffmpeg_reason(exc: Exception) -> str:
 
 @contextlib.contextmanager
 def open_input(path: str | Path) -> Iterator[av.container.InputContainer]:
-    """``av.open`` for reading, with every failure mapped to an InputError naming the file."""
+    """``av.open`` for reading, with every failure mapped to an InputError naming the file.
+
+    Every decoder FFmpeg opens for this file, those ``av.open`` itself runs to find stream
+    facts (it decodes a first frame: 0.5 GB for a 13000x13000 PNG) and those that decode
+    frames later, refuses a frame over the pixel budget before allocating it.
+    """
     path = check_readable(path)
+    limit = ffmpeg_options()
     try:
-        container = av.open(str(path), mode="r", metadata_errors="ignore")
+        container = av.open(str(path), mode="r", metadata_errors="ignore", options=limit)
     except av.error.FFmpegError as exc:
         raise InputError(describe_unreadable(path, exc), path) from None
     except OSError as exc:
@@ -109,6 +116,9 @@ def open_input(path: str | Path) -> Iterator[av.container.InputContainer]:
     if container.format.name in _NOT_MEDIA_FORMATS:
         container.close()
         raise InputError(_NOT_MEDIA_FORMATS[container.format.name], path)
+    for stream in container.streams.video:
+        if stream.codec_context is not None:
+            stream.codec_context.options = {**stream.codec_context.options, **limit}
     try:
         yield container
     finally:

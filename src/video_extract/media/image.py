@@ -1,55 +1,92 @@
 """Still images as one-frame inputs (time 0, frame 0).
 
 Pillow reads them so that EXIF orientation is honoured, which FFmpeg's image demuxers ignore.
+Probing reads the header alone; the pixels are decoded after their size has passed the pixel
+budget (``media.limits``), once per request however many stages want them (``Still``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from video_extract.errors import InputError
 from video_extract.media.container import check_readable
+from video_extract.media.limits import check_size
+from video_extract.media.video import count
 from video_extract.results import MediaInfo, VideoStreamInfo
+
+#: Pillow's bomb check (``Image.MAX_IMAGE_PIXELS``) is off while a header is read, under this lock.
+_pillow_limit = threading.Lock()
 
 
 def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError  # noqa: F401 - Image.DecompressionBombError below
+    """The image with its header read and nothing decoded; InputError when it is not an image.
+
+    Pillow's own bomb check would print a two-line warning above its limit, and refuse twice
+    that without saying the size: it is off while the header is read (under a lock, back in
+    place before anything is decoded), and the pixel budget, checked from the same header by
+    whoever decodes, replaces it.
+    """
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(path)
-        image.load()
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"image too large to decode safely ({exc})", path) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with _pillow_limit:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"not a readable image ({exc.__class__.__name__}: {exc})", path) from None
-    return image
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the header of a file Pillow recognises (whatever its name); None otherwise."""
+    try:
+        with _open(Path(path)) as image:
+            return image.size
+    except InputError:
+        return None
 
 
 def _exif_rotation(image) -> int:
-    """EXIF orientation as a counter-clockwise rotation (mirrored orientations count as their rotation)."""
+    """EXIF orientation as a counter-clockwise rotation (mirrored orientations count as their rotation).
+
+    Read from the header only: Pillow's PNG ``getexif`` decodes the whole picture to look for an
+    eXIf chunk after the pixels, so a PNG without one before them counts as not rotated.
+    """
+    if image.format == "PNG" and "exif" not in image.info:
+        return 0
     orientation = image.getexif().get(0x0112, 1)
     return {3: 180, 4: 180, 5: 270, 6: 270, 7: 90, 8: 90}.get(orientation, 0)
 
 
 def probe_image(path: str | Path) -> MediaInfo:
+    """What metadata.json says of a still, from its header: nothing is decoded, and a picture
+    over the pixel budget is described (the operations that need its pixels refuse it)."""
     path = check_readable(path)
     image = _open(path)
-    rotation = _exif_rotation(image)
-    width, height = image.size
+    with image:
+        rotation = _exif_rotation(image)
+        width, height = image.size
+        fmt = (image.format or "").lower()
     display = (height, width) if rotation in (90, 270) else (width, height)
     return MediaInfo(
         path=str(path),
         size_bytes=path.stat().st_size,
-        container=(image.format or path.suffix.lstrip(".")).lower(),
+        container=fmt or path.suffix.lstrip(".").lower(),
         duration=None,
         bit_rate=None,
         is_image=True,
         streams=[
             VideoStreamInfo(
                 index=0,
-                codec=(image.format or "").lower() or None,
+                codec=fmt or None,
                 width=width,
                 height=height,
                 display_width=display[0],
@@ -64,16 +101,129 @@ def probe_image(path: str | Path) -> MediaInfo:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 array in display orientation."""
-    from PIL import ImageOps
+    """RGB uint8 array in display orientation, read-only; InputError over the pixel budget
+    (checked from the header, before decoding) or for what is not a readable image."""
+    from PIL import Image, ImageOps
 
     path = check_readable(path)
-    image = ImageOps.exif_transpose(_open(path))
-    return np.asarray(image.convert("RGB"))
+    image = _open(path)
+    try:
+        check_size(*image.size, path, still=True)
+        image.load()
+        count("still_decodes")
+        ImageOps.exif_transpose(image, in_place=True)  # a turned copy only when EXIF says so
+        if image.mode != "RGB":
+            image, original = image.convert("RGB"), image
+            original.close()
+        rgb = _to_array(image)
+    except Image.DecompressionBombError as exc:  # a frame or tile past Pillow's limit, found while decoding
+        raise InputError(f"image too large to decode safely ({exc})", path) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"not a readable image ({exc.__class__.__name__}: {exc})", path) from None
+    finally:
+        image.close()  # Pillow's copy goes now, not when the collector gets to it
+    rgb.flags.writeable = False
+    return rgb
+
+
+#: Rows of a picture converted at a time (about 8 MB of Pillow's pixels).
+_BAND_BYTES = 8 << 20
+
+
+def _to_array(image) -> np.ndarray:
+    """A Pillow RGB image as an HxWx3 array, copied a band of rows at a time.
+
+    ``np.asarray(image)`` goes through ``tobytes``, which holds the picture twice more beside
+    Pillow's own 4 bytes a pixel (its 64 KB pieces, then their join): 0.9 GB for 88 Mpx. Band
+    by band, the peak is Pillow's copy and the array, 7 bytes a pixel: 0.6 GB.
+    """
+    width, height = image.size
+    out = np.empty((height, width, 3), np.uint8)
+    rows = max(1, _BAND_BYTES // (4 * width))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        out[top : top + band.height] = np.frombuffer(band.tobytes(), np.uint8).reshape(band.height, width, 3)
+    return out
+
+
+class Still:
+    """A still image's pixels, decoded at most once, for every stage of one request that reads
+    them (frames, keyframes, scenes and scene_frames all want the same picture).
+
+    The request's ``Source`` holds it, so the pixels live as long as the request, not the
+    process. The array is read-only: stages share it.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._rgb: np.ndarray | None = None
+        self._error: InputError | None = None
+
+    def rgb(self) -> np.ndarray:
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._rgb is None:
+                try:
+                    self._rgb = read_image(self.path)
+                except InputError as exc:
+                    self._error = exc  # a damaged file is read once too
+                    raise
+            return self._rgb
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the pixels are held now."""
+        return self._rgb is not None
+
+    def release(self) -> None:
+        """Let go of the pixels (the next ``rgb`` decodes again)."""
+        with self._lock:
+            self._rgb = None
+
+    def __repr__(self) -> str:
+        return f"Still({str(self.path)!r}, decoded={self.decoded})"
+
+
+@functools.cache
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def return_freed_memory() -> None:
+    """Hand memory that large pictures' copies freed back to the system (glibc; elsewhere nothing).
+
+    glibc keeps what was freed in the heap of the thread that freed it: the stages that copy a
+    large still (decoding it, encoding JPEGs, in threads of their own) would leave hundreds of
+    MB held that the next stages, in other threads, cannot use (measured: 1.4 GB instead of
+    1.0 GB for a 88 Mpx still in perf mode).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+#: Pictures above this many pixels are encoded one at a time (stages run side by side in perf mode).
+LARGE_PIXELS = 25_000_000
+_large_encodes = threading.Lock()
 
 
 def save_jpeg(path: str | Path, rgb: np.ndarray, quality: int = 90) -> None:
-    """Write an RGB array as JPEG (Pillow's libjpeg-turbo, as most tools produce them)."""
+    """Write an RGB array as JPEG (Pillow's libjpeg-turbo, as most tools produce them).
+
+    Pillow copies the picture first, at 4 bytes a pixel (0.36 GB at the pixel budget): large
+    ones take turns, so that the frame stages of one still running side by side do not hold
+    three copies at once.
+    """
     from PIL import Image
 
-    Image.fromarray(rgb).save(path, format="JPEG", quality=quality)
+    large = rgb.shape[0] * rgb.shape[1] > LARGE_PIXELS
+    with _large_encodes if large else contextlib.nullcontext():
+        Image.fromarray(rgb).save(path, format="JPEG", quality=quality)

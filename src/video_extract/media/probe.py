@@ -17,6 +17,8 @@ import av.error
 from video_extract.errors import InputError
 from video_extract.media.container import IMAGE_EXTENSIONS, check_readable, open_input
 from video_extract.media.geometry import display_size, normalise_rotation
+from video_extract.media.limits import over_budget
+from video_extract.media.video import coded_size
 from video_extract.results import AudioStreamInfo, MediaInfo, StreamInfo, VideoStreamInfo
 
 #: Packets whose timestamps are read to decide VFR. Enough for minutes of video, cheap on hours.
@@ -87,11 +89,13 @@ def _video_stream(path: Path, container, stream, count_frames: bool, scan: bool)
     attached = bool(stream.disposition & av.stream.Disposition.attached_pic)
     sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
     sar = Fraction(sar) if sar else Fraction(1)
+    width, height = coded_size(stream, path)
     if scan:
-        pts, rotation, scanned_all = _scan_packets(container, stream, limit=None if count_frames else VFR_SCAN_PACKETS)
+        # A frame over the pixel budget is not decoded for its rotation: it stays 0.
+        decode = over_budget(width, height, still=False) is None
+        pts, rotation, scanned_all = _scan_packets(container, stream, limit=None if count_frames else VFR_SCAN_PACKETS, decode=decode)
     else:
         pts, rotation, scanned_all = [], 0, False
-    width, height = ctx.width, ctx.height
     display_w, display_h = display_size(width, height, sar, rotation)
     frame_count = stream.frames or (len(pts) if scanned_all and pts else None)
     fps = float(stream.average_rate) if stream.average_rate else None
@@ -113,14 +117,14 @@ def _video_stream(path: Path, container, stream, count_frames: bool, scan: bool)
     )
 
 
-def _scan_packets(container, stream, limit: int | None) -> tuple[list[int], int, bool]:
+def _scan_packets(container, stream, limit: int | None, decode: bool = True) -> tuple[list[int], int, bool]:
     """Sorted packet pts (up to ``limit``), the display rotation, and whether the scan reached the end.
 
     The rotation comes from the first decoded frame's display matrix: FFmpeg 7+ no longer
     exposes it as stream metadata, and PyAV exposes it on frames.
     """
     pts: list[int] = []
-    rotation: int | None = None
+    rotation: int | None = None if decode else 0
     scanned_all = True
     try:
         for packet in container.demux(stream):

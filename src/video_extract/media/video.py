@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import av
 import numpy as np
@@ -26,7 +26,11 @@ from av.video.reformatter import VideoReformatter
 from video_extract.errors import InputError
 from video_extract.media.container import decode_stream, open_input
 from video_extract.media.geometry import fit_within, rotate_image, scaled_size
+from video_extract.media.limits import check_size
 from video_extract.media.prefetch import prefetch
+
+if TYPE_CHECKING:
+    from video_extract.media.image import Still
 
 PixelFormat = Literal["rgb24", "bgr24", "gray"]
 
@@ -69,11 +73,28 @@ def first_video_stream(container):
     return None
 
 
+def coded_size(stream, path: str | Path) -> tuple[int, int]:
+    """A video stream's coded (width, height) without decoding it.
+
+    Containers store it; an image piped into FFmpeg (a PNG named .mp4) has it only in a frame,
+    which ``open_input`` keeps FFmpeg from decoding when it is over the pixel budget: then the
+    image's own header says it, as Pillow reads it. (0, 0) when nothing says.
+    """
+    ctx = stream.codec_context
+    if ctx is not None and ctx.width and ctx.height:
+        return ctx.width, ctx.height
+    from video_extract.media.image import image_size
+
+    return image_size(path) or (0, 0)
+
+
 def open_video_stream(container, path: str | Path):
-    """The first video stream, set up for threaded decoding; InputError when there is none."""
+    """The first video stream, set up for threaded decoding; InputError when there is none, or
+    when its frames are over the pixel budget (nothing decoded)."""
     stream = first_video_stream(container)
     if stream is None:
         raise InputError("has no video stream", path)
+    check_size(*coded_size(stream, path), path, still=False)
     count("video_opens")
     stream.thread_type = "AUTO"
     stream.codec_context.thread_count = decode_threads()
@@ -81,7 +102,7 @@ def open_video_stream(container, path: str | Path):
 
 
 def iter_frames(
-    path: str | Path,
+    path: str | Path | Still,
     *,
     fps: float | None = None,
     start: float | None = None,
@@ -111,11 +132,15 @@ def iter_frames(
         only frames nothing else refers to). Indices then come from packet timestamps.
     last_index: stop decoding after this frame (a caller that knows which frames it wants).
     key_packets: filled with the pts of every packet the container flags as a keyframe.
+
+    A still image (a path, or a ``Still`` that a request decodes once for all its stages) is one
+    frame at time 0; unscaled RGB, it is the shared read-only array itself.
     """
+    from video_extract.media.image import Still
     from video_extract.media.probe import is_still_image
 
-    if is_still_image(path):
-        yield from _iter_image(path, max_size=max_size, width=width, pix_fmt=pix_fmt)
+    if isinstance(path, Still) or is_still_image(path):
+        yield from _iter_image(path if isinstance(path, Still) else Still(path), max_size=max_size, width=width, pix_fmt=pix_fmt)
         return
     with open_input(path) as container:
         stream = open_video_stream(container, path)
@@ -123,7 +148,7 @@ def iter_frames(
         if skip:
             stream.codec_context.skip_frame = skip
         if fast:
-            stream.codec_context.options = {"skip_loop_filter": "all"}
+            stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
         # One reformatter for the whole stream: it keeps its swscale context between frames,
         # which a per-frame ``to_ndarray(width=...)`` would rebuild every time (~1/3 of the cost).
         reformatter = VideoReformatter()
@@ -174,7 +199,7 @@ def keyframe_times(path: str | Path) -> list[tuple[int, float]]:
 
 
 def iter_keyframes(
-    path: str | Path,
+    path: str | Path | Still,
     *,
     max_size: int | None = None,
     pix_fmt: PixelFormat = "rgb24",
@@ -191,9 +216,10 @@ def iter_keyframes(
     frames are keyframes; those the fast pass did not produce are decoded in a second pass
     that skips only non-reference frames. Frames may then come out of time order.
     """
+    from video_extract.media.image import Still
     from video_extract.media.probe import is_still_image
 
-    if is_still_image(path):
+    if isinstance(path, Still) or is_still_image(path):
         yield from iter_frames(path, max_size=max_size, pix_fmt=pix_fmt)
         return
     flagged: set[int] = set()  # filled during the fast pass when the caller did not scan first
@@ -292,12 +318,10 @@ class _Sizer:
         return self._cache[key]
 
 
-def _iter_image(path, *, max_size, width, pix_fmt) -> Iterator[DecodedFrame]:
+def _iter_image(still: Still, *, max_size, width, pix_fmt) -> Iterator[DecodedFrame]:
     import cv2
 
-    from video_extract.media.image import read_image
-
-    image = read_image(path)
+    image = still.rgb()
     h, w = image.shape[:2]
     if width:
         target = (width, max(2, int(round(h * width / w))))

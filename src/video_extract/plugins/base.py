@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +26,9 @@ from video_extract.errors import OperationError
 from video_extract.fsutil import fingerprint
 from video_extract.results import OUTPUT_TYPES, MediaInfo, Output, output_type
 from video_extract.spec import Operation
+
+if TYPE_CHECKING:
+    from video_extract.media.image import Still
 
 T = TypeVar("T", bound=Output)
 
@@ -121,10 +124,24 @@ class Source:
     plugin) or come with each decoded frame.
     """
 
-    path: Path
+    path: Path  # a local file: the input itself, or the spool file of a URL, bytes or a stream
     info: MediaInfo
     digest: str
     stat: tuple[int, int] = (0, 0)  # size and mtime (ns) when the request started
+    origin: str | None = None  # how the request named it (a URL without its secrets, <bytes …>); None: ``path``
+    #: A still image's pixels, decoded on first use and shared by this request's stages.
+    still: Still | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def pixels(self) -> Path | Still:
+        """What frame-sampling stages hand to ``media.iter_frames``: the path, or for a still
+        image its pixels, decoded once for the whole request (and let go with it)."""
+        return self.still if self.still is not None else self.path
+
+    @property
+    def name(self) -> str:
+        """The input as the user named it: what results and messages show."""
+        return self.origin or str(self.path)
 
 
 @dataclass

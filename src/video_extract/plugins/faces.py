@@ -20,11 +20,14 @@ class FacesPlugin(FrameDetectionPlugin):
         key = ("yunet", path, params.confidence_threshold, params.nms_threshold)
         return ctx.models.load(key, lambda: FaceDetector(path, params.confidence_threshold, params.nms_threshold))
 
+    def working_side(self, params: FaceDetection) -> int | None:
+        return params.max_side
+
     def analyse(self, model: FaceDetector, item: FrameItem, params: FaceDetection) -> list[Detection]:
         faces = []
         for face in model.detect(item.bgr, params.max_side):
             x1, y1, x2, y2 = face["box"]
-            if min(x2 - x1, y2 - y1) < params.min_size:
+            if min(x2 - x1, y2 - y1) * item.scale < params.min_size:  # min_size is in frame pixels
                 continue
             landmarks = face["landmarks"] if params.include_landmarks else None
             faces.append(Detection(label="face", confidence=round(face["confidence"], 4), box=[round(v, 1) for v in face["box"]], landmarks=landmarks))

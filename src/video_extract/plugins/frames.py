@@ -22,7 +22,7 @@ class FramesPlugin(Plugin):
         folder = ctx.path("frames")
         folder.mkdir()
         entries: list[FrameEntry] = []
-        frames = prefetch(iter_frames(ctx.source.path, fps=params.fps, start=params.start, end=params.end, max_size=params.max_size), depth=4)
+        frames = prefetch(iter_frames(ctx.source.pixels, fps=params.fps, start=params.start, end=params.end, max_size=params.max_size), depth=4)
         for frame in frames:
             entry = FrameEntry(file=frame_file(len(entries)), frame=frame.index, time=round(frame.time, 6))
             save_jpeg(folder / entry.file, frame.image, params.quality)

@@ -36,7 +36,7 @@ class KeyframesPlugin(Plugin):
         folder.mkdir()
         path = ctx.source.path
         if is_still_image(path):
-            frames = iter_frames(path, max_size=params.max_size)
+            frames = iter_frames(ctx.source.pixels, max_size=params.max_size)
         elif params.max_frames or params.min_interval_sec > 0:
             # Spacing and thinning are decided over the whole file before anything is decoded:
             # which keyframes exist comes from packet flags (one demux pass, no decoding).

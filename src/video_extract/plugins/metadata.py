@@ -21,5 +21,5 @@ class MetadataPlugin(Plugin):
         info = artifact.record()
         assert isinstance(info, MediaInfo)
         target = dest / MediaInfo.record_file
-        atomic_write_json(target, {**info.model_dump(mode="json"), "path": str(source.path)})
+        atomic_write_json(target, {**info.model_dump(mode="json"), "path": source.name})
         return [target]

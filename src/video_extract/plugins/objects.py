@@ -27,6 +27,9 @@ class ObjectsPlugin(FrameDetectionPlugin):
         path = params.model if params.model.lower().endswith(".onnx") else str(ctx.models.path(params.model))
         return ctx.models.load(("yolox", path), lambda: YoloxDetector(path))
 
+    def working_side(self, params: ObjectDetection) -> int:
+        return 640  # the largest YOLOX input (nano and tiny take 416)
+
     def analyse(self, model: YoloxDetector, item: FrameItem, params: ObjectDetection) -> list[Detection]:
         keep = {COCO_CLASSES.index(c) for c in params.classes} if params.classes else None
         found = model.detect(item.bgr, params.confidence_threshold, params.nms_threshold, keep)

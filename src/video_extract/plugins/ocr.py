@@ -31,6 +31,9 @@ class OcrPlugin(FrameDetectionPlugin):
         # The weights' path in the key sizes the engine for the warm-model budget.
         return ctx.models.load(("rapidocr", weights, params.det_limit_side_len, threads), lambda: make_engine(params.det_limit_side_len, threads))
 
+    def working_side(self, params: OCR) -> int:
+        return params.det_limit_side_len  # the engine shrinks frames to it (detection and the crops read)
+
     def analyse(self, engine, item: FrameItem, params: OCR) -> list[Detection]:
         languages = _codes(params)
         return [

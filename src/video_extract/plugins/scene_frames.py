@@ -22,7 +22,7 @@ class SceneFramesPlugin(Plugin):
         folder = ctx.path("scene_frames")
         folder.mkdir()
         entries: list[SceneFrameEntry] = []
-        frames = iter_frames(ctx.source.path, max_size=params.max_size, select=lambda f: f.index in wanted, last_index=max(targets, default=0))
+        frames = iter_frames(ctx.source.pixels, max_size=params.max_size, select=lambda f: f.index in wanted, last_index=max(targets, default=0))
         for frame in prefetch(frames, depth=4):
             n = targets.index(frame.index)
             entry = SceneFrameEntry(

@@ -68,7 +68,8 @@ class _Timecodes:
 
 class ScenesPlugin(Plugin):
     def stream(self, ctx: StageContext, inputs: Inputs, params: Scenes) -> Iterator[Cut]:
-        if params.keyframes_only:
+        if params.keyframes_only or ctx.source.info.is_image:
+            # A still is its own one keyframe: its pixels are the request's shared decode.
             yield from self._keyframes_only(ctx, params)
             return
         detector = make_detector(params)
@@ -140,7 +141,7 @@ class ScenesPlugin(Plugin):
                 cuts.append(Cut(frame=index, time=round(time, 6)))
                 yield cuts[-1]
 
-        frames = prefetch(iter_frames(ctx.source.path, width=width, pix_fmt="bgr24", keyframes_only=True, fast=True), depth=16)
+        frames = prefetch(iter_frames(ctx.source.pixels, width=width, pix_fmt="bgr24", keyframes_only=True, fast=True), depth=16)
         for frame in frames:
             count += 1
             seconds = max(frame.time, 0.0)
