@@ -33,7 +33,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -46,7 +45,7 @@ from typing import Any
 import blake3
 
 from video_extract.errors import CacheError
-from video_extract.fsutil import human_size, writer_is_dead, writer_tag
+from video_extract.fsutil import human_size, parse_size, writer_is_dead, writer_tag
 
 log = logging.getLogger("video_extract")
 
@@ -124,20 +123,6 @@ def stage_key(input_digest: str, plugin: str, version: str, params: dict[str, An
         separators=(",", ":"),
     )
     return blake3.blake3(text.encode()).hexdigest()[:40]
-
-
-def parse_size(text: str | int | None) -> int | None:
-    """Bytes from ``"500M"``, ``"2G"``, ``"1.5GiB"`` or ``"10000"`` (K/M/G/T are binary, B/iB optional);
-    ``"none"`` means no cap (None)."""
-    if text is None or isinstance(text, int):
-        return text
-    value = text.strip().lower()
-    if value in ("none", "unlimited"):
-        return None
-    match = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?", value)
-    if not match:
-        raise ValueError(f"not a size: {text!r} (use bytes or a suffix: 500M, 2G, 1.5GiB, or none)")
-    return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " "))
 
 
 @dataclass

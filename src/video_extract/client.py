@@ -20,7 +20,7 @@ from video_extract.events import Event, ProgressEvent
 from video_extract.executors.base import Executor, Runtime, prepare
 from video_extract.outputs import ensure_output_root
 from video_extract.plan import Plan
-from video_extract.registry import Registry
+from video_extract.registry import Registry, check_models
 from video_extract.results import (
     AudioEmbeddingsResult,
     AudioResult,
@@ -43,7 +43,7 @@ from video_extract.results import (
     output_type,
 )
 from video_extract.sources import SourceLike, SourcePolicy, is_url
-from video_extract.spec import OutputSpec, RequestLike, make_operation, parse_request
+from video_extract.spec import DEFAULT_MAX_OPS, OutputSpec, RequestLike, make_operation, parse_request
 
 if TYPE_CHECKING:
     from video_extract.executors.bulk import BatchResult
@@ -163,6 +163,11 @@ class Client:
     A source is a local path, an ``http(s)://`` or ``s3://`` URL (or any installed fsspec
     protocol), ``bytes`` or a binary file object; ``format_hint`` (``"mp4"``, ``"clip.mp4"``)
     names the ones that carry no name.
+
+    For a service: ``max_ops`` caps the operations one request may name (None: no cap);
+    ``allow_any_model=False`` accepts only catalog model names and ``allowed_models`` (no
+    client-chosen Hugging Face id or path); ``model_memory_budget`` bounds the models kept
+    loaded across requests (bytes or ``"4G"``; least recently used idle ones are dropped).
     """
 
     def __init__(
@@ -179,9 +184,14 @@ class Client:
         cache_verify: str | None = None,
         max_pixels: int | None = None,
         source_policy: SourcePolicy | None = None,
+        max_ops: int | None = DEFAULT_MAX_OPS,
+        allow_any_model: bool = True,
+        allowed_models: Iterable[str] = (),
+        model_memory_budget: int | str | None = None,
     ):
         self.output_dir = Path(output_dir).expanduser()
         self.threads = threads  # stages side by side in perf mode (default: cores + 1, at most 8)
+        self.max_ops = max_ops
         if isinstance(executor, Executor):
             self.executor = executor
         else:
@@ -194,6 +204,9 @@ class Client:
                 cache_verify=cache_verify,
                 max_pixels=max_pixels,
                 source_policy=source_policy,
+                allow_any_model=allow_any_model,
+                allowed_models=allowed_models,
+                model_memory_budget=model_memory_budget,
             )
             self.executor = _make_executor(executor, runtime, save_intermediates=save_intermediates, threads=threads)
 
@@ -218,11 +231,14 @@ class Client:
 
         ``ops``: ``"metadata,scenes:threshold=20,min_scene_len=10"``, a list of such strings,
         Operations, OutputSpecs or dicts, or ``"all"``; ``overrides`` (the CLI's ``--op``)
-        replace an operation of the same name; ``spec_file``: a YAML or JSON spec.
+        replace an operation of the same name; ``spec_file``: a YAML or JSON spec. Refuses
+        (UsageError) more than ``max_ops`` operations, and a model the model policy does not
+        allow, before any input is read.
         """
         registry = self.runtime.registry  # discovered first: third-party operations parse too
-        request = parse_request(ops, overrides, spec_file)
+        request = parse_request(ops, overrides, spec_file, max_ops=self.max_ops)
         specs = list(request.specs)
+        check_models(specs, self.runtime.model_policy)
         if request.everything:
             named = {s.operation.name for s in specs}
             specs += [OutputSpec(operation=make_operation(op)) for op in registry.operations() if op not in named]
@@ -384,6 +400,9 @@ class Client:
             cache_verify=runtime.cache.verify if runtime.cache else None,
             max_pixels=max_pixels() or 0,  # what this process allows: Ray workers elsewhere do not share its environment
             source_policy=runtime.sources.policy,
+            allow_any_model=runtime.allow_any_model,
+            allowed_models=runtime.allowed_models,
+            model_memory_budget=runtime.model_memory_budget,
         )
         count = workers or default_workers()
         if engine == "ray" or ray_address:

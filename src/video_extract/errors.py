@@ -21,6 +21,14 @@ def show_path(path: str | Path) -> str:
     return text if text.isprintable() else repr(text)
 
 
+def abbreviate(text: object, limit: int = 80) -> str:
+    """A value from a request as an error message shows it: at most ``limit`` characters, so an
+    error about a megabyte-long name is still a line a person (or a log) can take."""
+    text = str(text)
+    text = text if text.isprintable() else repr(text)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
 class VideoExtractError(Exception):
     """Base class: a problem with the request, an input or the environment, not a bug."""
 

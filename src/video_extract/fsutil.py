@@ -9,6 +9,7 @@ from another host sharing the filesystem, whether it is old enough to be abandon
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 import uuid
@@ -58,6 +59,20 @@ def fingerprint(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     stats = [p.stat() for p in files]
     return f"{len(files)}:{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=0)}"
+
+
+def parse_size(text: str | int | None) -> int | None:
+    """Bytes from ``"500M"``, ``"2G"``, ``"1.5GiB"`` or ``"10000"`` (K/M/G/T are binary, B/iB optional);
+    ``"none"`` means no cap (None)."""
+    if text is None or isinstance(text, int):
+        return text
+    value = text.strip().lower()
+    if value in ("none", "unlimited"):
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?", value)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use bytes or a suffix: 500M, 2G, 1.5GiB, or none)")
+    return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " "))
 
 
 def human_size(n: float | None) -> str:

@@ -65,8 +65,9 @@ class Plan:
 
     def describe(self) -> list[str]:
         lines = []
+        position = {sid: n for n, sid in enumerate(self.stages, 1)}
         for n, stage in enumerate(self.stages.values(), 1):
-            ups = ", ".join(f"{t}<-#{list(self.stages).index(s) + 1}" if s != SOURCE else t for t, s in stage.inputs)
+            ups = ", ".join(f"{t}<-#{position[s]}" if s != SOURCE else t for t, s in stage.inputs)
             wanted = self.requested(stage.id)
             tag = f"  => {', '.join(wanted)}" if wanted else "  (intermediate)"
             lines.append(f"#{n} {stage.label()} [{stage.plugin} v{stage.version}] from {ups}{tag}")

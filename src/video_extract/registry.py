@@ -22,6 +22,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from video_extract.errors import NotApplicable, PlanError, UsageError, VideoExtractError, missing_package
+from video_extract.models.catalog import ModelPolicy
 from video_extract.plan import SOURCE, Plan, Stage
 from video_extract.plugins.base import SOURCE_TYPES, Manifest, Plugin
 from video_extract.results import OUTPUT_TYPES, MediaInfo
@@ -118,12 +119,14 @@ class Registry:
 
     # -- planning -----------------------------------------------------------------------------
 
-    def plan(self, specs: Iterable[OutputSpec | Operation | str], info: MediaInfo) -> Plan:
+    def plan(self, specs: Iterable[OutputSpec | Operation | str], info: MediaInfo, policy: ModelPolicy | None = None) -> Plan:
         """Resolve requested outputs into a Plan for this input.
 
         An output that cannot be made from this input (keyframes from an mp3) is recorded in
         ``plan.errors`` with the gap named; the others are planned normally. So is one that
-        needs frames over the pixel budget: the audio of such a file is still read.
+        needs frames over the pixel budget: the audio of such a file is still read. ``policy``:
+        which model names may be used, checked for every requested and pinned operation before
+        any plugin looks at its model (a refused name is a UsageError).
         """
         from video_extract.media.limits import over_budget  # here: importing media loads PyAV, which discovery need not
 
@@ -142,6 +145,8 @@ class Registry:
         twice = {n for n, count in Counter(s.operation.name for s in specs).items() if count > 1}
         if twice:
             raise UsageError(f"operation '{sorted(twice)[0]}' is requested twice; give it once with the parameters you want")
+        if policy is not None:
+            check_models(specs, policy)
         gathering = [s for s in specs if self._gathers(s)]
         # An input that a consumer takes with no parameters of its own (scenes for OCR on scene
         # frames, VAD for transcription) is the one the user asked for, if they asked for it.
@@ -292,6 +297,15 @@ class Registry:
                 }
             )
         return rows
+
+
+def check_models(specs: Iterable[OutputSpec], policy: ModelPolicy) -> None:
+    """Every model a request names, nested ``sources`` included, is one ``policy`` allows."""
+    stack = list(specs)
+    while stack:
+        spec = stack.pop()
+        policy.check(spec.operation)
+        stack.extend(spec.sources)
 
 
 _registry: Registry | None = None

@@ -8,15 +8,16 @@ the cache key all read them from here, so a parameter is documented once, where 
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from video_extract.errors import UsageError
+from video_extract.errors import UsageError, abbreviate
 
 #: Canonical operation name -> Operation class. Filled by ``Operation.__init_subclass__``, so a
 #: third-party plugin that defines an Operation subclass is parseable like a built-in one.
@@ -300,16 +301,16 @@ def canonical_name(name: str) -> str:
     discovery does that; ``Client`` discovers before it parses a request).
     """
     if not isinstance(name, str):
-        raise UsageError(f"an operation is named by a string, got {name!r}; valid operations: {', '.join(sorted(OPERATIONS))}")
+        raise UsageError(f"an operation is named by a string, got {abbreviate(repr(name))}; valid operations: {', '.join(sorted(OPERATIONS))}")
     key = name.strip().lower().replace("-", "_")
     if key in OPERATIONS:
         return key
     if key in ALIASES:
         return ALIASES[key]
     valid = sorted(OPERATIONS)
-    close = difflib.get_close_matches(key, valid + sorted(ALIASES), n=1)
+    close = difflib.get_close_matches(key, valid + sorted(ALIASES), n=1) if len(key) <= 64 else []
     hint = f" (did you mean '{ALIASES.get(close[0], close[0])}'?)" if close else ""
-    raise UsageError(f"unknown operation '{name}'{hint}; valid operations: {', '.join(valid)}")
+    raise UsageError(f"unknown operation '{abbreviate(name)}'{hint}; valid operations: {', '.join(valid)}")
 
 
 def make_operation(name: str, params: dict[str, Any] | None = None) -> Operation:
@@ -319,14 +320,14 @@ def make_operation(name: str, params: dict[str, Any] | None = None) -> Operation
     unknown = [k for k in params if k not in cls.model_fields]
     if unknown:
         valid = ", ".join(cls.model_fields) or "(none)"
-        raise UsageError(f"unknown parameter '{unknown[0]}' for {cls.name}; valid parameters: {valid}")
+        raise UsageError(f"unknown parameter '{abbreviate(unknown[0])}' for {cls.name}; valid parameters: {valid}")
     params = {k: _coerce_cli_value(cls, k, v) for k, v in params.items()}
     try:
         return cls(**params)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "parameters"
-        raise UsageError(f"{cls.name}: {field}: {err['msg']} (got {err.get('input')!r})") from None
+        raise UsageError(f"{cls.name}: {field}: {err['msg']} (got {abbreviate(repr(err.get('input')))})") from None
 
 
 def _coerce_cli_value(cls: type[Operation], key: str, value: Any) -> Any:
@@ -348,7 +349,7 @@ def parse_op(text: str) -> Operation:
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
         if not eq:
-            raise UsageError(f"--op '{text}': expected key=value, got '{item}'")
+            raise UsageError(f"--op '{abbreviate(text)}': expected key=value, got '{abbreviate(item)}'")
         params[key.strip()] = value.strip()
     return make_operation(name, params)
 
@@ -374,7 +375,7 @@ class OutputSpec(BaseModel):
             return parse_op(value)
         if isinstance(value, dict):
             return make_operation(value.get("name", ""), value.get("params"))
-        raise UsageError(f"cannot read an operation from {value!r}")
+        raise UsageError(f"cannot read an operation from {abbreviate(repr(value))}")
 
     @classmethod
     def of(cls, item: OutputSpec | Operation | str | dict) -> OutputSpec:
@@ -387,7 +388,7 @@ class OutputSpec(BaseModel):
             return cls(operation=item)
         if isinstance(item, dict):
             return _spec_from_dict(item)
-        raise UsageError(f"cannot read an output spec from {item!r}")
+        raise UsageError(f"cannot read an output spec from {abbreviate(repr(item))}")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"operation": self.operation.name, "params": self.operation.params()}
@@ -401,19 +402,19 @@ def _spec_from_dict(data: dict[str, Any]) -> OutputSpec:
         if len(data) == 1:  # {keyframes: {max_frames: 5}}
             ((name, params),) = data.items()
             if not isinstance(params, (dict, type(None))):
-                raise UsageError(f"parameters of {name} must be a mapping of name: value, got {params!r}")
+                raise UsageError(f"parameters of {abbreviate(name)} must be a mapping of name: value, got {abbreviate(repr(params))}")
             return OutputSpec(operation=make_operation(str(name), params or {}))
-        raise UsageError(f"an output spec needs an 'operation' key, got keys {sorted(data)}")
+        raise UsageError(f"an output spec needs an 'operation' key, got keys {abbreviate(sorted(map(str, data)))}")
     unknown = set(data) - {"operation", "params", "sources"}
     if unknown:
-        raise UsageError(f"unknown key(s) {sorted(unknown)} in output spec; valid: operation, params, sources")
+        raise UsageError(f"unknown key(s) {abbreviate(sorted(map(str, unknown)))} in output spec; valid: operation, params, sources")
     op, params, sources = data["operation"], data.get("params") or {}, data.get("sources") or []
     if not isinstance(op, (str, Operation)):
-        raise UsageError(f"'operation' must be an operation name, got {op!r}")
+        raise UsageError(f"'operation' must be an operation name, got {abbreviate(repr(op))}")
     if not isinstance(params, dict):
-        raise UsageError(f"'params' of {op} must be a mapping of name: value, got {params!r}")
+        raise UsageError(f"'params' of {abbreviate(op)} must be a mapping of name: value, got {abbreviate(repr(params))}")
     if not isinstance(sources, list):
-        raise UsageError(f"'sources' of {op} must be a list of output specs, got {sources!r}")
+        raise UsageError(f"'sources' of {abbreviate(op)} must be a list of output specs, got {abbreviate(repr(sources))}")
     operation = op if isinstance(op, Operation) else make_operation(op, params)
     sources = tuple(OutputSpec.of(s) for s in sources)
     return OutputSpec(operation=operation, sources=sources)
@@ -440,24 +441,89 @@ def split_ops(text: str) -> list[str]:
 
     A comma starts a new operation unless what follows is a ``key=value`` of the one before.
     """
-    items: list[str] = []
+    return list(_iter_ops(text))
+
+
+def _iter_ops(text: str) -> Iterator[str]:
+    """``split_ops`` one operation at a time, in time linear in the text (a counter can stop early)."""
+    current: list[str] = []  # the pieces of the operation being read, joined once it ends
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        if items and "=" in part and ":" not in part.split("=", 1)[0] and ":" in items[-1]:
-            items[-1] += "," + part
+        if current and "=" in part and ":" not in part.split("=", 1)[0] and ":" in current[0]:
+            current.append(part)
+            continue
+        if current:
+            yield ",".join(current)
+        current = [part]
+    if current:
+        yield ",".join(current)
+
+
+#: Operations one request may hold by default (its nested ``sources`` and ``--op`` overrides
+#: included): every built-in operation four times over, far below what costs time to refuse.
+DEFAULT_MAX_OPS = 64
+
+
+def count_ops(ops: RequestLike = None, overrides: Iterable[str] = (), spec_items: Sequence[Any] = (), stop_after: int | None = None) -> int:
+    """How many operations a request names, counted before any is parsed: each name in a
+    comma-separated string, each item of a list, each nested ``sources`` entry, each override.
+
+    Counting stops once it passes ``stop_after``, so a million-operation body costs no more
+    than splitting it once.
+    """
+    total = 0
+    stack: list[Any] = list(spec_items)
+    stack.extend(_items(ops))
+    stack.extend(overrides)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += sum(1 for _ in itertools.islice(_iter_ops(item), None if stop_after is None else stop_after - total + 1))
         else:
-            items.append(part)
-    return items
+            total += 1
+            nested = item.sources if isinstance(item, OutputSpec) else item.get("sources") if isinstance(item, dict) else None
+            if isinstance(nested, (list, tuple)):
+                stack.extend(nested)
+        if stop_after is not None and total > stop_after:
+            break
+    return total
 
 
-def parse_request(ops: RequestLike = None, overrides: Iterable[str] = (), spec_file: str | Path | None = None) -> Request:
+def _items(ops: RequestLike) -> list[Any]:
+    """The top-level items of a request: one, or those of a list."""
+    if isinstance(ops, (str, Operation, OutputSpec, dict)):
+        return [ops]
+    if ops is None:
+        return []
+    if isinstance(ops, Iterable):
+        return list(ops)
+    raise UsageError(f"operations are a string, a list, an Operation, an OutputSpec or a dict, got {abbreviate(repr(ops))}")
+
+
+def _check_count(ops: RequestLike, overrides: Iterable[str], spec_items: Sequence[Any], max_ops: int | None) -> None:
+    if max_ops is None:
+        return
+    count = count_ops(ops, overrides, spec_items, stop_after=max_ops)
+    if count > max_ops:
+        raise UsageError(f"too many operations in one request: more than {max_ops} (the limit; each operation once, with the parameters you want)")
+
+
+def parse_request(
+    ops: RequestLike = None, overrides: Iterable[str] = (), spec_file: str | Path | None = None, max_ops: int | None = DEFAULT_MAX_OPS
+) -> Request:
     """The one request grammar, for the CLI, the Python API, spec files and the server.
 
     ``ops``: ``"metadata,scenes:threshold=20,min_scene_len=10"``, a list of such strings,
     ``Operation`` objects, ``OutputSpec`` objects or dicts, or ``"all"``. ``overrides``
     (the CLI's ``--op``) replace an operation of the same name; a spec file comes first.
+    ``max_ops``: the most operations the request may name (None: no limit), checked before
+    any of them is parsed, so a huge request is refused in time linear in its size.
     """
+    overrides = list(overrides) if not isinstance(overrides, str) else [overrides]
+    file_items = _read_spec_file(spec_file) if spec_file is not None else []
+    items = _items(ops)  # once: a generator is read once
+    _check_count(items, overrides, file_items, max_ops)
     specs: dict[str, OutputSpec] = {}
     everything = False
 
@@ -468,12 +534,11 @@ def parse_request(ops: RequestLike = None, overrides: Iterable[str] = (), spec_f
         specs[name] = spec
 
     if spec_file is not None:
-        for spec in load_spec_file(spec_file):
+        for spec in _specs_of(file_items, spec_file):
             add(spec, replace=False)
-    items: list[Any] = [ops] if isinstance(ops, (str, Operation, OutputSpec, dict)) else list(ops or ())
     for item in items:
         if isinstance(item, str):
-            for text in split_ops(item):
+            for text in _iter_ops(item):
                 if text.strip().lower() == ALL:
                     everything = True
                 else:
@@ -481,7 +546,7 @@ def parse_request(ops: RequestLike = None, overrides: Iterable[str] = (), spec_f
         else:
             add(OutputSpec.of(item), replace=False)
     for text in overrides:
-        for part in split_ops(text):
+        for part in _iter_ops(text):
             spec = OutputSpec.of(part)
             specs[spec.operation.name] = spec
     if not specs and not everything:
@@ -489,9 +554,16 @@ def parse_request(ops: RequestLike = None, overrides: Iterable[str] = (), spec_f
     return Request(specs=tuple(specs.values()), everything=everything)
 
 
-def load_spec_file(path: str | Path) -> list[OutputSpec]:
+def load_spec_file(path: str | Path, max_ops: int | None = None) -> list[OutputSpec]:
     """Read a YAML or JSON spec: ``{outputs: [...]}``, a list, or ``{ops: [...]}`` (beside
     ``outputs``/``ops``, an ``inputs:`` list names the sources: ``load_spec_inputs``)."""
+    items = _read_spec_file(path)
+    _check_count(None, (), items, max_ops)
+    return _specs_of(items, path)
+
+
+def _read_spec_file(path: str | Path) -> list[Any]:
+    """A spec file's entries, not parsed yet (they are counted first)."""
     path = Path(path)
     data = _read_spec(path)
     if isinstance(data, dict):
@@ -504,8 +576,12 @@ def load_spec_file(path: str | Path) -> list[OutputSpec]:
             data = [{k: v} for k, v in data.items()]
     if not isinstance(data, list):
         raise UsageError("a spec file holds a list of outputs (or {outputs: [...]})", path)
+    return data
+
+
+def _specs_of(items: list[Any], path: str | Path) -> list[OutputSpec]:
     try:
-        return [OutputSpec.of(item) for item in data]
+        return [OutputSpec.of(item) for item in items]
     except UsageError as exc:
         raise UsageError(exc.message, path) from None
 

@@ -61,6 +61,10 @@ class Runtime:
     ``max_pixels``: the pixel budget per decoded frame (``media.limits``; 0 turns it off). It is
     process-wide (``VIDEO_EXTRACT_MAX_PIXELS``, which this sets), as decoding is done deep in
     the media layer, by threads and by the worker processes a bulk run starts.
+    ``allow_any_model`` / ``allowed_models``: which model names requests may use (any, on a
+    user's machine; catalog names plus this allowlist on a shared server). ``model_memory_budget``:
+    bytes (or ``"4G"``, ``"none"``) the process's warm models may take; None keeps the process's
+    budget (``$VIDEO_EXTRACT_MODEL_MEMORY``, else half the RAM, at most 4 GiB).
     """
 
     def __init__(
@@ -73,12 +77,24 @@ class Runtime:
         cache_verify: str | None = None,
         max_pixels: int | None = None,
         source_policy: SourcePolicy | None = None,
+        allow_any_model: bool = True,
+        allowed_models: Iterable[str] = (),
+        model_memory_budget: int | str | None = None,
     ):
+        from video_extract.models.warm import warm_models
+
         if max_pixels is not None:
             set_max_pixels(max_pixels)
         self.registry = registry or default_registry()
         self.cache = Cache(cache_dir, max_bytes=cache_max_bytes, verify=cache_verify) if use_cache else None
         self.models_dir = Path(models_dir).expanduser() if models_dir else None
+        self.allow_any_model = allow_any_model
+        self.allowed_models = tuple(sorted({allowed_models} if isinstance(allowed_models, str) else set(allowed_models)))
+        self.model_memory_budget = model_memory_budget
+        if model_memory_budget is not None:
+            warm_models().set_budget(model_memory_budget)
+        else:
+            warm_models().budget  # noqa: B018 - read now: a malformed $VIDEO_EXTRACT_MODEL_MEMORY fails here, in one line
         self._models = None
         # Downloads are spooled beside the cache (a quarter of its cap, least recently used
         # first), or for one request at a time when there is no cache.
@@ -95,8 +111,13 @@ class Runtime:
         if self._models is None:
             from video_extract.models import ModelStore
 
-            self._models = ModelStore(self.models_dir)
+            self._models = ModelStore(self.models_dir, allow_any_model=self.allow_any_model, allowed_models=self.allowed_models)
         return self._models
+
+    @property
+    def model_policy(self) -> Any:
+        """Which model names requests may use (``models.catalog.ModelPolicy``)."""
+        return self.models.policy
 
 
 @dataclass
@@ -173,7 +194,7 @@ def prepare(
         digest = file_digest(path)
         outputs = [OutputSpec.of(s) for s in specs]
         always = [OutputSpec(operation=Metadata())] if not any(s.operation.name == Metadata.name for s in outputs) else []
-        plan = runtime.registry.plan(outputs + always, info)
+        plan = runtime.registry.plan(outputs + always, info, policy=runtime.model_policy)
         name = job_name(opened)
         out_dir = output_dir_for(Path(output_root), name, batch)
         st = path.stat()
@@ -362,21 +383,25 @@ def _hit(cache: Cache, entry: Entry, stage: Stage, lease: Lease | None) -> Artif
 def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | None, params: dict, on_partial, lease: Lease | None = None) -> Artifact:
     plugin = runtime.registry.plugin(stage.plugin)
     manifest = plugin.manifest
-    plugin.ensure_setup(runtime.models)
-    work_dir = cache.new_work_dir(key) if cache else job.scratch_dir() / stage.id
-    work_dir.mkdir(parents=True, exist_ok=True)
-    inputs = Inputs({t: job.artifacts[sid] for t, sid in stage.inputs if sid in job.artifacts})
-    ctx = StageContext(source=job.source, work_dir=work_dir, log=log, output=output_type(stage.output_type), models=runtime.models)
-    try:
-        if on_partial is not None and plugin.manifest.streams:
-            drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, _jsonable(part)))
-        else:
-            plugin.run(ctx, inputs, stage.operation)
-        _check_written(ctx, stage)
-    except BaseException:
-        if cache:
-            cache.abandon(work_dir)
-        raise
+    # The stage holds its plugin's set-up models and every model it loads until it ends: the
+    # memory budget drops only idle ones (another stage's load never tears this one down).
+    with runtime.models.stage(plugin) as models:
+        with models.setting_up():
+            plugin.ensure_setup(models)
+        work_dir = cache.new_work_dir(key) if cache else job.scratch_dir() / stage.id
+        work_dir.mkdir(parents=True, exist_ok=True)
+        inputs = Inputs({t: job.artifacts[sid] for t, sid in stage.inputs if sid in job.artifacts})
+        ctx = StageContext(source=job.source, work_dir=work_dir, log=log, output=output_type(stage.output_type), models=models)
+        try:
+            if on_partial is not None and plugin.manifest.streams:
+                drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, _jsonable(part)))
+            else:
+                plugin.run(ctx, inputs, stage.operation)
+            _check_written(ctx, stage)
+        except BaseException:
+            if cache:
+                cache.abandon(work_dir)
+            raise
     data = ctx.kept or {}
     if cache is None:
         return Artifact(stage.output_type, work_dir, data, _record=ctx.written)

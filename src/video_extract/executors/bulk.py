@@ -58,6 +58,9 @@ class Settings:
     threads: int | None = None  # decoder and model threads per worker (its share of the cores)
     max_pixels: int | None = None  # the pixel budget (0: none); None leaves the worker's environment's
     source_policy: SourcePolicy | None = None  # what workers may fetch (they download their own inputs)
+    allow_any_model: bool = True  # False: catalog models and allowed_models only (a server's batches)
+    allowed_models: tuple[str, ...] = ()
+    model_memory_budget: int | str | None = None  # what the worker's warm models may take (None: its default)
 
 
 class WorkerInfo(Record):
@@ -271,6 +274,9 @@ class FileWorker:
             cache_verify=settings.cache_verify,
             max_pixels=settings.max_pixels,
             source_policy=settings.source_policy,
+            allow_any_model=settings.allow_any_model,
+            allowed_models=settings.allowed_models,
+            model_memory_budget=settings.model_memory_budget,
         )
         self.executor = DebugExecutor(self.runtime)
         self.files_done = 0

@@ -6,7 +6,10 @@ then a download from the canonical URL checked against a pinned sha256 (or the m
 library, for faster-whisper sizes and Hugging Face checkpoints).
 
 Loaded models are kept per process, keyed by name and settings, so a worker that processes
-thousands of files loads each model once.
+thousands of files loads each model once, within a memory budget (``models/warm.py``).
+
+Which names a request may use is the store's ``policy`` (``catalog.ModelPolicy``): any name on
+a user's own machine, catalog names and an operator's allowlist on a shared server.
 """
 
 from __future__ import annotations
@@ -14,25 +17,24 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from video_extract.errors import NO_DEPS_PACKAGES, ModelError
 from video_extract.fsutil import fingerprint
-from video_extract.models.catalog import ALIASES, CATALOG, ModelSpec, resolve
+from video_extract.models.catalog import ALIASES, CATALOG, ModelPolicy, ModelSpec, local_path, resolve
 from video_extract.models.download import Progress, download, mirrored, sha256_of, unreachable
+from video_extract.models.warm import StageScope, stage_scope, warm_models
 
 #: Weights for frameworks we do not load (TensorFlow, Flax, Rust, ONNX, OpenVINO): not downloaded.
 OTHER_FRAMEWORKS = ("*.h5", "*.msgpack", "*.ot", "*.tflite", "onnx/*", "openvino/*", "*.onnx")
 
-_loaded: dict[tuple, Any] = {}
-_load_locks: dict[tuple, threading.Lock] = {}
-_registry_lock = threading.Lock()
-#: How many times each model key was actually loaded in this process (tests check "once").
-load_counts: dict[tuple, int] = {}
+#: How many times each model key was actually loaded in this process (tests check "once"; a
+#: model dropped for the memory budget and needed again counts twice).
+load_counts: dict[tuple, int] = warm_models().loads
 
 
 def default_model_cache() -> Path:
@@ -93,13 +95,19 @@ class ModelStore:
         allow_download: bool = True,
         allow_unpinned: bool = False,
         catalog: dict[str, ModelSpec] | None = None,
+        allow_any_model: bool = True,
+        allowed_models: Iterable[str] = (),
     ):
+        """``allow_any_model``: any name a request gives (a catalog name, a Hugging Face id, a
+        local path) on a user's own machine; False on a shared server, where only catalog names
+        and ``allowed_models`` (an operator's hub ids or paths) are accepted."""
         env = os.environ.get("VIDEO_EXTRACT_MODELS")
         self.models_dir = Path(models_dir).expanduser() if models_dir else (Path(env).expanduser() if env else None)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_model_cache()
         self.allow_download = allow_download and (os.environ.get("VIDEO_EXTRACT_OFFLINE") or "").strip().lower() not in ("1", "true", "yes", "on")
         self.allow_unpinned = allow_unpinned
         self.catalog = catalog if catalog is not None else CATALOG
+        self.policy = ModelPolicy(allow_any_model, allowed_models, self.catalog)
 
     # -- names ---------------------------------------------------------------------------------
 
@@ -199,9 +207,15 @@ class ModelStore:
 
     def checkpoint(self, name: str) -> Path:
         """The folder to load a transformers / sentence-transformers / faster-whisper model from:
-        a local directory, a catalog name (any case), or another Hugging Face id."""
-        if Path(name).expanduser().is_dir():
-            return Path(name).expanduser().resolve()
+        a local directory, a catalog name (any case), or another Hugging Face id (the last two
+        only where the policy allows them: a strict store reads catalog names from the catalog,
+        never as a path)."""
+        if not self.policy.allow_any:
+            if resolve(name, self.catalog) is not None:
+                return self.path(name)
+            self.policy.refuse_unlisted(name)
+        if os.path.isdir(local_path(name)):
+            return local_path(name).resolve()
         if resolve(name, self.catalog) is not None:
             return self.path(name)
         return self.hub_path(name)
@@ -250,18 +264,42 @@ class ModelStore:
 
     # -- loaded models -------------------------------------------------------------------------
 
-    def load(self, key: tuple, loader: Callable[[], Any]) -> Any:
-        """The loaded model for ``key``, loaded once per process; concurrent callers wait for that one load.
+    def load(self, key: tuple, loader: Callable[[], Any], scope: StageScope | None = None) -> Any:
+        """The loaded model for ``key``, loaded once per process and kept warm (within the memory
+        budget); concurrent callers wait for that one load.
 
         Paths in the key count with their contents: new weights at the same path load anew.
         """
         key = key + tuple(fingerprint(Path(k)) for k in key if isinstance(k, str) and os.sep in k and os.path.exists(k))
-        with _registry_lock:
-            if key in _loaded:
-                return _loaded[key]
-            lock = _load_locks.setdefault(key, threading.Lock())
-        with lock:
-            if key not in _loaded:
-                _loaded[key] = loader()
-                load_counts[key] = load_counts.get(key, 0) + 1
-            return _loaded[key]
+        return warm_models().load(key, loader, scope)
+
+    @contextmanager
+    def stage(self, plugin: Any = None) -> Iterator[StageModels]:
+        """The store as one running stage of ``plugin`` sees it: what the stage loads, and what
+        the plugin's ``setup`` loaded, is not dropped for the budget before the stage ends."""
+        with stage_scope(plugin) as scope:
+            yield StageModels(self, scope)
+
+
+class StageModels:
+    """A ``ModelStore`` seen from one running stage (``ctx.models``): the same methods, and
+    ``load`` holds the model warm until the stage ends."""
+
+    def __init__(self, store: ModelStore, scope: StageScope):
+        self._store = store
+        self._scope = scope
+
+    def load(self, key: tuple, loader: Callable[[], Any]) -> Any:
+        return self._store.load(key, loader, self._scope)
+
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Models loaded inside are the plugin's own (``setup`` keeps them): dropping one tears the plugin down."""
+        self._scope.in_setup = True
+        try:
+            yield
+        finally:
+            self._scope.in_setup = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)

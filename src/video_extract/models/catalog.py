@@ -10,11 +10,14 @@ canonical URL, checked against the pinned sha256. Models fetched by their own li
 from __future__ import annotations
 
 import difflib
+import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from video_extract.errors import UsageError
+from video_extract.errors import UsageError, abbreviate
+from video_extract.spec import Operation
 
 
 @dataclass(frozen=True)
@@ -290,9 +293,17 @@ def names_of(family: str, catalog: dict[str, ModelSpec] | None = None) -> list[s
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def local_path(name: str) -> Path:
+    """A model name read as a path, ``~`` expanded (left as written for an unknown ``~user``)."""
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:  # "~nobody/…": no such home directory
+        return Path(name)
+
+
 def is_hub_id(name: str) -> bool:
     """``owner/name``, the shape of a Hugging Face repository id (not a local path)."""
-    return bool(_HUB_ID.match(name)) and not Path(name).expanduser().exists()
+    return bool(_HUB_ID.match(name)) and not os.path.exists(local_path(name))
 
 
 def check_name(operation: str, name: str, family: str, *, other: str, hub_ids: bool = False, local: str = "dir") -> None:
@@ -302,12 +313,12 @@ def check_name(operation: str, name: str, family: str, *, other: str, hub_ids: b
 
     ``other`` says in the message what else is accepted besides the known names.
     """
-    path = Path(name).expanduser()
-    if local == "dir" and path.is_dir():
+    path = local_path(name)
+    if local == "dir" and os.path.isdir(path):  # os.path: a name too long for a path is no directory, not an OSError
         return
     if local != "dir" and name.lower().endswith(local):
-        if not path.is_file():
-            raise UsageError(f"{operation}: model file not found: {name}")
+        if not os.path.isfile(path):
+            raise UsageError(f"{operation}: model file not found: {abbreviate(name)}")
         return
     spec = resolve(name)
     if spec is not None and spec.family == family:
@@ -318,6 +329,50 @@ def check_name(operation: str, name: str, family: str, *, other: str, hub_ids: b
     if spec is not None:
         raise UsageError(f"{operation}: '{name}' is a {spec.family} model, not one this operation runs; known models: {', '.join(known)} (or {other})")
     folded = {n.split(" ")[0].casefold(): n.split(" ")[0] for n in known}
-    close = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1)
+    close = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1) if len(name) <= 200 else []
     hint = f" (did you mean '{folded[close[0]]}'?)" if close else ""
-    raise UsageError(f"{operation}: unknown model '{name}'{hint}; known models: {', '.join(known)} (or {other})")
+    raise UsageError(f"{operation}: unknown model '{abbreviate(name)}'{hint}; known models: {', '.join(known)} (or {other})")
+
+
+class ModelPolicy:
+    """Which model names a request may use.
+
+    Permissive (``allow_any=True``, the library and CLI on a user's own machine): any name,
+    checked later by the operation (a catalog name, a Hugging Face id, a local path). Strict
+    (a shared server): catalog names and aliases in any case, each operation's own default, and
+    the operator's ``allowed`` names (hub ids or paths, as written) only. A client of a strict
+    service can neither make it download a checkpoint of its choosing nor read a folder of the
+    server's disk as a model. The model parameter of an operation is the field named ``model``.
+    """
+
+    def __init__(self, allow_any: bool = True, allowed: Iterable[str] = (), catalog: dict[str, ModelSpec] | None = None):
+        if isinstance(allowed, str):
+            allowed = [allowed]
+        self.allow_any = allow_any
+        self.allowed = frozenset(name.strip() for name in allowed if name.strip())
+        self.catalog = CATALOG if catalog is None else catalog
+
+    def allows(self, name: str) -> bool:
+        return self.allow_any or name.strip() in self.allowed or resolve(name, self.catalog) is not None
+
+    def check(self, operation: Operation) -> None:
+        """Refuse a model parameter this policy does not allow, before anything is read or fetched."""
+        if self.allow_any:
+            return
+        field = type(operation).model_fields.get("model")
+        name = getattr(operation, "model", None)
+        if field is None or not isinstance(name, str) or name == field.default or self.allows(name):
+            return
+        self._refuse(operation.name, name, field.default)
+
+    def refuse_unlisted(self, name: str) -> None:
+        """For the store: a name outside the catalog is loaded only when the operator listed it."""
+        if not self.allow_any and name.strip() not in self.allowed:
+            self._refuse("model", name, None)
+
+    def _refuse(self, operation: str, name: str, default: object) -> None:
+        spec = resolve(default, self.catalog) if isinstance(default, str) else None
+        choices = names_of(spec.family, self.catalog) if spec is not None and spec.family else ([default] if isinstance(default, str) else [])
+        choices += sorted(self.allowed - set(choices))
+        offer = f"choose one of {', '.join(choices)}" if choices else "choose a model from the catalog (`video-extract models list`)"
+        raise UsageError(f"{operation}: model '{abbreviate(name)}' is not allowed on this server: {offer}")

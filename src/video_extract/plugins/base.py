@@ -10,7 +10,9 @@ and publishes what the output type declares (``results.py``).
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -235,16 +237,26 @@ class Plugin:
     def __init__(self, manifest: Manifest):
         self.manifest = manifest
         self._ready = False
+        self._setup_lock = threading.Lock()
 
     # -- life cycle ---------------------------------------------------------------------------
 
     def setup(self, models: Any) -> None:
-        """Once per worker process, before the first run: load what every run reuses."""
+        """Once per worker process, before the first run: load what every run reuses, through
+        ``models.load`` (the warm-model budget counts it, and ``teardown`` undoes it)."""
 
     def ensure_setup(self, models: Any) -> None:
-        if not self._ready:
-            self.setup(models)
-            self._ready = True
+        with self._setup_lock:  # two stages of one plugin starting at once set it up once
+            if not self._ready:
+                self.setup(models)
+                self._ready = True
+
+    def teardown(self) -> None:
+        """Drop what ``setup`` kept: the warm-model budget dropped a model it loaded. ``setup``
+        runs again before the next stage. Called only while none of this plugin's stages runs,
+        and under the model store's lock: drop references, load nothing. Override to clear
+        the attributes ``setup`` set, then call this."""
+        self._ready = False
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -262,7 +274,7 @@ class Plugin:
         if not isinstance(name, str):
             return None
         path = Path(name)
-        if not path.exists() and models is not None:
+        if not os.path.exists(path) and models is not None:
             try:
                 location = models.locate(name)
             except Exception:  # noqa: BLE001 - unknown names are the plugin's to report
@@ -270,7 +282,7 @@ class Plugin:
             if location is None or location.source != "models-dir":
                 return None
             path = location.path
-        return fingerprint(path) if path.exists() else None
+        return fingerprint(path) if os.path.exists(path) else None
 
     def requires(self, params: Operation) -> list[InputSpec]:
         """Inputs for these parameters: the manifest's, with ``${param}`` references filled in."""

@@ -26,9 +26,10 @@ class OcrPlugin(FrameDetectionPlugin):
             raise UsageError(f"ocr: language '{unsupported[0]}' is not covered by the shipped PP-OCRv4 models; supported: {spellings}")
 
     def load(self, ctx: StageContext, params: OCR):
-        ctx.models.path("ppocr-v4")  # fails clearly if the package's models are missing
+        weights = str(ctx.models.path("ppocr-v4"))  # fails clearly if the package's models are missing
         threads = model_threads()
-        return ctx.models.load(("rapidocr", params.det_limit_side_len, threads), lambda: make_engine(params.det_limit_side_len, threads))
+        # The weights' path in the key sizes the engine for the warm-model budget.
+        return ctx.models.load(("rapidocr", weights, params.det_limit_side_len, threads), lambda: make_engine(params.det_limit_side_len, threads))
 
     def working_side(self, params: OCR) -> int:
         return params.det_limit_side_len  # the engine shrinks frames to it (detection and the crops read)
