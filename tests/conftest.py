@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,6 +145,7 @@ def tiny_clip_dir(tmp_path_factory):
 
 NAP_MODULE = '''
 """Test plugin: waits, or (by input file name) hangs or kills its own process."""
+import logging
 import os
 import time
 from pathlib import Path
@@ -286,3 +289,39 @@ def tiny_clap_dir(tmp_path_factory):
     from video_extract.testing.tiny_clap import build_tiny_clap
 
     return build_tiny_clap(tmp_path_factory.mktemp("tiny-clap"))
+
+
+# -- a local S3 server (moto) for the s3:// source tests -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_server, monkeypatch, tmp_path):
+    """A fresh bucket on the local S3 server; the endpoint comes from the environment, as an operator sets it."""
+    import boto3
+
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=moto_server)
+    bucket = f"media-{os.getpid()}-{time.monotonic_ns()}"
+    client.create_bucket(Bucket=bucket)
+    return client, bucket, env

@@ -23,7 +23,7 @@ import pytest
 
 from video_extract import Client
 from video_extract.registry import Registry
-from video_extract.server import ServerSettings, bind, create_app, load_api_keys, uvicorn_config
+from video_extract.server import ServerSettings, bind, client_options, create_app, load_api_keys, uvicorn_config
 
 from .conftest import install_nap_plugin
 
@@ -47,7 +47,7 @@ def running(tmp_path: Path, client: Client | None = None, **overrides):
     import uvicorn
 
     settings = ServerSettings(port=0, output_dir=tmp_path / "srv", **overrides)
-    client = client or Client(cache_dir=tmp_path / "cache", output_dir=settings.output_dir, executor="perf")
+    client = client or Client(cache_dir=tmp_path / "cache", output_dir=settings.output_dir, executor="perf", **client_options(settings))
     sock = bind(settings)
     server = uvicorn.Server(uvicorn_config(create_app(settings, client), settings))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -273,7 +273,7 @@ def test_a_million_operations_are_refused_in_under_a_second(tmp_path):
             started = time.perf_counter()
             response = http.post("/v1/jobs", json={"source": {"url": "http://example.com/a.mp4"}, **body})
             assert time.perf_counter() - started < 1.0
-            assert response.status_code == 422 and response.json()["error"] == "ops: 1000000 operations; this server takes at most 64 in one request"
+            assert response.status_code == 422 and response.json()["error"].startswith("ops: too many operations in one request: more than 64")
         twice = http.post("/v1/jobs", json={"source": {"url": "http://example.com/a.mp4"}, "ops": "metadata,scenes:threshold=20,min_scene_len=10,metadata"})
         assert twice.status_code == 422 and "requested twice" in twice.json()["error"]  # parameters are not counted as operations
 
@@ -559,3 +559,58 @@ def test_openapi_documents_every_endpoint(tmp_path):
     assert {"JobRequest", "JobInfo", "JobResults", "UploadInfo", "BatchRequest", "BatchInfo", "Error", "FileResult"} <= set(components)
     assert paths["/v1/jobs"]["post"]["responses"]["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+# -- sources and models a client may name -----------------------------------------------------
+
+from .test_sources import MediaServer  # noqa: E402 - the local web server of the source tests
+
+
+def test_a_url_job_runs_only_when_the_operator_allows_private_networks(tmp_path, scene_clip):
+    with MediaServer() as web:
+        web.files["/clip.mp4"] = scene_clip.path.read_bytes()
+        web.etags["/clip.mp4"] = '"v1"'
+        url = web.url("/clip.mp4")
+        with running(tmp_path / "open", allow_private_networks=True) as srv, srv.http() as http:
+            job = http.post("/v1/jobs", json={"source": {"url": url}, "ops": "metadata,scenes"}).json()
+            info = _wait(http, job["id"])
+            assert info["state"] == "done", info
+            result = http.get(job["links"]["results"]).json()["result"]
+            assert result["input"] == url
+            cuts = http.get(result["output_dir"] + "/" + result["ops"]["scenes"]["files"][0])
+            assert len(cuts.json()["cuts"]) == len(scene_clip.cuts)
+        assert web.body_gets() == 1
+        with running(tmp_path / "closed") as srv, srv.http() as http:  # the default: no private networks
+            job = http.post("/v1/jobs", json={"source": {"url": url}, "ops": "metadata"}).json()
+            info = _wait(http, job["id"])
+            assert info["state"] == "failed" and "127.0.0.1" in info["error"] and "loopback" in info["error"], info
+        assert web.body_gets() == 1  # refused before a byte was asked for
+
+
+def test_an_s3_job_and_a_batch_over_an_s3_prefix(tmp_path, s3, scene_clip, gop_clip):
+    client, bucket, _ = s3
+    for key, clip in (("in/a.mp4", scene_clip.path), ("in/b.mp4", gop_clip.path)):
+        client.put_object(Bucket=bucket, Key=key, Body=clip.read_bytes())
+    with running(tmp_path, workers=1) as srv, srv.http() as http:  # the S3 endpoint is the operator's: no private-network flag needed
+        job = http.post("/v1/jobs", json={"source": {"url": f"s3://{bucket}/in/a.mp4"}, "ops": "scenes"}).json()
+        assert _wait(http, job["id"])["state"] == "done"
+        missing = http.post("/v1/jobs", json={"source": {"url": f"s3://{bucket}/in/nope.mp4"}, "ops": "metadata"}).json()
+        assert _wait(http, missing["id"])["error"] == f"s3://{bucket}/in/nope.mp4: no such key"
+        created = http.post("/v1/batches", json={"sources": [{"url": f"s3://{bucket}/in/"}], "ops": "metadata"})
+        assert created.status_code == 202, created.text
+        batch = _wait(http, created.json()["id"], kind="batches", timeout=180)
+        assert batch["state"] == "done", batch
+        rows = batch["summary"]["files"]
+        assert sorted(r["input"] for r in rows) == [f"s3://{bucket}/in/a.mp4", f"s3://{bucket}/in/b.mp4"]
+        assert {r["status"] for r in rows} == {"ok"}
+
+
+@pytest.mark.parametrize("model", ["openai/whisper-large-v3", "/etc", "../models/tiny"])
+def test_a_model_outside_the_catalog_is_refused_before_any_work(tmp_path, model):
+    with running(tmp_path) as srv, srv.http() as http:
+        started = time.perf_counter()
+        response = http.post("/v1/jobs", json={"source": {"url": "http://example.com/a.mp4"}, "ops": [f"transcription:model={model}"]})
+        assert time.perf_counter() - started < 1.0
+        assert response.status_code == 422 and "is not allowed on this server" in response.json()["error"], response.text
+        allowed = http.post("/v1/jobs", json={"source": {"url": "http://example.com/a.mp4"}, "ops": ["transcription:model=tiny.en"]})
+        assert allowed.status_code == 202, allowed.text

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -361,39 +359,6 @@ def test_bulk_over_urls_names_them_without_secrets_and_resumes_by_etag(tmp_path,
 
 
 # -- S3 -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_server():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(moto_server, monkeypatch, tmp_path):
-    """A fresh bucket on the local S3 server; the endpoint comes from the environment, as an operator sets it."""
-    import boto3
-
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": moto_server,
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3", endpoint_url=moto_server)
-    bucket = f"media-{os.getpid()}-{time.monotonic_ns()}"
-    client.create_bucket(Bucket=bucket)
-    return client, bucket, env
 
 
 def test_an_s3_object_is_processed_and_a_missing_key_or_bucket_is_one_line(tmp_path, s3, scene_clip):

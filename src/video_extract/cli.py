@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--job-ttl", type=float, default=86400, metavar="SECONDS", help="finished jobs and their files are removed after this (default 86400)")
     serve.add_argument("--upload-ttl", type=float, default=86400, metavar="SECONDS", help="uploads no job uses are removed after this (default 86400)")
     serve.add_argument("--workers", type=int, help="worker processes of a batch (default: number of cores)")
+    serve.add_argument(
+        "--allow-model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a model name clients may ask for beyond the catalog (repeatable; default: catalog only)",
+    )
+    serve.add_argument(
+        "--model-memory", metavar="SIZE", help="memory for models kept loaded between jobs (default: $VIDEO_EXTRACT_MODEL_MEMORY or half the RAM, at most 4G)"
+    )
     serve.add_argument("--root-path", default="", help="the path prefix a reverse proxy serves this under, e.g. /video-extract")
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging and the access log")
     _add_cache_args(serve)
@@ -341,7 +351,7 @@ def _cmd_serve(args) -> int:
     try:
         import uvicorn
 
-        from video_extract.server import ServerSettings, bind, check_settings, create_app, load_api_keys, uvicorn_config
+        from video_extract.server import ServerSettings, bind, check_settings, client_options, create_app, load_api_keys, uvicorn_config
     except ImportError as exc:
         from video_extract.errors import missing_package
 
@@ -363,22 +373,14 @@ def _cmd_serve(args) -> int:
         upload_ttl=args.upload_ttl,
         workers=args.workers,
         root_path=args.root_path,
+        allowed_models=tuple(args.allow_model),
+        model_memory_budget=_size_flag(args.model_memory, "--model-memory") if args.model_memory else None,
         **({"max_concurrent_jobs": args.max_concurrent_jobs} if args.max_concurrent_jobs else {}),
     )
     check_settings(settings)
     ensure_output_root(settings.output_dir)
     args.output_dir = settings.output_dir
-    from video_extract.sources import SourcePolicy
-
-    # What clients may name as a source: http(s) and s3 only, remote downloads held to the upload
-    # limit, local paths only under --allow-root (and the server's own uploads), private networks
-    # only when allowed.
-    policy = SourcePolicy.strict(
-        allowed_roots=(*settings.allow_roots, Path(settings.output_dir).resolve() / "uploads"),
-        allow_private_networks=settings.allow_private_networks,
-        max_bytes=settings.max_upload_size,
-    )
-    app = create_app(settings, _client(args, "perf", source_policy=policy))
+    app = create_app(settings, _client(args, "perf", **client_options(settings)))
     try:
         sock = bind(settings)
     except OSError as exc:

@@ -13,6 +13,6 @@ from __future__ import annotations
 
 from .app import create_app
 from .http import bind, uvicorn_config
-from .settings import ServerSettings, check_settings, load_api_keys
+from .settings import ServerSettings, check_settings, client_options, load_api_keys
 
-__all__ = ["ServerSettings", "bind", "check_settings", "create_app", "load_api_keys", "uvicorn_config"]
+__all__ = ["ServerSettings", "bind", "check_settings", "client_options", "create_app", "load_api_keys", "uvicorn_config"]

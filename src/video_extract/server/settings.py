@@ -42,11 +42,36 @@ class ServerSettings:
     backlog: int = 2048  # the listen queue: bursts of new connections wait instead of being reset
     max_header_size: int = 16 * 1024
     root_path: str = ""  # the path prefix a reverse proxy serves us under (links include it)
+    allowed_models: tuple[str, ...] = ()  # beyond the catalog: model names clients may ask for
+    model_memory_budget: int | None = None  # warm models kept loaded (None: the library's default)
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir).expanduser().resolve()
         self.allow_roots = tuple(Path(r).expanduser().resolve() for r in self.allow_roots)
         self.root_path = self.root_path.rstrip("/")
+
+
+def client_options(settings: ServerSettings) -> dict:
+    """The ``Client`` options that make this server's policies: what a client may name as a
+    source (http, https and s3; local paths only under ``allow_roots`` and our own uploads;
+    private networks only when allowed; downloads held to the upload limit), how many
+    operations one request may hold, and which models it may ask for (the catalog and the
+    operator's allowlist, never a Hub id or a server path)."""
+    from video_extract.sources import SourcePolicy
+
+    options: dict = {
+        "source_policy": SourcePolicy.strict(
+            allowed_roots=(*settings.allow_roots, settings.output_dir / "uploads"),
+            allow_private_networks=settings.allow_private_networks,
+            max_bytes=settings.max_upload_size,
+        ),
+        "max_ops": settings.max_ops,
+        "allow_any_model": False,
+        "allowed_models": settings.allowed_models,
+    }
+    if settings.model_memory_budget is not None:
+        options["model_memory_budget"] = settings.model_memory_budget
+    return options
 
 
 def load_api_keys(keys_file: str | Path | None = None, env: dict[str, str] | None = None) -> tuple[str, ...]:
