@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -147,6 +149,7 @@ NAP_MODULE = '''
 """Test plugin: waits, or (by input file name) hangs or kills its own process."""
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -325,3 +328,25 @@ def s3(moto_server, monkeypatch, tmp_path):
     bucket = f"media-{os.getpid()}-{time.monotonic_ns()}"
     client.create_bucket(Bucket=bucket)
     return client, bucket, env
+
+
+@pytest.fixture
+def counting_server():
+    """A local TCP server that counts connections (and answers nothing)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    seen = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            seen.append(1)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
+    server.close()

@@ -45,28 +45,6 @@ def nowhere(tmp_path):
     }
 
 
-@pytest.fixture
-def counting_server():
-    """A local TCP server that counts connections (and answers nothing)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    seen = []
-
-    def serve():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            seen.append(1)
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
-    server.close()
-
-
 # -- names ------------------------------------------------------------------------------------
 
 

@@ -7,8 +7,6 @@ gets, so "no connection was attempted" is checked, not assumed.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
@@ -23,33 +21,17 @@ from video_extract.spec import parse_op
 
 
 @pytest.fixture
-def hub(monkeypatch, tmp_path):
+def hub(monkeypatch, tmp_path, counting_server):
     """The Hub and the model mirror are a local server that counts connections; no model cache."""
     from huggingface_hub import constants
 
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    seen: list[int] = []
-
-    def serve():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            seen.append(1)
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    url, seen = counting_server
     monkeypatch.setenv("HF_ENDPOINT", url)
     monkeypatch.setenv("VIDEO_EXTRACT_MODEL_MIRROR", url)
     monkeypatch.setenv("VIDEO_EXTRACT_MODEL_CACHE", str(tmp_path / "model-cache"))
     monkeypatch.setattr(constants, "ENDPOINT", url)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     yield seen
-    server.close()
 
 
 # (operation, a Hugging Face id, a path, media fixture)
