@@ -227,3 +227,4 @@ def save_jpeg(path: str | Path, rgb: np.ndarray, quality: int = 90) -> None:
     large = rgb.shape[0] * rgb.shape[1] > LARGE_PIXELS
     with _large_encodes if large else contextlib.nullcontext():
         Image.fromarray(rgb).save(path, format="JPEG", quality=quality)
+    count("jpeg_writes")
