@@ -294,3 +294,17 @@ def test_models_take_every_core_alone_and_share_them_side_by_side(monkeypatch, s
     assert side_by_side(runtime, job, stage["vad"]) == side_by_side(runtime, job, stage["transcription"]) == 3  # a chain: never both at once
     job.records[stage["transcription"].id] = job.records[stage["vad"].id] = None  # finished: they no longer compete
     assert side_by_side(runtime, job, stage["objects"]) == 2
+
+
+def test_a_still_reads_into_the_same_pixels_whole_or_band_by_band(tmp_path, monkeypatch):
+    from PIL import Image
+    from skimage import data
+
+    from video_extract.media import image
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(data.astronaut()).save(path, quality=90)
+    whole = image.read_image(path)
+    monkeypatch.setattr(image, "LARGE_PIXELS", 0)  # as a picture above the limit is read
+    banded = image.read_image(path)
+    assert whole.shape == banded.shape == (512, 512, 3) and np.array_equal(whole, banded) and not whole.flags.writeable
