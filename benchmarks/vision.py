@@ -132,4 +132,113 @@ def run() -> list[Row]:
         )
     )
     clean(*dirs)
+    return rows + still_rows()
+
+
+def still_rows() -> list[Row]:
+    """Objects and faces on a still image, and a lone OCR request, vs the bare library.
+
+    Warm, in-process, cache off: ``Client.run`` per call against the library's own loop on the
+    same file (decode included on both sides). Calls alternate (ours, bare, ours, ...) so that
+    the load of a shared machine falls on both; the median of each is compared.
+    """
+    import statistics
+    import time
+
+    import cv2
+    from skimage import data
+
+    from video_extract import Client
+    from video_extract.testing import media
+    from video_extract.vision.yolox import postprocess, preprocess
+
+    folder = fresh_dir("still")
+    astronaut = folder / "astronaut512.png"
+    cv2.imwrite(str(astronaut), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    photo = folder / "photo1080.jpg"
+    big = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(photo), cv2.copyMakeBorder(big, 0, 0, 420, 420, cv2.BORDER_REFLECT), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    card = folder / "card.png"
+    cv2.imwrite(str(card), cv2.cvtColor(media.text_image(["Chapter 3", "video-extract benchmark"], 1280, 720, size=64), cv2.COLOR_RGB2BGR))
+    client = Client(use_cache=False, output_dir=folder / "out", models_dir=SHARED_MODELS)
+
+    import onnxruntime as ort
+
+    yolox = ort.InferenceSession(str(SHARED_MODELS / "yolox_nano.onnx"), providers=["CPUExecutionProvider"])  # the library's defaults
+    name = yolox.get_inputs()[0].name
+    yunet = cv2.FaceDetectorYN.create(str(SHARED_MODELS / "face_detection_yunet_2026may.onnx"), "", (320, 320), 0.6, 0.3, 5000)
+
+    def bare_objects(path):
+        bgr = cv2.imread(str(path))
+        blob, ratio = preprocess(bgr, 416)
+        return postprocess(yolox.run(None, {name: blob})[0][0], ratio, bgr.shape[0], bgr.shape[1], 416, 0.35, 0.45)
+
+    def bare_faces(path):
+        bgr = cv2.imread(str(path))
+        h, w = bgr.shape[:2]
+        s = min(1.0, 640 / max(h, w))
+        work = cv2.resize(bgr, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else bgr
+        yunet.setInputSize((work.shape[1], work.shape[0]))
+        return yunet.detect(work)[1]
+
+    from rapidocr_onnxruntime import RapidOCR
+
+    rapid = RapidOCR()  # its defaults: every core, the detector at a shorter side of 736 px
+    rapid_960 = RapidOCR(max_side_len=960, det_limit_type="max", det_limit_side_len=960)  # our sizing, its threads
+
+    def bare_ocr(path, engine=rapid):
+        return engine(cv2.imread(str(path)))[0]
+
+    def ours(path, op):
+        result = client.run(path, [op])
+        assert result.ok, result.result
+        return result
+
+    def compare(ours_fn, bare_fn, repeat: int) -> tuple[float, float, float]:
+        ours_fn(), bare_fn()  # warm: models loaded, caches filled
+        t_ours, t_bare = [], []
+        for _ in range(repeat):
+            for fn, times in ((ours_fn, t_ours), (bare_fn, t_bare)):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+        spread = max(statistics.pstdev(t_ours) / statistics.median(t_ours), statistics.pstdev(t_bare) / statistics.median(t_bare))
+        return statistics.median(t_ours) * 1000, statistics.median(t_bare) * 1000, spread
+
+    rows = []
+    cases = [
+        ("objects (YOLOX-nano)", "objects", astronaut, bare_objects, "astronaut 512x512 PNG"),
+        ("objects (YOLOX-nano)", "objects", photo, bare_objects, "1920x1080 JPEG"),
+        ("faces (YuNet)", "faces", astronaut, bare_faces, "astronaut 512x512 PNG"),
+        ("faces (YuNet)", "faces", photo, bare_faces, "1920x1080 JPEG"),
+    ]
+    for label, op, path, bare_fn, what in cases:
+        t_ours, t_bare, spread = compare(lambda path=path, op=op: ours(path, op), lambda path=path, bare_fn=bare_fn: bare_fn(path), 15)
+        rows.append(
+            Row(
+                SECTION,
+                f"{label} on a still ({what}), Client.run warm, cache off, vs the bare library (decode + detect)",
+                t_ours,
+                t_bare,
+                unit="ms",
+                target="<= 1.1x",
+                passed=t_ours <= 1.1 * t_bare,
+                note=f"median of 15 interleaved; spread {spread:.0%}",
+            )
+        )
+    for engine, what in ((rapid, "RapidOCR() defaults"), (rapid_960, "RapidOCR at our detector size (960), its default threads")):
+        t_ours, t_bare, spread = compare(lambda: ours(card, "ocr"), lambda engine=engine: bare_ocr(card, engine), 7)
+        rows.append(
+            Row(
+                SECTION,
+                f"a lone OCR request on a 1280x720 text card, Client.run warm, cache off, vs {what}",
+                t_ours,
+                t_bare,
+                unit="ms",
+                target="<= 1.05x",
+                passed=t_ours <= 1.05 * t_bare,
+                note=f"median of 7 interleaved; spread {spread:.0%}",
+            )
+        )
+    clean(folder)
     return rows

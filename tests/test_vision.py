@@ -219,3 +219,92 @@ def test_other_weights_under_the_same_path_are_not_a_cache_hit(vision_clip, tmp_
     model.write_bytes(b"not a model")  # replaced
     third = client.run(vision_clip.path, [f"objects:model={model}"])
     assert not third.ok and "objects" in third.errors  # ran again (and failed on the bad file), not served stale
+
+
+@pytest.fixture
+def astronaut_png(tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+@needs_shared_models
+@pytest.mark.parametrize("executor", ["debug", "perf"])
+def test_a_still_reaches_the_detectors_in_memory_with_no_jpeg_written_or_read(astronaut_png, tmp_path, executor):
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=SHARED_MODELS, executor=executor)
+    before = dict(decode_counters)
+    result = client.run(astronaut_png, ["objects", "faces", "ocr", "keyframes:max_size=256"])
+    assert result.ok
+    # Only the published keyframe is a JPEG: the detectors' frame is the decoded picture itself.
+    assert decode_counters["jpeg_writes"] - before.get("jpeg_writes", 0) == 1
+    assert decode_counters["jpeg_reads"] - before.get("jpeg_reads", 0) == 0
+    assert decode_counters["still_decodes"] - before.get("still_decodes", 0) == 1
+    assert not list((tmp_path / "o" / "astronaut").glob("frames*")) and not list((tmp_path / "c").rglob("frame_*.jpg"))
+    (face,) = result.faces.frames[0].detections
+    assert iou(face.box, [178.3, 62.8, 268.2, 176.5]) > 0.9  # forehead to chin in the 512x512 photo
+    assert "person" in result.objects.labels()
+
+
+@needs_shared_models
+def test_still_detections_are_the_same_whatever_else_is_asked_and_when_cached(astronaut_png, tmp_path):
+    """The detectors see the same pixels whether the frame is also published as JPEG, served
+    warm from the cache, or run in perf mode; the published frame is the JPEG it always was."""
+    from video_extract.media.image import read_image, save_jpeg
+
+    def run(name, ops, executor="debug", cache="c"):
+        out = tmp_path / name
+        result = Client(cache_dir=tmp_path / cache, output_dir=out, models_dir=SHARED_MODELS, executor=executor).run(astronaut_png, ops)
+        assert result.ok
+        return out / "astronaut", result
+
+    alone, first = run("alone", ["objects", "faces"])
+    with_frames, _ = run("with_frames", ["objects", "faces", "frames"], cache="c2")
+    warm, again = run("warm", ["objects", "faces"])
+    perf, _ = run("perf", ["objects", "faces"], executor="perf", cache="c3")
+    assert {s.plugin: s.cached for s in again.result.stages if s.plugin in ("objects", "faces")} == {"objects": True, "faces": True}
+    for name in ("objects.json", "faces.json"):
+        expected = (alone / name).read_bytes()
+        assert (with_frames / name).read_bytes() == expected and (warm / name).read_bytes() == expected and (perf / name).read_bytes() == expected
+    save_jpeg(tmp_path / "expected.jpg", read_image(astronaut_png), 90)
+    assert (with_frames / "frames" / "frame_00000.jpg").read_bytes() == (tmp_path / "expected.jpg").read_bytes()
+
+
+def test_models_take_every_core_alone_and_share_them_side_by_side(monkeypatch, scene_clip, tmp_path):
+    from video_extract.executors.base import Runtime, prepare, side_by_side
+    from video_extract.models.runtime import cpu_cores, model_threads
+
+    monkeypatch.delenv("VIDEO_EXTRACT_MODEL_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    assert cpu_cores() == 8
+    assert [model_threads(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    assert model_threads() == 4  # not known: stages may run side by side
+    monkeypatch.setenv("VIDEO_EXTRACT_MODEL_THREADS", "3")  # a bulk worker's share
+    assert model_threads(1) == 3
+
+    runtime = Runtime(use_cache=False)
+    job = prepare(runtime, scene_clip.path, ["objects", "ocr", "faces", "transcription"], tmp_path / "o")
+    stage = {s.plugin: s for s in job.plan.stages.values()}
+    assert side_by_side(runtime, job, stage["objects"]) == 1  # one stage at a time: each alone
+    job.concurrent = True
+    # objects, ocr and vad-then-transcription (each brings a runtime of its own) overlap.
+    assert side_by_side(runtime, job, stage["objects"]) == side_by_side(runtime, job, stage["ocr"]) == 3
+    assert side_by_side(runtime, job, stage["vad"]) == side_by_side(runtime, job, stage["transcription"]) == 3  # a chain: never both at once
+    job.records[stage["transcription"].id] = job.records[stage["vad"].id] = None  # finished: they no longer compete
+    assert side_by_side(runtime, job, stage["objects"]) == 2
+
+
+def test_a_still_reads_into_the_same_pixels_whole_or_band_by_band(tmp_path, monkeypatch):
+    from PIL import Image
+    from skimage import data
+
+    from video_extract.media import image
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(data.astronaut()).save(path, quality=90)
+    whole = image.read_image(path)
+    monkeypatch.setattr(image, "LARGE_PIXELS", 0)  # as a picture above the limit is read
+    banded = image.read_image(path)
+    assert whole.shape == banded.shape == (512, 512, 3) and np.array_equal(whole, banded) and not whole.flags.writeable

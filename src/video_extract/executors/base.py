@@ -28,6 +28,7 @@ from video_extract.errors import InputError, OperationError, VideoExtractError, 
 from video_extract.media.image import LARGE_PIXELS, Still, return_freed_memory
 from video_extract.media.limits import set_max_pixels
 from video_extract.media.probe import probe
+from video_extract.models.runtime import model_threads
 from video_extract.outputs import (
     SUMMARY_FILE,
     InputLike,
@@ -43,7 +44,7 @@ from video_extract.outputs import (
 from video_extract.plan import Plan, Stage
 from video_extract.plugins.base import Artifact, Inputs, Source, StageContext, drain, record_mismatch
 from video_extract.registry import Registry, default_registry
-from video_extract.results import FileResult, OpResult, Record, StageRecord, output_type
+from video_extract.results import FileResult, FramesResult, OpResult, Record, StageRecord, output_type
 from video_extract.sources import Opened, SourceError, SourcePolicy, Sources, describe, display_name
 from video_extract.spec import Metadata, OutputSpec
 
@@ -140,6 +141,7 @@ class Job:
     scratch: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     leases: list[Lease] = field(default_factory=list)  # cache entries this job reads: not evicted
+    concurrent: bool = False  # stages may run side by side (the perf executor): they share the cores
 
     def hold(self, lease: Lease) -> Lease:
         with self.lock:
@@ -306,14 +308,22 @@ def run_stage(
 
 
 def _let_go_of_still(job: Job) -> None:
-    """A still image's pixels go once no stage left reads the video stream: the vision stages
-    read frame files instead, and need the memory for their models. After each stage of a
+    """A still image's pixels go once no stage left reads them: from the video stream, or from a
+    frame record that hands them on in memory (``FramesResult._pixels``). After each stage of a
     large still, what its copies freed goes back to the system (``return_freed_memory``)."""
     still = job.source.still
     if still is None:
         return
+
+    def reads_pixels(kind: str, sid: str) -> bool:
+        if kind == "VideoStream":
+            return True
+        artifact = job.artifacts.get(sid)
+        record = artifact._record if artifact is not None else None
+        return isinstance(record, FramesResult) and record._pixels is not None
+
     with job.lock:
-        waiting = any(sid not in job.records and any(kind == "VideoStream" for kind, _ in s.inputs) for sid, s in job.plan.stages.items())
+        waiting = any(sid not in job.records and any(reads_pixels(kind, up) for kind, up in s.inputs) for sid, s in job.plan.stages.items())
     if not waiting:
         still.release()
     video = job.source.info.video
@@ -331,7 +341,8 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         return _record(job, stage, "skipped", requested, error=reason)
 
     params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
-    fingerprint = runtime.registry.plugin(stage.plugin).model_fingerprint(stage.operation, runtime.models)
+    plugin = runtime.registry.plugin(stage.plugin)
+    fingerprint = plugin.model_fingerprint(stage.operation, runtime.models)
     if fingerprint:
         params["model_files"] = fingerprint  # other weights under the same name are another result
     # A failed input (only a gatherer runs past one) is part of the key: what was fused without
@@ -339,7 +350,7 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
     upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]
     key = stage_key(job.source.digest, stage.plugin, stage.version, params, upstream_keys)
     job.keys[stage.id] = key
-    cache = runtime.cache if manifest.cache.enabled else None
+    cache = runtime.cache if manifest.cache.enabled and plugin.cacheable(job.source, stage.operation) else None
     started = time.perf_counter()
     try:
         # Held from before the lookup until the file is finished: what this plan reads or
@@ -391,7 +402,15 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
         work_dir = cache.new_work_dir(key) if cache else job.scratch_dir() / stage.id
         work_dir.mkdir(parents=True, exist_ok=True)
         inputs = Inputs({t: job.artifacts[sid] for t, sid in stage.inputs if sid in job.artifacts})
-        ctx = StageContext(source=job.source, work_dir=work_dir, log=log, output=output_type(stage.output_type), models=models)
+        ctx = StageContext(
+            source=job.source,
+            work_dir=work_dir,
+            log=log,
+            output=output_type(stage.output_type),
+            models=models,
+            publishes=bool(job.plan.requested(stage.id)) or job.save_intermediates,
+            threads=model_threads(side_by_side(runtime, job, stage)),
+        )
         try:
             if on_partial is not None and plugin.manifest.streams:
                 drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, _jsonable(part)))
@@ -417,6 +436,32 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
     # Consumers get the record in hand, not re-read from the entry it was just written to.
     record._folder = entry.path
     return Artifact(stage.output_type, entry.path, entry.data, _record=record)
+
+
+def side_by_side(runtime: Runtime, job: Job, stage: Stage) -> int:
+    """How many busy stages (this one included) may run at the same time as ``stage``: those not
+    finished yet that neither feed it nor wait for it, a chain of them (vad, then transcription)
+    counted once. Busy: a plugin that brings a library of its own (``imports``: a model
+    runtime, a detector). 1 when stages run one at a time."""
+    if not job.concurrent:
+        return 1
+    stages = job.plan.stages
+
+    def closure(start: str, step) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for nxt in step(todo.pop()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    related = closure(stage.id, lambda sid: stages[sid].upstream) | closure(stage.id, job.plan.dependents_of)
+    with job.lock:
+        finished = set(job.records)
+    others = {sid for sid, s in stages.items() if sid != stage.id and sid not in related | finished and runtime.registry.manifests[s.plugin].imports}
+    return 1 + sum(1 for sid in others if not closure(sid, job.plan.dependents_of) & others)
 
 
 def _check_written(ctx: StageContext, stage: Stage) -> None:

@@ -95,6 +95,7 @@ class PerfExecutor(Executor):
             # buys little on a single frame.
             still = job.source.still
             threads = 1 if still is not None and _pixels(job) > LARGE_PIXELS else self.threads
+            job.concurrent = threads > 1
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="video-extract-stage") as pool:
                 while pending or running:
                     if cancel.is_set():

@@ -5,16 +5,28 @@ from __future__ import annotations
 import os
 
 
-def model_threads() -> int:
-    """Threads one model may use: half the cores (at least one), since stages run side by side.
+def model_threads(side_by_side: int | None = None) -> int:
+    """Threads one model may use: the cores, shared among the stages that run side by side.
 
-    Measured on 2 cores: YOLOX-nano with 1 thread is 11-12 ms whatever else runs; with 2 it is
-    7.5 ms alone but 20-30 ms when another stage competes. ``VIDEO_EXTRACT_MODEL_THREADS`` overrides.
+    A stage that runs alone (``side_by_side=1``) takes every core: a lone OCR request capped at
+    one thread was 1.2-1.4x RapidOCR's defaults. Stages side by side split them: measured on
+    2 cores, YOLOX-nano with 1 thread is 11-12 ms whatever else runs; with 2 it is 7.5 ms
+    alone but 20-30 ms when another stage competes. Unknown (None): half the cores, as stages
+    may run side by side. ``VIDEO_EXTRACT_MODEL_THREADS`` overrides (bulk workers set their share).
     """
     env = os.environ.get("VIDEO_EXTRACT_MODEL_THREADS")
     if env:
         return max(1, int(env))
-    return max(1, (os.cpu_count() or 2) // 2)
+    cores = cpu_cores()
+    return max(1, cores // 2 if side_by_side is None else cores // max(1, side_by_side))
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity, e.g. a container's cpuset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def onnx_session(path: str, threads: int | None = None):

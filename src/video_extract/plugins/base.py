@@ -200,6 +200,12 @@ class StageContext:
     log: logging.Logger
     output: type[Output]
     models: Any = None  # the model store (video_extract.models), for plugins that load weights
+    #: Whether this stage's files reach the user (requested, or kept as intermediates): files
+    #: that only publishing needs (a still's frame as JPEG) may be left unwritten otherwise.
+    publishes: bool = True
+    #: Threads a model of this stage may use: all the cores for a stage that runs alone, a
+    #: share for stages that run side by side (``models.runtime.model_threads``).
+    threads: int = 1
     written: Output | None = None
     kept: dict[str, Any] | None = None
 
@@ -283,6 +289,12 @@ class Plugin:
                 return None
             path = location.path
         return fingerprint(path) if os.path.exists(path) else None
+
+    def cacheable(self, source: Source, params: Operation) -> bool:
+        """Whether this stage's output is kept in the cache for this source (the manifest may
+        turn the cache off for every source). A stage that does no work of its own for some
+        sources (a still's frame, handed on in memory) is cheaper to run again than to store."""
+        return True
 
     def requires(self, params: Operation) -> list[InputSpec]:
         """Inputs for these parameters: the manifest's, with ``${param}`` references filled in."""

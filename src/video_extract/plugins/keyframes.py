@@ -10,8 +10,8 @@ from video_extract.media import is_still_image, iter_frames, iter_keyframes
 from video_extract.media.image import save_jpeg
 from video_extract.media.prefetch import prefetch
 from video_extract.media.video import keyframe_times
-from video_extract.plugins.base import Inputs, Plugin, StageContext
-from video_extract.plugins.frames import frame_file
+from video_extract.plugins.base import Inputs, Plugin, Source, StageContext
+from video_extract.plugins.frames import frame_file, still_frame
 from video_extract.results import FrameEntry, KeyframesResult
 from video_extract.spec import Keyframes
 
@@ -31,10 +31,18 @@ def choose_keyframes(times: list[tuple[int, float]], min_interval: float, max_fr
 
 
 class KeyframesPlugin(Plugin):
+    def cacheable(self, source: Source, params: Keyframes) -> bool:
+        return source.still is None  # a still's frame is handed on in memory (``still_frame``)
+
     def stream(self, ctx: StageContext, inputs: Inputs, params: Keyframes) -> Iterator[FrameEntry]:
         folder = ctx.path("keyframes")
         folder.mkdir()
         path = ctx.source.path
+        if ctx.source.still is not None:
+            entry = FrameEntry(file=frame_file(0), frame=0, time=0.0)
+            still_frame(ctx, folder, KeyframesResult(frames=[entry]), params.max_size, params.quality)
+            yield entry
+            return
         if is_still_image(path):
             frames = iter_frames(ctx.source.pixels, max_size=params.max_size)
         elif params.max_frames or params.min_interval_sec > 0:

@@ -25,7 +25,8 @@ class ObjectsPlugin(FrameDetectionPlugin):
 
     def load(self, ctx: StageContext, params: ObjectDetection) -> YoloxDetector:
         path = params.model if params.model.lower().endswith(".onnx") else str(ctx.models.path(params.model))
-        return ctx.models.load(("yolox", path), lambda: YoloxDetector(path))
+        threads = ctx.threads
+        return ctx.models.load(("yolox", path, threads), lambda: YoloxDetector(path, threads))
 
     def working_side(self, params: ObjectDetection) -> int:
         return 640  # the largest YOLOX input (nano and tiny take 416)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from video_extract.errors import UsageError
-from video_extract.models.runtime import model_threads
 from video_extract.plugins.base import StageContext
 from video_extract.plugins.frame_analysis import FrameDetectionPlugin
 from video_extract.results import Detection
@@ -27,7 +26,7 @@ class OcrPlugin(FrameDetectionPlugin):
 
     def load(self, ctx: StageContext, params: OCR):
         weights = str(ctx.models.path("ppocr-v4"))  # fails clearly if the package's models are missing
-        threads = model_threads()
+        threads = ctx.threads
         # The weights' path in the key sizes the engine for the warm-model budget.
         return ctx.models.load(("rapidocr", weights, params.det_limit_side_len, threads), lambda: make_engine(params.det_limit_side_len, threads))
 

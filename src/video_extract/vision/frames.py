@@ -2,7 +2,9 @@
 
 The sampling stage decodes the video once and leaves JPEG files with an index (frame number,
 time); each vision plugin reads them back in batches, with JPEG decoding running ahead in a
-background thread. One decode of the video serves every vision operation of a request.
+background thread. One decode of the video serves every vision operation of a request. A
+still image's frame is handed on in memory instead (``FramesResult._pixels``): the picture
+the request decoded once, with no JPEG written or read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from video_extract.media.image import image_size
 from video_extract.media.prefetch import prefetch
+from video_extract.media.video import count
 from video_extract.results import FramesResult
 
 
@@ -39,6 +42,8 @@ def read_frames(frames: FramesResult, side: int | None = None) -> Iterator[Frame
     four times that is decoded at 1/2, 1/4 or 1/8 of its size (JPEG's own scaled decoding,
     in a fraction of the memory and time), never below twice ``side``; ``scale`` says which.
     """
+    if frames._pixels is not None:
+        return _in_memory(frames, side)
     folder = frames.directory
 
     def load() -> Iterator[FrameItem]:
@@ -50,6 +55,27 @@ def read_frames(frames: FramesResult, side: int | None = None) -> Iterator[Frame
             yield FrameItem(entry.frame, entry.time, bgr, extra, scale)
 
     return prefetch(load(), depth=4)
+
+
+def _in_memory(frames: FramesResult, side: int | None) -> Iterator[FrameItem]:
+    """Frames a sampling stage of this process handed on as RGB arrays, reduced as a frame file
+    would be read (``reduction``), then turned to BGR (the reduced copy, not the picture)."""
+    for entry, rgb in zip(frames.frames, frames._pixels(), strict=True):
+        height, width = rgb.shape[:2]
+        scale = reduction((width, height), side)
+        if scale > 1:
+            rgb = cv2.resize(rgb, (-(-width // scale), -(-height // scale)), interpolation=cv2.INTER_AREA)
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        yield FrameItem(entry.frame, entry.time, bgr, entry.model_dump(exclude={"file", "frame", "time"}), scale)
+
+
+def reduction(size: tuple[int, int], side: int | None) -> int:
+    """1, 2, 4 or 8: how far a frame of ``size`` may be reduced for a caller that shrinks frames to
+    ``side`` itself, never below twice ``side``."""
+    scale = 1
+    while side and scale < 8 and max(size) / (scale * 2) >= 2 * side:
+        scale *= 2
+    return scale
 
 
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -64,9 +90,8 @@ def imread(path: Path, side: int | None = None) -> tuple[np.ndarray | None, int]
     size = image_size(path)
     if size is None:
         return None, 1
-    scale = 1
-    while side and scale < 8 and max(size) / (scale * 2) >= 2 * side:
-        scale *= 2
+    scale = reduction(size, side)
+    count("jpeg_reads")
     # JPEG's scaled decoding rounds up (an 8x8 block to one pixel at 1/8).
     shape = (-(-size[1] // scale), -(-size[0] // scale), 3)
     try:
