@@ -3,6 +3,7 @@ method, VAD) stages."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from video_extract.errors import UsageError
@@ -48,6 +49,8 @@ class DiarizationPlugin(Plugin):
             self._encoder(models)
         else:
             self._segmentation_models(models)
+            for module in ("kaldi_native_fbank", "scipy.cluster.hierarchy", "scipy.optimize"):  # what diarize() imports (scipy.optimize: ~0.4 s)
+                importlib.import_module(module)
 
     @staticmethod
     def _segmentation_models(models):
