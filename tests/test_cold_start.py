@@ -15,7 +15,7 @@ from video_extract.executors import base
 from video_extract.executors.base import Runtime, prepare, work_order
 from video_extract.models import ModelStore, load_counts
 
-HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "librosa", "numba", "onnxruntime", "faster_whisper")
+HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "librosa", "numba", "onnxruntime", "faster_whisper", "aiohttp")
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
