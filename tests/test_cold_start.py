@@ -1,22 +1,17 @@
 """A cold process pays only for what it uses: no heavy import on a path that does not need it,
-models loading in the background while decoding runs, MiniLM without sentence-transformers."""
+MiniLM without sentence-transformers."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from video_extract import Client
-from video_extract.executors import base
-from video_extract.executors.base import Runtime, prepare, work_order
-from video_extract.models import ModelStore, load_counts
+from video_extract.models import ModelStore
 
 HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "librosa", "numba", "onnxruntime", "faster_whisper", "aiohttp")
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
 def _imported_after(code: str) -> list[str]:
@@ -80,53 +75,3 @@ def test_a_checkpoint_of_another_shape_goes_to_sentence_transformers(tmp_path):
     (copy / "1_Pooling").mkdir()
     (copy / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}')
     assert not supported(copy)
-
-
-def test_model_stages_run_after_the_decoding_ones_and_after_their_inputs(scene_clip, tmp_path):
-    runtime = Runtime(use_cache=False)
-    job = prepare(runtime, scene_clip.path, ["objects", "scenes", "keyframes", "faces", "metadata"], tmp_path)
-    try:
-        order = work_order(runtime, job.plan)
-        stages = job.plan.stages
-        assert sorted(order) == sorted(stages)
-        for n, sid in enumerate(order):
-            assert all(u in order[:n] for u in stages[sid].upstream)
-        plugins = [stages[sid].plugin for sid in order]
-        assert set(plugins[-2:]) == {"objects", "faces"}  # the two that load a model come last
-    finally:
-        job.release()
-
-
-@pytest.mark.skipif(not (SHARED_MODELS / "yolox_nano.onnx").exists(), reason="yolox-nano is not in the shared models folder")
-def test_models_load_in_the_background_once_and_the_stage_uses_that_load(scene_clip, tmp_path, monkeypatch):
-    started = []
-    real = base.prefetch_models
-    monkeypatch.setattr(base, "prefetch_models", lambda runtime, job: started.append(real(runtime, job)) or started[-1])
-    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=SHARED_MODELS)
-    before = {k: v for k, v in load_counts.items() if k[0] == "yolox"}
-    result = client.run(scene_clip.path, ["objects", "scenes"])
-    assert result.ok, result.errors
-    assert started and started[0] is not None  # a preload thread was started for objects
-    started[0].join(30)
-    loaded = {k: v for k, v in load_counts.items() if k[0] == "yolox"}
-    assert sum(loaded.values()) - sum(before.values()) <= 1  # the stage found the preloaded model: one load, one key
-    assert len(loaded) == 1
-    # Everything cached: nothing to preload, no thread.
-    again = client.run(scene_clip.path, ["objects", "scenes"])
-    assert all(s.cached for s in again.result.stages)
-    assert started[-1] is None
-
-
-def test_outputs_are_byte_identical_with_or_without_preloading_and_reordering(scene_clip, tmp_path, monkeypatch):
-    ops = ["metadata", "scenes", "keyframes", "frames", "audio"] + (["objects", "faces"] if (SHARED_MODELS / "yolox_nano.onnx").exists() else [])
-    models = SHARED_MODELS if SHARED_MODELS.exists() else None
-    new = Client(use_cache=False, output_dir=tmp_path / "new", models_dir=models).run(scene_clip.path, ops)
-    monkeypatch.setattr(base, "prefetch_models", lambda runtime, job: None)
-    monkeypatch.setattr("video_extract.executors.debug.work_order", lambda runtime, plan: list(plan.stages))
-    old = Client(use_cache=False, output_dir=tmp_path / "old", models_dir=models).run(scene_clip.path, ops)
-    assert new.ok and old.ok, (new.errors, old.errors)
-    files = sorted(p.relative_to(new.output_dir) for p in new.output_dir.rglob("*") if p.is_file() and p.name != "summary.json")
-    assert files == sorted(p.relative_to(old.output_dir) for p in old.output_dir.rglob("*") if p.is_file() and p.name != "summary.json")
-    assert len(files) > len(ops)
-    for rel in files:
-        assert (new.output_dir / rel).read_bytes() == (old.output_dir / rel).read_bytes(), rel

@@ -230,10 +230,6 @@ class Cache:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def has(self, key: str) -> bool:
-        """Whether an entry for ``key`` was committed (unverified: ``get`` decides a hit)."""
-        return (self._entry_dir(key) / ENTRY_FILE).exists()
-
     def get(self, key: str, invalidate_before: datetime | None = None, lease: Lease | None = None) -> Entry | None:
         """The complete, verified entry for ``key``, or None. A hit refreshes the entry's LRU time.
 

@@ -41,7 +41,7 @@ from video_extract.outputs import (
     remove_stale_temporaries,
 )
 from video_extract.plan import Plan, Stage
-from video_extract.plugins.base import Artifact, Inputs, Plugin, Source, StageContext, drain, record_mismatch
+from video_extract.plugins.base import Artifact, Inputs, Source, StageContext, drain, record_mismatch
 from video_extract.registry import Registry, default_registry
 from video_extract.results import FileResult, OpResult, Record, StageRecord, output_type
 from video_extract.sources import Opened, SourceError, SourcePolicy, Sources, describe, display_name
@@ -254,14 +254,12 @@ def start(
     ``summary.json``, the old outputs removed) rather than holding results of another file. A
     missing or unreadable input leaves its folder alone: the results may be all that is left."""
     try:
-        job = prepare(runtime, input_path, specs, output_root, batch, save_intermediates, format_hint)
+        return prepare(runtime, input_path, specs, output_root, batch, save_intermediates, format_hint)
     except InputError as exc:
         name = input_name(input_path)
         if isinstance(name, Path) and not isinstance(exc, SourceError):  # not one the policy refused
             _settle_unreadable(name, exc, Path(output_root), batch, specs)
         raise
-    prefetch_models(runtime, job)
-    return job
 
 
 def _settle_unreadable(path: Path, error: InputError, output_root: Path, batch: Iterable[InputLike], specs: Sequence[OutputSpec | str]) -> None:
@@ -332,10 +330,14 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         reason = f"needs {upstream.output_type} from {upstream.label()}, which failed: {job.failures[failed_upstream[0]]}"
         return _record(job, stage, "skipped", requested, error=reason)
 
+    params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
+    fingerprint = runtime.registry.plugin(stage.plugin).model_fingerprint(stage.operation, runtime.models)
+    if fingerprint:
+        params["model_files"] = fingerprint  # other weights under the same name are another result
     # A failed input (only a gatherer runs past one) is part of the key: what was fused without
     # it must not be served once it succeeds.
     upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]
-    key, params = _stage_key(runtime, job, stage, upstream_keys)
+    key = stage_key(job.source.digest, stage.plugin, stage.version, params, upstream_keys)
     job.keys[stage.id] = key
     cache = runtime.cache if manifest.cache.enabled else None
     started = time.perf_counter()
@@ -361,63 +363,6 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
             log.debug("stage %s raised", stage.label(), exc_info=True)
         return _record(job, stage, "failed", requested, error=message, seconds=time.perf_counter() - started)
     return _record(job, stage, "ok", requested, cached=artifact.cached, seconds=time.perf_counter() - started, files=files)
-
-
-def _stage_key(runtime: Runtime, job: Job, stage: Stage, upstream_keys: list[str]) -> tuple[str, dict]:
-    """The stage's cache key, and the parameters that went into it."""
-    manifest = runtime.registry.manifests[stage.plugin]
-    params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
-    fingerprint = runtime.registry.plugin(stage.plugin).model_fingerprint(stage.operation, runtime.models)
-    if fingerprint:
-        params["model_files"] = fingerprint  # other weights under the same name are another result
-    return stage_key(job.source.digest, stage.plugin, stage.version, params, upstream_keys), params
-
-
-def prefetch_models(runtime: Runtime, job: Job) -> threading.Thread | None:
-    """Start loading the models of the stages this job will run (not those the cache holds), in
-    the order they will run, on a background thread: a cold process then imports torch and
-    reads weights while its first stages decode. The stages load through the same keys and
-    wait for a load under way. A model that fails to load here is left to its stage to report.
-    """
-    keys: dict[str, str] = {}
-    todo = []
-    for sid, stage in job.plan.stages.items():
-        plugin = runtime.registry.plugin(stage.plugin)
-        cache = runtime.cache if runtime.registry.manifests[stage.plugin].cache.enabled else None
-        if runtime.cache is not None:
-            keys[sid] = _stage_key(runtime, job, stage, [keys[s] for s in stage.upstream])[0]
-        if type(plugin).preload is not Plugin.preload and not (cache is not None and cache.has(keys[sid])):
-            todo.append((sid, plugin, stage))
-    if not todo:
-        return None
-    order = {sid: n for n, sid in enumerate(work_order(runtime, job.plan))}
-    todo.sort(key=lambda item: order[item[0]])
-
-    def load() -> None:
-        for _, plugin, stage in todo:
-            try:
-                plugin.preload(runtime.models, stage.operation)
-            except Exception:  # noqa: BLE001 - the stage meets the same failure and reports it
-                log.debug("preloading %s failed", stage.label(), exc_info=True)
-
-    thread = threading.Thread(target=load, name="video-extract-preload", daemon=True)
-    thread.start()
-    return thread
-
-
-def work_order(runtime: Runtime, plan: Plan) -> list[str]:
-    """The plan's stages in an order that runs them after their inputs and, among those ready,
-    the ones that load no model first: decoding runs while ``prefetch_models`` loads."""
-    loads = {sid: type(runtime.registry.plugin(s.plugin)).preload is not Plugin.preload for sid, s in plan.stages.items()}
-    position = {sid: n for n, sid in enumerate(plan.stages)}
-    done: set[str] = set()
-    order: list[str] = []
-    while len(order) < len(plan.stages):
-        ready = [sid for sid, s in plan.stages.items() if sid not in done and all(u in done or u not in plan.stages for u in s.upstream)]
-        sid = min(ready, key=lambda sid: (loads[sid], position[sid]))
-        done.add(sid)
-        order.append(sid)
-    return order
 
 
 def _hit(cache: Cache, entry: Entry, stage: Stage, lease: Lease | None) -> Artifact | None:

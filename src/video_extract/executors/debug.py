@@ -2,7 +2,6 @@
 
 Slowest of the executors and the easiest to follow: the order of the log is the order of
 work, nothing overlaps, and ``--save-intermediates`` keeps what internal stages produced.
-Stages that load no model run first, while the others' models load in the background.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from video_extract.errors import show_path
-from video_extract.executors.base import Executor, finish, run_stage, start, work_order
+from video_extract.executors.base import Executor, finish, run_stage, start
 from video_extract.outputs import InputLike
 from video_extract.results import FileResult
 from video_extract.spec import OutputSpec
@@ -33,8 +32,7 @@ class DebugExecutor(Executor):
         # Failures are logged in line with the plan and stages; the caller reports them once more at the end.
         total = len(job.plan.stages)
         try:
-            for n, sid in enumerate(work_order(self.runtime, job.plan), 1):
-                stage = job.plan.stages[sid]
+            for n, stage in enumerate(job.plan.stages.values(), 1):
                 with _StageProgress(stage.label(), job.source.info.duration) as progress:
                     record = run_stage(self.runtime, job, stage, on_partial=progress.update)
                 status = "hit" if record.cached else record.status if record.status != "ok" else "miss"

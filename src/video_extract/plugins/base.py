@@ -245,12 +245,6 @@ class Plugin:
         """Once per worker process, before the first run: load what every run reuses, through
         ``models.load`` (the warm-model budget counts it, and ``teardown`` undoes it)."""
 
-    def preload(self, models: Any, params: Operation) -> None:
-        """Load, through ``models.load`` and with the keys ``run`` uses, the models a stage with
-        these parameters will need: the executor calls it on a background thread as soon as
-        the plan is known, so that loading overlaps decoding. Raise nothing a stage would not:
-        a failure here is left for the stage to meet and report."""
-
     def ensure_setup(self, models: Any) -> None:
         with self._setup_lock:  # two stages of one plugin starting at once set it up once
             if not self._ready:

@@ -3,7 +3,6 @@ method, VAD) stages."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from video_extract.errors import UsageError
@@ -44,34 +43,8 @@ class DiarizationPlugin(Plugin):
         ctx.path("diarization.rttm").write_text(to_rttm(turns, Path(ctx.source.path).stem.replace(" ", "_")))
         ctx.write(DiarizationResult(num_speakers=len(speakers), speakers=speakers, segments=turns))
 
-    def preload(self, models, params: Diarization) -> None:
-        if params.method == "resemblyzer":
-            self._encoder(models)
-        else:
-            self._segmentation_models(models)
-            for module in ("kaldi_native_fbank", "scipy.cluster.hierarchy", "scipy.optimize"):  # what diarize() imports (scipy.optimize: ~0.4 s)
-                importlib.import_module(module)
-
     @staticmethod
-    def _segmentation_models(models):
-        """The segmentation and speaker-embedding models (loaded once per process)."""
-        from video_extract.speech import diarize as seg
-
-        seg_path = str(models.path("pyannote-segmentation-3.0"))
-        emb_path = str(models.path("campplus-sv-zh-en"))
-        segmenter = models.load(("pyannote-segmentation-3.0", seg_path), lambda: seg.load_segmenter(seg_path))
-        embedder = models.load(("campplus-sv-zh-en", emb_path), lambda: seg.load_embedder(emb_path))
-        return segmenter, embedder
-
-    @staticmethod
-    def _encoder(models):
-        from video_extract.speech import diarize_resemblyzer as old
-
-        weights = str(models.path("resemblyzer"))
-        return models.load(("resemblyzer", weights), lambda: old.load_encoder(weights))
-
-    @classmethod
-    def _segmentation(cls, ctx: StageContext, samples, params: Diarization) -> list[dict]:
+    def _segmentation(ctx: StageContext, samples, params: Diarization) -> list[dict]:
         import torch
 
         from video_extract.speech import diarize as seg
@@ -79,7 +52,10 @@ class DiarizationPlugin(Plugin):
         # Measured on 2 cores (demo clip): 1.44 s with 2 torch threads, 1.46 s with 1; but two
         # stages or bulk workers at once, each with 2 threads, took 7.5-8.4 s (1 thread: 1.47 s).
         torch.set_num_threads(model_threads())
-        segmenter, embedder = cls._segmentation_models(ctx.models)
+        seg_path = str(ctx.models.path("pyannote-segmentation-3.0"))
+        emb_path = str(ctx.models.path("campplus-sv-zh-en"))
+        segmenter = ctx.models.load(("pyannote-segmentation-3.0", seg_path), lambda: seg.load_segmenter(seg_path))
+        embedder = ctx.models.load(("campplus-sv-zh-en", emb_path), lambda: seg.load_embedder(emb_path))
         return seg.diarize(
             samples,
             segmenter,
@@ -90,11 +66,12 @@ class DiarizationPlugin(Plugin):
             threshold=params.threshold if params.threshold is not None else seg.DEFAULT_THRESHOLD,
         )
 
-    @classmethod
-    def _resemblyzer(cls, ctx: StageContext, samples, speech, params: Diarization) -> list[dict]:
+    @staticmethod
+    def _resemblyzer(ctx: StageContext, samples, speech, params: Diarization) -> list[dict]:
         from video_extract.speech import diarize_resemblyzer as old
 
-        encoder = cls._encoder(ctx.models)
+        weights = str(ctx.models.path("resemblyzer"))
+        encoder = ctx.models.load(("resemblyzer", weights), lambda: old.load_encoder(weights))
         return old.diarize(
             samples,
             [(s.start, s.end) for s in speech or ()],

@@ -8,7 +8,6 @@ on each, stream each frame's detections as a partial result, and write the outpu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
@@ -42,9 +41,6 @@ class FrameDetectionPlugin(Plugin):
     def load(self, ctx: StageContext, params: Operation) -> Any:
         """The model (once per process, through ``ctx.models``)."""
         raise NotImplementedError
-
-    def preload(self, models: Any, params: Operation) -> None:
-        self.load(SimpleNamespace(models=models), params)  # ``load`` reads only ``ctx.models``
 
     def analyse(self, model: Any, item: FrameItem, params: Operation) -> list[Detection]:
         """Detections in pixels of ``item.bgr`` (mapped to the frame's pixels by the caller)."""

@@ -39,9 +39,6 @@ class TranscriptionPlugin(Plugin):
         needs = super().requires(params)
         return needs if params.vad_filter else [n for n in needs if n.type != "VoiceActivity"]
 
-    def preload(self, models, params: Transcription) -> None:
-        load_whisper(models, params.model, params.device, params.compute_type)
-
     def stream(self, ctx: StageContext, inputs: Inputs, params: Transcription) -> Iterator[TranscriptSegment]:
         model = load_whisper(ctx.models, params.model, params.device, params.compute_type)
         samples, offset, speech = speech_inputs(inputs)
