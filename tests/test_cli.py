@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -212,3 +214,37 @@ def test_a_huge_image_is_described_but_not_decoded(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "DecompressionBomb" not in proc.stderr
     assert f"{big}: frames: image of 20000×9000 (180.0 Mpx) exceeds the pixel budget of 89.5 Mpx" in proc.stderr
     assert '"width": 20000' in (tmp_path / "o" / "big" / "metadata.json").read_text()
+
+
+def test_quick_exit_keeps_the_status_the_buffered_output_and_the_exit_handlers(tmp_path):
+    """``exit_now`` skips the interpreter's teardown, not what must happen at exit: temporary
+    folders removed, atexit handlers run, buffered output written, the status kept."""
+    code = (
+        "import atexit, sys, tempfile; from video_extract.cli import exit_now;"
+        f"t = tempfile.TemporaryDirectory(dir={str(tmp_path)!r}); open(t.name + '/f', 'w').write('x');"
+        f"atexit.register(lambda: open({str(tmp_path / 'handler')!r}, 'w').write('ran'));"
+        "sys.stdout.write('buffered, no newline'); exit_now(3)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "buffered, no newline"
+    assert (tmp_path / "handler").read_text() == "ran"
+    assert [p.name for p in tmp_path.iterdir()] == ["handler"]  # the temporary folder went
+
+
+def test_a_media_command_exits_at_once_with_every_output_complete(tmp_path, scene_clip):
+    out = tmp_path / "o"
+    proc = run_cli("debug", str(scene_clip.path), "--ops", "metadata,scenes,keyframes", "-o", str(out), "--no-cache", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{scene_clip.path} -> ")  # the report line reached the pipe
+    summary = json.loads((out / "scenes" / "summary.json").read_text())
+    assert summary["status"] == "ok"
+    files = [f for op in summary["ops"].values() for f in op["files"]]
+    assert files and all((out / "scenes" / f).exists() for f in files)
+
+
+def test_library_use_of_main_returns_instead_of_exiting(tmp_path, scene_clip):
+    from video_extract.cli import main
+
+    assert main(["debug", str(scene_clip.path), "--ops", "metadata", "-o", str(tmp_path / "o"), "--no-cache", "-q"]) == 0
+    assert (tmp_path / "o" / "scenes" / "summary.json").exists()

@@ -1,5 +1,3 @@
-import sys
+from video_extract.cli import entry
 
-from video_extract.cli import main
-
-sys.exit(main())
+entry()

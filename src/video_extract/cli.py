@@ -203,6 +203,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+#: Commands after which the process ends at once (``entry``): those that load models.
+QUICK_EXIT_COMMANDS = ("debug", "perf", "bulk", "plan")
+
+
+def entry() -> None:
+    """The ``video-extract`` command (console script and ``python -m video_extract``).
+
+    After a command that processed media, every output, summary and cache entry is written and
+    closed when ``main`` returns; the interpreter's own shutdown would then spend a second or
+    more tearing down torch, transformers and the model runtimes for nothing. So the process
+    runs its exit handlers (temporary folders, child processes, Ray) and ends there. Library
+    use (``main`` called in a process of its own) never takes this path.
+    """
+    argv = sys.argv[1:]
+    code = main(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in QUICK_EXIT_COMMANDS:
+        exit_now(code)
+    sys.exit(code)
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once stdout, stderr, logging and the ``atexit`` handlers
+    are done, skipping the teardown of every loaded module and object."""
+    import atexit
+    import os
+
+    logging.shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a reader that went away
+            pass
+    os._exit(code)
+
+
 def _version() -> str:
     from video_extract import __version__
 
@@ -582,4 +619,4 @@ def _progress_printer(name: str):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

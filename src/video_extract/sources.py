@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import ipaddress
 import json
 import os
@@ -564,7 +565,7 @@ class Sources:
 
         policy = self.policy
         connector = aiohttp.TCPConnector(
-            resolver=_GuardedResolver(self),
+            resolver=_guarded_resolver()(self),
             socket_factory=None if policy.allow_private_networks else self._guarded_socket,
         )
         trace = aiohttp.TraceConfig()
@@ -836,35 +837,43 @@ def fingerprint_of(info: dict) -> str | None:
 # -- the HTTP client's guards ------------------------------------------------------------------
 
 
-def _aiohttp_resolver_base() -> type:
+@functools.cache
+def _guarded_resolver() -> type:
+    """The resolver class, made on first use: ``aiohttp`` is imported only by a process that fetches a URL."""
     from aiohttp.abc import AbstractResolver
 
-    return AbstractResolver
+    class GuardedResolver(AbstractResolver):
+        """Resolves through ``Sources.lookup`` and refuses a host any of whose addresses is private
+        (when the policy says so): the addresses checked are the ones connected to, so a name that
+        re-resolves to 127.0.0.1 (DNS rebinding) is caught too."""
 
+        def __init__(self, sources: Sources):
+            self.sources = sources
 
-class _GuardedResolver(_aiohttp_resolver_base()):  # type: ignore[misc]
-    """Resolves through ``Sources.lookup`` and refuses a host any of whose addresses is private
-    (when the policy says so): the addresses checked are the ones connected to, so a name that
-    re-resolves to 127.0.0.1 (DNS rebinding) is caught too."""
+        async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict]:
+            loop = asyncio.get_running_loop()
+            addresses = await loop.run_in_executor(None, self.sources.lookup, host, port, family)
+            if not self.sources.policy.allow_private_networks:
+                for ip in addresses:
+                    reason = self.sources.forbidden(ip)
+                    if reason:
+                        raise _Refused(errno.EACCES, f"{host} resolves to {ip}, {reason}; private networks are not allowed")
+            return [
+                {
+                    "hostname": host,
+                    "host": ip,
+                    "port": port,
+                    "family": socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                    "proto": 0,
+                    "flags": socket.AI_NUMERICHOST,
+                }
+                for ip in addresses
+            ]
 
-    def __init__(self, sources: Sources):
-        self.sources = sources
+        async def close(self) -> None:
+            return None
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict]:
-        loop = asyncio.get_running_loop()
-        addresses = await loop.run_in_executor(None, self.sources.lookup, host, port, family)
-        if not self.sources.policy.allow_private_networks:
-            for ip in addresses:
-                reason = self.sources.forbidden(ip)
-                if reason:
-                    raise _Refused(errno.EACCES, f"{host} resolves to {ip}, {reason}; private networks are not allowed")
-        return [
-            {"hostname": host, "host": ip, "port": port, "family": socket.AF_INET6 if ":" in ip else socket.AF_INET, "proto": 0, "flags": socket.AI_NUMERICHOST}
-            for ip in addresses
-        ]
-
-    async def close(self) -> None:
-        return None
+    return GuardedResolver
 
 
 def _sync(fs: Any, coroutine_function: Callable) -> Any:

@@ -548,7 +548,8 @@ def finish(job: Job) -> FileResult:
         input_mtime_ns=None if remote else job.source.stat[1],  # a spool file's time says nothing of the source
         input_fingerprint=opened.fingerprint if remote and opened is not None else None,
     )
-    if any(op.files for op in ordered.values()) or job.out_dir.exists():
+    writes = any(op.files for op in ordered.values()) or job.out_dir.exists()
+    if writes:
         claim_output_dir(job.out_dir, job.name)
         remove_stale_temporaries(job.out_dir)
         # The folder holds what the summary lists, no more: what an earlier run published for an
@@ -558,8 +559,11 @@ def finish(job: Job) -> FileResult:
         removed = prune_outputs(job.out_dir, current)
         if removed:
             log.debug("%s: removed %s (not among this run's outputs)", show_path(job.out_dir), ", ".join(map(show_path, removed)))
-        atomic_write_json(job.out_dir / SUMMARY_FILE, result.model_dump(mode="json"))
+    # Scratch and leases go first: the summary, written last, is the end of the file's work
+    # (a CLI process exits right after it).
     job.release()
+    if writes:
+        atomic_write_json(job.out_dir / SUMMARY_FILE, result.model_dump(mode="json"))
     return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from video_extract.models import bert_sentences
 from video_extract.models.catalog import check_name
 from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
 from video_extract.results import OcrResult, TextEmbeddingsResult, TextRow, TranscriptionResult
@@ -14,9 +15,13 @@ _SOURCES = {"transcription": TranscriptionResult, "ocr": OcrResult}
 
 
 def load_sentence_model(store, name: str):
-    """A SentenceTransformer, once per process: the shipped MiniLM offline, any other Hub id
-    downloaded by the model store first (sentence-transformers then reads local files only)."""
+    """The sentence encoder, once per process: the shipped MiniLM offline, any other Hub id
+    downloaded by the model store first (then read from local files only). A plain BERT
+    checkpoint runs on torch alone (``models.bert_sentences``: the same vectors, without the
+    seconds ``import sentence_transformers`` costs); any other goes to sentence-transformers."""
     location = store.checkpoint(name)
+    if bert_sentences.supported(location):
+        return store.load(("bert-sentences", str(location)), lambda: bert_sentences.BertSentenceEncoder(location))
 
     def load():
         from sentence_transformers import SentenceTransformer
@@ -51,7 +56,9 @@ class TextEmbeddingsPlugin(Plugin):
     def run(self, ctx: StageContext, inputs: Inputs, params: TextEmbeddings) -> None:
         rows = texts_of(inputs[_SOURCES[params.source]])
         model = load_sentence_model(ctx.models, params.model)
-        if rows:
+        if isinstance(model, bert_sentences.BertSentenceEncoder):
+            vectors = model.encode([r.text for r in rows], batch_size=params.batch_size)
+        elif rows:
             vectors = model.encode([r.text for r in rows], batch_size=params.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         else:
             dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in 5.x

@@ -1,0 +1,86 @@
+"""Latency benchmarks: the full pipeline on a 10 s clip from a cold CLI process against the same
+request run again in a warm process, and how long the CLI takes to exit after its last output."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import SHARED_MODELS, Row, clean, fresh_dir
+
+SECTION = "latency"
+REPEAT = 3
+
+
+def _cold(clip: Path, ops: list[str], out: Path) -> tuple[float, float]:
+    """One cold ``video-extract debug`` process: (wall seconds of the whole command, seconds from
+    its last output file being written to the process having exited)."""
+    cmd = [sys.executable, "-m", "video_extract", "debug", str(clip), "--ops", ",".join(ops), "-o", str(out), "--no-cache", "-q"]
+    if SHARED_MODELS.exists():
+        cmd += ["--models-dir", str(SHARED_MODELS)]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    exited, wall = time.time(), time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"the cold run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    last = max(p.stat().st_mtime for p in out.rglob("*") if p.is_file())  # summary.json, written last
+    return wall, exited - last
+
+
+def run() -> list[Row]:
+    from video_extract import Client
+    from video_extract.testing.demo import make_demo_clip, runnable_operations
+
+    folder = fresh_dir("latency")
+    clip = make_demo_clip(folder / "demo.mp4").path  # 10 s: four shots, a face, a cat, a title card, speech
+    models = SHARED_MODELS if SHARED_MODELS.exists() else None
+    ops, _ = runnable_operations(models)
+
+    def warm_run() -> float:
+        started = time.perf_counter()
+        result = client.run(clip, ops)
+        elapsed = time.perf_counter() - started
+        assert result.ok, result.errors
+        return elapsed
+
+    # Cold processes and warm runs interleaved, so that load from the rest of the machine falls on both.
+    client = Client(use_cache=False, models_dir=models, output_dir=folder / "warm")
+    warm_run()  # this process's own cold run: imports and model loads
+    colds, exits, warms = [], [], []
+    for _ in range(REPEAT):
+        out = fresh_dir("cold")
+        wall, exit_after = _cold(clip, ops, out)
+        colds.append(wall)
+        exits.append(exit_after)
+        clean(out)
+        warms.append(warm_run())
+    cold, warm, exit_after = statistics.median(colds), statistics.median(warms), statistics.median(exits)
+    spread = f"cold {min(colds):.2f}-{max(colds):.2f} s, warm {min(warms):.2f}-{max(warms):.2f} s"
+    rows = [
+        Row(
+            SECTION,
+            f"full pipeline, cold CLI process vs warm in-process run (10 s demo clip, {len(ops)} operations, cache off)",
+            cold,
+            warm,
+            target="<= 2.0x",
+            passed=cold <= 2.0 * warm,
+            note=f"median of {REPEAT}, interleaved ({spread}); {os.cpu_count()} cores",
+        ),
+        Row(SECTION, "full pipeline, cold CLI process (whole command)", cold, None, target="<= 3.0 s", passed=cold <= 3.0, note=f"median of {REPEAT}"),
+        Row(SECTION, "full pipeline, warm in-process run", warm, None, target="<= 1.0 s", passed=warm <= 1.0, note=f"median of {REPEAT}"),
+        Row(
+            SECTION,
+            "CLI exit after its last output file (summary.json mtime -> process gone)",
+            exit_after,
+            None,
+            target="<= 0.1 s",
+            passed=exit_after <= 0.1,
+            note=f"median of {REPEAT} ({min(exits):.2f}-{max(exits):.2f} s)",
+        ),
+    ]
+    clean(folder)
+    return rows

@@ -1,0 +1,77 @@
+"""A cold process pays only for what it uses: no heavy import on a path that does not need it,
+MiniLM without sentence-transformers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from video_extract.models import ModelStore
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "librosa", "numba", "onnxruntime", "faster_whisper", "aiohttp")
+
+
+def _imported_after(code: str) -> list[str]:
+    probe = f"import sys; {code}; print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.__stdout__)"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ops"],
+        ["ops", "--json"],
+        ["debug", "{clip}", "--ops", "metadata", "-o", "{out}", "--no-cache", "-q"],
+        ["plan", "{clip}", "--ops", "all", "-o", "{out}"],
+    ],
+)
+def test_commands_that_load_no_model_import_no_heavy_library(command, scene_clip, tmp_path):
+    argv = [a.format(clip=scene_clip.path, out=tmp_path / "o") for a in command]
+    assert (
+        _imported_after(f"from video_extract.cli import main; import contextlib, io; contextlib.redirect_stdout(io.StringIO()).__enter__(); main({argv!r})")
+        == "[]"
+    )
+
+
+def test_minilm_runs_without_sentence_transformers_or_transformers():
+    loaded = _imported_after(
+        "from video_extract.models import ModelStore; from video_extract.plugins.text_embeddings import load_sentence_model;"
+        "load_sentence_model(ModelStore(), 'all-MiniLM-L6-v2').encode(['a cat'])"
+    )
+    assert loaded == "['torch']"
+
+
+def test_minilm_on_torch_alone_gives_sentence_transformers_vectors():
+    """The swap is for speed only: the same vectors within 1e-5 (float32 rounding), for short,
+    empty, truncated (over 256 tokens) and non-ASCII texts, in batches of any size."""
+    from sentence_transformers import SentenceTransformer
+
+    from video_extract.models.bert_sentences import BertSentenceEncoder, supported
+
+    folder = ModelStore().checkpoint("all-MiniLM-L6-v2")
+    assert supported(folder)
+    texts = ["Welcome to video extract.", "", "a cup of coffee and a cat " * 60, "Ünïcödé café, 東京 and ½", "Hello", "THE SAME IN CAPITALS"]
+    reference = SentenceTransformer(str(folder), device="cpu", local_files_only=True).encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    ours = BertSentenceEncoder(folder)
+    for batch_size in (1, 4, 32):
+        vectors = ours.encode(texts, batch_size=batch_size)
+        assert vectors.dtype == np.float32 and vectors.shape == (len(texts), 384)
+        assert np.abs(vectors - reference).max() < 1e-5
+    assert ours.encode([]).shape == (0, 384)
+
+
+def test_a_checkpoint_of_another_shape_goes_to_sentence_transformers(tmp_path):
+    from video_extract.models.bert_sentences import supported
+
+    folder = ModelStore().checkpoint("all-MiniLM-L6-v2")
+    assert not supported(tmp_path)  # nothing there
+    copy = tmp_path / "cls-pooling"
+    copy.mkdir()
+    for name in ("modules.json", "config.json", "sentence_bert_config.json", "tokenizer.json", "model.safetensors"):
+        (copy / name).symlink_to(folder / name)
+    (copy / "1_Pooling").mkdir()
+    (copy / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}')
+    assert not supported(copy)
