@@ -92,6 +92,8 @@ from itertools import combinations
 
 import numpy as np
 
+from video_extract.media import WavSamples
+
 SR = 16000
 WINDOW_SEC = 10.0  # what segmentation-3.0 was trained on
 
@@ -188,8 +190,9 @@ def window_starts(duration: float, step: float) -> np.ndarray:
     return np.asarray(starts)
 
 
-def segment(samples: np.ndarray, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8) -> Segmentation:
-    """Local speaker activity on sliding 10 s windows (zero-padded when the audio is shorter)."""
+def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8) -> Segmentation:
+    """Local speaker activity on sliding 10 s windows (zero-padded when the audio is shorter);
+    ``samples`` is an array or a ``WavSamples``, read a batch of windows at a time."""
     import torch
 
     n = int(WINDOW_SEC * SR)
@@ -233,8 +236,11 @@ def split_blocks(seg: Segmentation, blocks: int) -> Segmentation:
 
 
 # -------------------------------------------------------------------------------- embeddings
-def fbank(samples: np.ndarray) -> np.ndarray:
-    """80-d Kaldi log-mel fbank (25 ms / 10 ms, no dither), what CAM++ was trained on."""
+def fbank(samples, block: int = 60 * SR) -> np.ndarray:
+    """80-d Kaldi log-mel fbank (25 ms / 10 ms, no dither), what CAM++ was trained on.
+
+    ``samples`` (an array or a ``WavSamples``) is fed a minute at a time: the online fbank
+    gives the same frames however the waveform arrives."""
     import kaldi_native_fbank as knf
 
     opts = knf.FbankOptions()
@@ -242,7 +248,8 @@ def fbank(samples: np.ndarray) -> np.ndarray:
     opts.frame_opts.samp_freq = SR
     opts.mel_opts.num_bins = 80
     f = knf.OnlineFbank(opts)
-    f.accept_waveform(SR, np.asarray(samples, np.float32))
+    for start in range(0, len(samples), block):
+        f.accept_waveform(SR, np.asarray(samples[start : start + block], np.float32))
     f.input_finished()
     if f.num_frames_ready == 0:
         return np.zeros((0, 80), np.float32)
@@ -484,8 +491,8 @@ def diarize(
 ) -> list[dict]:
     """Who spoke when: ``[{"start", "end", "speaker"}]`` sorted by start; turns of different
     speakers may overlap (overlapped speech). Speakers are numbered 0.. by first appearance."""
-    x = np.asarray(samples, dtype=np.float32).reshape(-1)
-    if x.size < SR // 2:
+    x = samples if isinstance(samples, WavSamples) else np.asarray(samples, dtype=np.float32).reshape(-1)
+    if len(x) < SR // 2:
         return []
     duration = len(x) / SR
     windows = segment(x, segmenter, step_sec)

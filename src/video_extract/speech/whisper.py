@@ -57,18 +57,19 @@ def transcribe(
     and nothing is decoded (Whisper invents words for silence and music when asked to).
     """
     from faster_whisper.transcribe import restore_speech_timestamps
-    from faster_whisper.vad import collect_chunks
 
     duration = len(samples) / sample_rate
     info = {"language": language, "language_probability": None, "duration": round(duration, 3)}
     if speech is not None and not speech:
         return iter(()), info
-    audio = np.ascontiguousarray(samples, dtype=np.float32)
     chunks = None
-    if speech is not None:
-        chunks = [{"start": int(s.start * sample_rate), "end": min(len(audio), int(s.end * sample_rate))} for s in speech]
-        pieces, _ = collect_chunks(audio, chunks, sampling_rate=sample_rate)
-        audio = np.concatenate(pieces)
+    if speech is None:
+        audio = np.ascontiguousarray(samples, dtype=np.float32)
+    else:
+        # only the speech is read (``samples`` may be a ``WavSamples``): what faster-whisper's
+        # ``collect_chunks`` joins, without holding the whole track beside it
+        chunks = [{"start": int(s.start * sample_rate), "end": min(len(samples), int(s.end * sample_rate))} for s in speech]
+        audio = np.concatenate([np.asarray(samples[c["start"] : c["end"]], dtype=np.float32) for c in chunks])
     # On hard audio Whisper falls back to sampling at a higher temperature; seed it so that the
     # same input gives the same transcript on every run (outputs are deterministic).
     import ctranslate2

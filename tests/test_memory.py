@@ -1,0 +1,115 @@
+"""Memory flat in input length: the speech stages read the audio file a window at a time and
+give what the whole-array path gives, on generated speech and on a real meeting recording."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from video_extract.media import WavSamples, read_wav
+
+AMI = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "ami-debug"
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module", params=["espeak", "ami"])
+def speech_wav(request, tmp_path_factory):
+    """~30 s of speech as a 16 kHz WAV: two espeak voices, or the first AMI excerpt (real, far-field)."""
+    if request.param == "ami":
+        import soundfile
+
+        if not (AMI / "trn00.wav").exists():
+            pytest.skip(f"the real AMI meeting excerpts are not on this machine ({AMI})")
+        samples = soundfile.read(AMI / "trn00.wav", dtype="float32")[0][: 30 * 16000]
+    else:
+        if not shutil.which("espeak-ng"):
+            pytest.skip("espeak-ng is not installed (make install puts it there)")
+        from video_extract.testing.speech import DIALOGUE, conversation
+
+        samples = conversation(DIALOGUE[:4], pauses=[0.7])[0]
+    return _write_wav(tmp_path_factory.mktemp("speech") / f"{request.param}.wav", samples)
+
+
+def test_wav_samples_slices_are_what_read_wav_gives(tmp_path):
+    path = _write_wav(tmp_path / "noise.wav", np.random.default_rng(0).uniform(-1, 1, 40_001))
+    whole = read_wav(path).samples
+    lazy = WavSamples(path)
+    assert len(lazy) == len(whole)
+    for key in (slice(0, 10), slice(12_345, 30_000), slice(39_990, 50_000), slice(None)):
+        assert lazy[key].dtype == np.float32
+        assert np.array_equal(lazy[key], whole[key])
+
+
+def test_windowed_vad_gives_faster_whispers_timestamps(speech_wav):
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from video_extract.speech import vad
+
+    whole = read_wav(speech_wav).samples
+    options = VadOptions(threshold=0.5, min_speech_duration_ms=100, min_silence_duration_ms=200, speech_pad_ms=30)
+    reference = get_speech_timestamps(whole.copy(), options)
+    assert len(reference) >= 2
+    # 7 chunks per model call: many block edges, the LSTM state carried across each
+    assert vad._timestamps(vad.speech_probabilities(WavSamples(speech_wav), batch=7), len(whole), options, 16000) == reference
+    segments = vad.speech_segments(WavSamples(speech_wav))
+    assert [(s.start, s.end) for s in segments] == [(round(c["start"] / 16000, 3), round(c["end"] / 16000, 3)) for c in reference]
+
+
+def test_diarization_read_from_the_file_matches_the_whole_array(speech_wav):
+    from video_extract.models import ModelStore
+    from video_extract.speech import diarize as seg
+
+    store = ModelStore()
+    segmenter = seg.load_segmenter(str(store.path("pyannote-segmentation-3.0")))
+    embedder = seg.load_embedder(str(store.path("campplus-sv-zh-en")))
+    whole = seg.diarize(read_wav(speech_wav).samples, segmenter, embedder)
+    assert len({t["speaker"] for t in whole}) >= 2
+    assert seg.diarize(WavSamples(speech_wav), segmenter, embedder) == whole
+    assert np.array_equal(seg.fbank(WavSamples(speech_wav), block=7_777), seg.fbank(read_wav(speech_wav).samples, block=10**9))
+
+
+def test_transcription_read_from_the_file_matches_the_whole_array(speech_wav):
+    from video_extract.models import ModelStore
+    from video_extract.speech.vad import merge_segments, speech_segments
+    from video_extract.speech.whisper import load_whisper, transcribe
+
+    model = load_whisper(ModelStore(), "tiny.en")
+    whole = read_wav(speech_wav).samples
+    speech = merge_segments(speech_segments(whole), 2.0, 0.3, len(whole) / 16000)
+    expected = list(transcribe(model, whole, speech)[0])
+    assert expected and list(transcribe(model, WavSamples(speech_wav), speech)[0]) == expected
+
+
+PEAK = """
+import resource, sys
+import numpy as np
+from video_extract.media import WavSamples
+from video_extract.speech.vad import speech_segments
+speech_segments(np.zeros(16000, np.float32))  # model loaded, first-call allocations made
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+speech_segments(WavSamples(sys.argv[1]))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_vad_on_ten_minutes_holds_no_copy_of_the_track(tmp_path):
+    """10 min at 16 kHz is 38 MB as float32; the whole-array path held ~4 copies (+190 MiB)."""
+    rng = np.random.default_rng(0)
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(16000 * 600) / 16000) * (rng.uniform(size=600).repeat(16000) > 0.5)
+    path = _write_wav(tmp_path / "long.wav", tone + rng.normal(0, 0.01, tone.size))
+    grown = float(subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, check=True).stdout)
+    assert grown < 30, f"VAD on 10 min of audio grew peak RSS by {grown:.0f} MiB"
