@@ -82,16 +82,39 @@ def test_diarization_read_from_the_file_matches_the_whole_array(speech_wav):
     assert np.array_equal(seg.fbank(WavSamples(speech_wav), block=7_777), seg.fbank(read_wav(speech_wav).samples, block=10**9))
 
 
-def test_transcription_read_from_the_file_matches_the_whole_array(speech_wav):
+def test_transcription_from_the_file_with_windowed_mel_matches_faster_whisper(speech_wav):
+    """Ours (speech read from the file, the log-mel 30 s at a time) against a plain
+    faster-whisper model given the whole array."""
+    from faster_whisper import WhisperModel
+
     from video_extract.models import ModelStore
     from video_extract.speech.vad import merge_segments, speech_segments
     from video_extract.speech.whisper import load_whisper, transcribe
 
-    model = load_whisper(ModelStore(), "tiny.en")
+    store = ModelStore()
+    plain = WhisperModel(str(store.checkpoint("tiny.en")), compute_type="int8", cpu_threads=2)
     whole = read_wav(speech_wav).samples
     speech = merge_segments(speech_segments(whole), 2.0, 0.3, len(whole) / 16000)
-    expected = list(transcribe(model, whole, speech)[0])
-    assert expected and list(transcribe(model, WavSamples(speech_wav), speech)[0]) == expected
+    expected = list(transcribe(plain, whole, speech)[0])
+    assert expected and list(transcribe(load_whisper(store, "tiny.en"), WavSamples(speech_wav), speech)[0]) == expected
+
+
+@pytest.mark.parametrize("samples", [16000 * 95 + 77, 16000 * 30, 1000, 161])
+def test_mel_columns_are_faster_whispers_spectrogram_bit_for_bit(samples):
+    """Any slice of columns, at the reflect-padded ends too, and the global floor (max - 8)."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from video_extract.speech.whisper import MelColumns
+
+    rng = np.random.default_rng(samples)
+    x = (rng.normal(0, 0.1, samples) * np.repeat(rng.uniform(0, 1, samples // 1000 + 1), 1000)[:samples]).astype(np.float32)
+    fx = FeatureExtractor()
+    whole = fx(x)
+    lazy = MelColumns(fx, x, 160)
+    assert lazy.shape == whole.shape
+    for a in range(0, whole.shape[1], 977):
+        assert np.array_equal(lazy[:, a : a + 3000], whole[:, a : a + 3000])
+    assert np.array_equal(np.concatenate([lazy[..., a : a + 3000] for a in range(0, whole.shape[1], 3000)], 1), whole)
 
 
 PEAK = """

@@ -87,7 +87,7 @@ read, by path, through the model store). segmentation-3.0 is MIT (pyannote), CAM
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -213,26 +213,37 @@ def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8
     return Segmentation(np.concatenate(hard), starts, segmenter.frame_step, segmenter.frame_duration, np.concatenate(soft), np.concatenate(speech))
 
 
-def split_blocks(seg: Segmentation, blocks: int) -> Segmentation:
-    """Each window cut into ``blocks`` equal time blocks: row ``w * blocks + b`` keeps only block
-    ``b`` of window ``w`` (the rest zero), so each block's local speakers are embedded and
-    assigned on their own while keeping the window's frame grid."""
-    w, f, k = seg.active.shape
-    edges = np.linspace(0, f, blocks + 1).astype(int)
+@dataclass
+class Blocks:
+    """Each window cut into ``blocks`` equal time blocks: unit ``w * blocks + b`` is block ``b``
+    of window ``w`` (zero elsewhere), so each block's local speakers are embedded and assigned
+    on their own while keeping the window's frame grid. Rows are cut on demand: materialised,
+    the units took ``blocks`` times the segmentation's memory (~360 MB per hour of audio)."""
 
-    def cut(a: np.ndarray) -> np.ndarray:
-        out = np.zeros((w * blocks, *a.shape[1:]), a.dtype)
-        for b in range(blocks):
-            out[b::blocks, edges[b] : edges[b + 1]] = a[:, edges[b] : edges[b + 1]]
+    windows: Segmentation
+    blocks: int
+
+    def __post_init__(self) -> None:
+        w, f, k = self.windows.active.shape
+        self.shape = (w * self.blocks, f, k)
+        self.starts = np.repeat(self.windows.starts, self.blocks)
+        self.frame_step, self.frame_duration = self.windows.frame_step, self.windows.frame_duration
+        self._edges = np.linspace(0, f, self.blocks + 1).astype(int)
+
+    def _cut(self, a: np.ndarray, c: int) -> np.ndarray:
+        w, b = divmod(c, self.blocks)
+        out = np.zeros(a.shape[1:], a.dtype)
+        lo, hi = self._edges[b], self._edges[b + 1]
+        out[lo:hi] = a[w, lo:hi]
         return out
 
-    return replace(
-        seg,
-        active=cut(seg.active),
-        starts=np.repeat(seg.starts, blocks),
-        soft=None if seg.soft is None else cut(seg.soft),
-        speech=None if seg.speech is None else cut(seg.speech),
-    )
+    def active(self, c: int) -> np.ndarray:
+        """Unit ``c``'s hard activity [frame, local speaker]."""
+        return self._cut(self.windows.active, c)
+
+    def level(self, c: int) -> np.ndarray:
+        """Unit ``c``'s soft activity where the segmentation gives it, else its hard one."""
+        return self._cut(self.windows.active if self.windows.soft is None else self.windows.soft, c)
 
 
 # -------------------------------------------------------------------------------- embeddings
@@ -294,31 +305,32 @@ def pool(stats: np.ndarray, embedder) -> np.ndarray:
         return embedder.xvector.dense(torch.from_numpy(stats.astype(np.float32))).numpy()
 
 
-def embed(units: Segmentation, frames: np.ndarray, embedder, min_sec: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def embed(units: Blocks, frames: np.ndarray, embedder, min_sec: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """One embedding per (unit, local speaker): ``(emb [u, k, 192] NaN where none, clean_sec [u, k])``.
 
     Pooled over the frames where the speaker talks alone (overlap would mix two voices into
     it); over all its frames when that is under ``min_sec``; none when even that is.
     """
-    u, f, k = units.active.shape
+    u, f, k = units.shape
     emb = np.full((u, k, EMBED_DIM), np.nan, np.float32)
     clean_sec = np.zeros((u, k))
-    alone = units.active.sum(-1) == 1
     span = int(np.ceil(WINDOW_SEC / EMBED_HOP)) + 2
     stats, where = [], []
     for c in range(u):
-        if not units.active[c].any():
+        active = units.active(c)
+        if not active.any():
             continue
+        alone = active.sum(-1) == 1
         # the embedding frames inside this window, and the segmentation frame under each
         lo = max(0, int((units.starts[c] - 0.0125) / EMBED_HOP))
         centres = (lo + np.arange(min(span, max(0, len(frames) - lo)))) * EMBED_HOP + 0.0125
         idx = np.round((centres - units.starts[c] - units.frame_duration / 2) / units.frame_step).astype(int)
         inside = (idx >= 0) & (idx < f)
         for s in range(k):
-            act = units.active[c, :, s] > 0
+            act = active[:, s] > 0
             if not act.any():
                 continue
-            clean = act & alone[c]
+            clean = act & alone
             clean_sec[c, s] = clean.sum() * units.frame_step
             use = clean if clean_sec[c, s] >= min_sec else act
             if use.sum() * units.frame_step < min_sec:
@@ -405,7 +417,7 @@ def cluster(
 
 # ---------------------------------------------------------------------------- reconstruction
 def reconstruct(
-    units: Segmentation, assign: np.ndarray, windows: Segmentation, duration: float, count_bias: float = COUNT_BIAS, speech_onset: float = SPEECH_ONSET
+    units: Blocks, assign: np.ndarray, windows: Segmentation, duration: float, count_bias: float = COUNT_BIAS, speech_onset: float = SPEECH_ONSET
 ) -> np.ndarray:
     """Frame-level global speaker activity [frames, speakers] (0/1) on the ``frame_step`` grid.
 
@@ -433,12 +445,13 @@ def reconstruct(
         if windows.speech is not None:
             speech[a:b] += hamming[: b - a] * windows.speech[c, : b - a]
             weight[a:b] += hamming[: b - a]
-    level = units.active if units.soft is None else units.soft
     for c, start in enumerate(units.starts):
         a = int(round(start / step))
         b = min(total, a + f)
-        for s in np.flatnonzero(assign[c] >= 0):
-            act[a:b, assign[c, s]] += level[c, : b - a, s]
+        speakers = np.flatnonzero(assign[c] >= 0)
+        level = units.level(c) if len(speakers) else None
+        for s in speakers:
+            act[a:b, assign[c, s]] += level[: b - a, s]
     mean = count / np.maximum(cover, 1)
     n_spk = np.ceil(mean - count_bias).astype(int)
     if windows.speech is not None:
@@ -496,7 +509,7 @@ def diarize(
         return []
     duration = len(x) / SR
     windows = segment(x, segmenter, step_sec)
-    units = split_blocks(windows, blocks)
+    units = Blocks(windows, blocks)
     emb, clean_sec = embed(units, frame_embeddings(fbank(x), embedder), embedder)
     assign = cluster(emb, clean_sec, threshold, num_speakers, min_speakers, max_speakers)
     binary = reconstruct(units, assign, windows, duration)
