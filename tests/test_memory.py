@@ -79,7 +79,18 @@ def test_diarization_read_from_the_file_matches_the_whole_array(speech_wav):
     whole = seg.diarize(read_wav(speech_wav).samples, segmenter, embedder)
     assert len({t["speaker"] for t in whole}) >= 2
     assert seg.diarize(WavSamples(speech_wav), segmenter, embedder) == whole
-    assert np.array_equal(seg.fbank(WavSamples(speech_wav), block=7_777), seg.fbank(read_wav(speech_wav).samples, block=10**9))
+    feats = seg.fbank(read_wav(speech_wav).samples, block=10**9)
+    assert np.array_equal(seg.fbank(WavSamples(speech_wav), block=7_777), feats)
+    assert np.array_equal(seg.fbank_mean(seg.fbank_blocks(WavSamples(speech_wav), block=12_345))[0], feats.mean(0, keepdims=True))
+    # the embedding frames computed chunk by chunk as embed reads them, against all at once
+    whole_frames = seg.frame_embeddings(feats, embedder, chunk_frames=1000)
+    streamed = seg.streamed_frames(WavSamples(speech_wav), embedder, chunk_frames=1000)
+    assert len(streamed) == len(whole_frames)
+    assert all(np.array_equal(streamed[a : a + 502], whole_frames[a : a + 502]) for a in range(0, len(whole_frames), 333))
+    # forwards with gaps longer than a chunk (windows without speech are skipped)
+    skipping = seg.streamed_frames(WavSamples(speech_wav), embedder, chunk_frames=200)
+    small_chunks = seg.frame_embeddings(feats, embedder, chunk_frames=200)
+    assert all(np.array_equal(skipping[a : a + 50], small_chunks[a : a + 50]) for a in range(0, len(small_chunks), 317))
 
 
 def test_transcription_from_the_file_with_windowed_mel_matches_faster_whisper(speech_wav):
