@@ -17,6 +17,19 @@ from video_extract.media import WavSamples, read_wav
 AMI = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "ami-debug"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _give_memory_back():
+    """These tests free large arrays; hand glibc's free heap back to the system afterwards so
+    tests that measure resident-memory growth later in this process see their own."""
+    yield
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
 def _write_wav(path: Path, samples: np.ndarray) -> Path:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
@@ -110,7 +123,7 @@ def test_transcription_from_the_file_with_windowed_mel_matches_faster_whisper(sp
     assert expected and list(transcribe(load_whisper(store, "tiny.en"), WavSamples(speech_wav), speech)[0]) == expected
 
 
-@pytest.mark.parametrize("samples", [16000 * 95 + 77, 16000 * 30, 1000, 161])
+@pytest.mark.parametrize("samples", [16000 * 35 + 77, 16000 * 30, 1000, 161])
 def test_mel_columns_are_faster_whispers_spectrogram_bit_for_bit(samples):
     """Any slice of columns, at the reflect-padded ends too, and the global floor (max - 8)."""
     from faster_whisper.feature_extractor import FeatureExtractor
