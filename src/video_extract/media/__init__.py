@@ -4,7 +4,7 @@ Nothing above this package knows which library decodes: plugins ask for probes, 
 audio chunks here and receive numpy arrays with times in seconds.
 """
 
-from video_extract.media.audio import AudioChunk, AudioData, decode_audio, iter_audio, read_wav, read_wav_as, write_wav
+from video_extract.media.audio import AudioChunk, AudioData, WavSamples, decode_audio, iter_audio, read_wav, read_wav_as, wav_samples, write_wav
 from video_extract.media.probe import is_still_image, probe
 from video_extract.media.video import DecodedFrame, decode_counters, iter_frames, iter_keyframes
 
@@ -21,5 +21,7 @@ __all__ = [
     "probe",
     "read_wav",
     "read_wav_as",
+    "wav_samples",
+    "WavSamples",
     "write_wav",
 ]

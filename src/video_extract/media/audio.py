@@ -110,6 +110,67 @@ def read_wav(path: str | Path) -> AudioData:
     return AudioData(data[:, 0] if channels == 1 else data, rate, 0.0)
 
 
+class WavSamples:
+    """The samples of a mono 16-bit WAV (as ``write_wav`` makes), read from the file a slice
+    at a time as float32 (the values ``read_wav`` gives): stages that walk a long recording in
+    windows hold one window, not the track (an hour at 16 kHz is 230 MB as float32). Read with
+    ``seek`` + ``read``, not ``mmap``, so pages already used do not stay in the process's RSS."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        with wave.open(str(path), "rb") as f:
+            if f.getnchannels() != 1 or f.getsampwidth() != 2:
+                raise ValueError(f"{path}: WavSamples reads mono 16-bit WAV only")
+            self.sample_rate, self.frames = f.getframerate(), f.getnframes()
+        self._offset = _data_offset(self.path)
+
+    def __len__(self) -> int:
+        return self.frames
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("WavSamples takes contiguous slices")
+        start, stop, _ = key.indices(self.frames)
+        count = max(0, stop - start)
+        with open(self.path, "rb") as f:
+            f.seek(self._offset + 2 * start)
+            data = np.frombuffer(f.read(2 * count), dtype="<i2")
+        return data.astype(np.float32) / 32768.0
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The whole track (for callers that need one array)."""
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _data_offset(path: Path) -> int:
+    """Byte offset of a RIFF/WAVE file's ``data`` chunk payload."""
+    with open(path, "rb") as f:
+        f.seek(12)
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError(f"{path}: no data chunk")
+            size = int.from_bytes(head[4:], "little")
+            if head[:4] == b"data":
+                return f.tell()
+            f.seek(size + (size & 1), 1)
+
+
+def wav_samples(path: str | Path, *, sample_rate: int) -> WavSamples | np.ndarray:
+    """Mono samples at ``sample_rate`` for windowed readers: the file read lazily when it is
+    already in that format, else the resampled track in memory (a spec pinned another one)."""
+    with wave.open(str(path), "rb") as f:
+        same = f.getframerate() == sample_rate and f.getnchannels() == 1 and f.getsampwidth() == 2
+    if same:
+        return WavSamples(path)
+    return read_wav_as(path, sample_rate=sample_rate).samples
+
+
 def read_wav_as(path: str | Path, *, sample_rate: int, channels: int = 1) -> AudioData:
     """A WAV written by ``write_wav``, in the format a model needs: read as is when it already
     is, else resampled and remixed by swresample (a spec may pin another format for the audio

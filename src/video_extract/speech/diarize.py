@@ -87,10 +87,13 @@ read, by path, through the model store). segmentation-3.0 is MIT (pyannote), CAM
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+
+from video_extract.media import WavSamples
 
 SR = 16000
 WINDOW_SEC = 10.0  # what segmentation-3.0 was trained on
@@ -188,8 +191,9 @@ def window_starts(duration: float, step: float) -> np.ndarray:
     return np.asarray(starts)
 
 
-def segment(samples: np.ndarray, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8) -> Segmentation:
-    """Local speaker activity on sliding 10 s windows (zero-padded when the audio is shorter)."""
+def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8) -> Segmentation:
+    """Local speaker activity on sliding 10 s windows (zero-padded when the audio is shorter);
+    ``samples`` is an array or a ``WavSamples``, read a batch of windows at a time."""
     import torch
 
     n = int(WINDOW_SEC * SR)
@@ -210,31 +214,45 @@ def segment(samples: np.ndarray, segmenter: Segmenter, step_sec: float = 1.0, ba
     return Segmentation(np.concatenate(hard), starts, segmenter.frame_step, segmenter.frame_duration, np.concatenate(soft), np.concatenate(speech))
 
 
-def split_blocks(seg: Segmentation, blocks: int) -> Segmentation:
-    """Each window cut into ``blocks`` equal time blocks: row ``w * blocks + b`` keeps only block
-    ``b`` of window ``w`` (the rest zero), so each block's local speakers are embedded and
-    assigned on their own while keeping the window's frame grid."""
-    w, f, k = seg.active.shape
-    edges = np.linspace(0, f, blocks + 1).astype(int)
+@dataclass
+class Blocks:
+    """Each window cut into ``blocks`` equal time blocks: unit ``w * blocks + b`` is block ``b``
+    of window ``w`` (zero elsewhere), so each block's local speakers are embedded and assigned
+    on their own while keeping the window's frame grid. Rows are cut on demand: materialised,
+    the units took ``blocks`` times the segmentation's memory (~360 MB per hour of audio)."""
 
-    def cut(a: np.ndarray) -> np.ndarray:
-        out = np.zeros((w * blocks, *a.shape[1:]), a.dtype)
-        for b in range(blocks):
-            out[b::blocks, edges[b] : edges[b + 1]] = a[:, edges[b] : edges[b + 1]]
+    windows: Segmentation
+    blocks: int
+
+    def __post_init__(self) -> None:
+        w, f, k = self.windows.active.shape
+        self.shape = (w * self.blocks, f, k)
+        self.starts = np.repeat(self.windows.starts, self.blocks)
+        self.frame_step, self.frame_duration = self.windows.frame_step, self.windows.frame_duration
+        self._edges = np.linspace(0, f, self.blocks + 1).astype(int)
+
+    def _cut(self, a: np.ndarray, c: int) -> np.ndarray:
+        w, b = divmod(c, self.blocks)
+        out = np.zeros(a.shape[1:], a.dtype)
+        lo, hi = self._edges[b], self._edges[b + 1]
+        out[lo:hi] = a[w, lo:hi]
         return out
 
-    return replace(
-        seg,
-        active=cut(seg.active),
-        starts=np.repeat(seg.starts, blocks),
-        soft=None if seg.soft is None else cut(seg.soft),
-        speech=None if seg.speech is None else cut(seg.speech),
-    )
+    def active(self, c: int) -> np.ndarray:
+        """Unit ``c``'s hard activity [frame, local speaker]."""
+        return self._cut(self.windows.active, c)
+
+    def level(self, c: int) -> np.ndarray:
+        """Unit ``c``'s soft activity where the segmentation gives it, else its hard one."""
+        return self._cut(self.windows.active if self.windows.soft is None else self.windows.soft, c)
 
 
 # -------------------------------------------------------------------------------- embeddings
-def fbank(samples: np.ndarray) -> np.ndarray:
-    """80-d Kaldi log-mel fbank (25 ms / 10 ms, no dither), what CAM++ was trained on."""
+def fbank_blocks(samples, block: int = 60 * SR) -> Iterator[np.ndarray]:
+    """80-d Kaldi log-mel fbank (25 ms / 10 ms, no dither), what CAM++ was trained on, as blocks
+    of frames: ``samples`` (an array or a ``WavSamples``) is fed a minute at a time and each
+    frame is dropped once handed out (the online fbank gives the same frames however the
+    waveform arrives)."""
     import kaldi_native_fbank as knf
 
     opts = knf.FbankOptions()
@@ -242,41 +260,122 @@ def fbank(samples: np.ndarray) -> np.ndarray:
     opts.frame_opts.samp_freq = SR
     opts.mel_opts.num_bins = 80
     f = knf.OnlineFbank(opts)
-    f.accept_waveform(SR, np.asarray(samples, np.float32))
+    done = 0
+
+    def ready() -> Iterator[np.ndarray]:
+        nonlocal done
+        now = f.num_frames_ready
+        if now > done:
+            yield np.stack([f.get_frame(i) for i in range(done, now)]).astype(np.float32)
+            f.pop(now - done)
+            done = now
+
+    for start in range(0, len(samples), block):
+        f.accept_waveform(SR, np.asarray(samples[start : start + block], np.float32))
+        yield from ready()
     f.input_finished()
-    if f.num_frames_ready == 0:
-        return np.zeros((0, 80), np.float32)
-    return np.stack([f.get_frame(i) for i in range(f.num_frames_ready)]).astype(np.float32)
+    yield from ready()
 
 
-def frame_embeddings(feats: np.ndarray, embedder, chunk_frames: int = 3000) -> np.ndarray:
-    """CAM++ over the whole recording up to its statistics pooling: [frames, channels] at 20 ms.
+def fbank(samples, block: int = 60 * SR) -> np.ndarray:
+    """All the fbank frames of ``samples`` in one array."""
+    return np.concatenate(list(fbank_blocks(samples, block)) or [np.zeros((0, 80), np.float32)])
+
+
+def fbank_mean(blocks: Iterator[np.ndarray]) -> tuple[np.ndarray, int]:
+    """The frames' mean ([1, 80]) and count, equal to ``fbank(...).mean(0, keepdims=True)`` bit for
+    bit: numpy sums a C-ordered array over axis 0 row after row, in float32, as this does."""
+    total, count = None, 0
+    for b in blocks:
+        total = b.sum(0, keepdims=True) if total is None else np.add.reduce(np.concatenate([total, b]), axis=0, keepdims=True)
+        count += len(b)
+    if total is None:
+        return np.zeros((1, 80), np.float32), 0
+    return np.true_divide(total, count, dtype=np.float32), count
+
+
+def frame_embedding_chunks(blocks: Iterator[np.ndarray], mean: np.ndarray, embedder, chunk_frames: int = 3000) -> Iterator[np.ndarray]:
+    """CAM++ up to its statistics pooling over ``chunk_frames`` fbank frames at a time (30 s: an
+    even number), features mean-normalised over the recording (3D-Speaker normalises per
+    utterance): [frames, channels] at 20 ms per chunk.
 
     Pooling any subset of these frames and applying the last layer (``pool``) gives that
     subset's embedding, so a recording costs one forward pass instead of one per unit (measured:
-    ~0.3 s instead of 3-40 s per 30 s, same DER within 0.01). Features are mean-normalised over
-    the recording (3D-Speaker normalises per utterance).
+    ~0.3 s instead of 3-40 s per 30 s, same DER within 0.01).
     """
     import torch
 
-    if len(feats) < 10:
-        return np.zeros((0, 1), np.float32)
-    x = feats - feats.mean(0, keepdims=True)
-    out = []
-    with torch.inference_mode():
-        # 30 s pieces (an even number of fbank frames): bounded memory on long recordings
-        for i in range(0, len(x), chunk_frames):
-            piece = x[i : i + chunk_frames]
-            if len(piece) < 10:  # too short for the network; repeat the last outputs
-                out.append(np.repeat(out[-1][-1:], (len(piece) + 1) // 2, axis=0))
-                continue
-            h = embedder.head(torch.from_numpy(piece)[None].permute(0, 2, 1))
+    pending: list[np.ndarray] = []
+    have = 0
+    last = None
+
+    def run(piece: np.ndarray) -> np.ndarray:
+        if len(piece) < 10:  # too short for the network; repeat the last outputs
+            return np.repeat(last[-1:], (len(piece) + 1) // 2, axis=0)
+        with torch.inference_mode():
+            h = embedder.head(torch.from_numpy(piece - mean)[None].permute(0, 2, 1))
             for name, layer in embedder.xvector.named_children():
                 if name == "stats":
                     break
                 h = layer(h)
-            out.append(h[0].T.numpy())
-    return np.concatenate(out)
+        return h[0].T.numpy()
+
+    for b in blocks:
+        pending.append(b)
+        have += len(b)
+        while have >= chunk_frames:
+            joined = np.concatenate(pending)
+            last = run(joined[:chunk_frames])
+            yield last
+            pending, have = [joined[chunk_frames:]], have - chunk_frames
+    if have:
+        yield run(np.concatenate(pending))
+
+
+def frame_embeddings(feats: np.ndarray, embedder, chunk_frames: int = 3000) -> np.ndarray:
+    """All of ``frame_embedding_chunks`` for fbank frames in memory."""
+    if len(feats) < 10:
+        return np.zeros((0, 1), np.float32)
+    return np.concatenate(list(frame_embedding_chunks(iter([feats]), feats.mean(0, keepdims=True), embedder, chunk_frames)))
+
+
+class FrameWindow:
+    """The embedding frames of a recording as a sequence sliced with non-decreasing starts (the
+    units' windows, in order): chunks are computed as they are reached and dropped once passed,
+    so an hour (~0.4 GB of frames) holds a few chunks."""
+
+    def __init__(self, chunks: Iterator[np.ndarray], total: int):
+        self._chunks, self._total = chunks, total
+        self._held = np.zeros((0, 1), np.float32)
+        self._first = 0  # frame index of self._held[0]
+
+    def __len__(self) -> int:
+        return self._total
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        lo, hi, _ = key.indices(self._total)
+        if lo < self._first:
+            raise IndexError("FrameWindow is read forwards")
+        end = self._first + len(self._held)
+        if end < hi:
+            start = min(lo, end)  # keep what is held from lo on; chunks skipped past are dropped
+            parts = [self._held[start - self._first :]] if len(self._held) else []
+            while end < hi:
+                parts.append(next(self._chunks))
+                end += len(parts[-1])
+            self._held, self._first = np.concatenate(parts), start
+        return self._held[lo - self._first : hi - self._first]
+
+
+def streamed_frames(samples, embedder, chunk_frames: int = 3000) -> FrameWindow:
+    """``frame_embeddings(fbank(samples))`` computed as ``embed`` reads it: one fbank pass for
+    the mean, a second one feeding CAM++ (the fbank costs ~1 % of the diarization)."""
+    mean, count = fbank_mean(fbank_blocks(samples))
+    if count < 10:
+        return FrameWindow(iter(()), 0)
+    # CAM++'s strided TDNN halves each chunk, rounding up (short tails repeat as many)
+    total = sum((min(chunk_frames, count - i) + 1) // 2 for i in range(0, count, chunk_frames))
+    return FrameWindow(frame_embedding_chunks(fbank_blocks(samples), mean, embedder, chunk_frames), total)
 
 
 def pool(stats: np.ndarray, embedder) -> np.ndarray:
@@ -287,31 +386,32 @@ def pool(stats: np.ndarray, embedder) -> np.ndarray:
         return embedder.xvector.dense(torch.from_numpy(stats.astype(np.float32))).numpy()
 
 
-def embed(units: Segmentation, frames: np.ndarray, embedder, min_sec: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """One embedding per (unit, local speaker): ``(emb [u, k, 192] NaN where none, clean_sec [u, k])``.
 
     Pooled over the frames where the speaker talks alone (overlap would mix two voices into
     it); over all its frames when that is under ``min_sec``; none when even that is.
     """
-    u, f, k = units.active.shape
+    u, f, k = units.shape
     emb = np.full((u, k, EMBED_DIM), np.nan, np.float32)
     clean_sec = np.zeros((u, k))
-    alone = units.active.sum(-1) == 1
     span = int(np.ceil(WINDOW_SEC / EMBED_HOP)) + 2
     stats, where = [], []
     for c in range(u):
-        if not units.active[c].any():
+        active = units.active(c)
+        if not active.any():
             continue
+        alone = active.sum(-1) == 1
         # the embedding frames inside this window, and the segmentation frame under each
         lo = max(0, int((units.starts[c] - 0.0125) / EMBED_HOP))
         centres = (lo + np.arange(min(span, max(0, len(frames) - lo)))) * EMBED_HOP + 0.0125
         idx = np.round((centres - units.starts[c] - units.frame_duration / 2) / units.frame_step).astype(int)
         inside = (idx >= 0) & (idx < f)
         for s in range(k):
-            act = units.active[c, :, s] > 0
+            act = active[:, s] > 0
             if not act.any():
                 continue
-            clean = act & alone[c]
+            clean = act & alone
             clean_sec[c, s] = clean.sum() * units.frame_step
             use = clean if clean_sec[c, s] >= min_sec else act
             if use.sum() * units.frame_step < min_sec:
@@ -398,7 +498,7 @@ def cluster(
 
 # ---------------------------------------------------------------------------- reconstruction
 def reconstruct(
-    units: Segmentation, assign: np.ndarray, windows: Segmentation, duration: float, count_bias: float = COUNT_BIAS, speech_onset: float = SPEECH_ONSET
+    units: Blocks, assign: np.ndarray, windows: Segmentation, duration: float, count_bias: float = COUNT_BIAS, speech_onset: float = SPEECH_ONSET
 ) -> np.ndarray:
     """Frame-level global speaker activity [frames, speakers] (0/1) on the ``frame_step`` grid.
 
@@ -426,12 +526,13 @@ def reconstruct(
         if windows.speech is not None:
             speech[a:b] += hamming[: b - a] * windows.speech[c, : b - a]
             weight[a:b] += hamming[: b - a]
-    level = units.active if units.soft is None else units.soft
     for c, start in enumerate(units.starts):
         a = int(round(start / step))
         b = min(total, a + f)
-        for s in np.flatnonzero(assign[c] >= 0):
-            act[a:b, assign[c, s]] += level[c, : b - a, s]
+        speakers = np.flatnonzero(assign[c] >= 0)
+        level = units.level(c) if len(speakers) else None
+        for s in speakers:
+            act[a:b, assign[c, s]] += level[: b - a, s]
     mean = count / np.maximum(cover, 1)
     n_spk = np.ceil(mean - count_bias).astype(int)
     if windows.speech is not None:
@@ -484,13 +585,13 @@ def diarize(
 ) -> list[dict]:
     """Who spoke when: ``[{"start", "end", "speaker"}]`` sorted by start; turns of different
     speakers may overlap (overlapped speech). Speakers are numbered 0.. by first appearance."""
-    x = np.asarray(samples, dtype=np.float32).reshape(-1)
-    if x.size < SR // 2:
+    x = samples if isinstance(samples, WavSamples) else np.asarray(samples, dtype=np.float32).reshape(-1)
+    if len(x) < SR // 2:
         return []
     duration = len(x) / SR
     windows = segment(x, segmenter, step_sec)
-    units = split_blocks(windows, blocks)
-    emb, clean_sec = embed(units, frame_embeddings(fbank(x), embedder), embedder)
+    units = Blocks(windows, blocks)
+    emb, clean_sec = embed(units, streamed_frames(x, embedder), embedder)
     assign = cluster(emb, clean_sec, threshold, num_speakers, min_speakers, max_speakers)
     binary = reconstruct(units, assign, windows, duration)
     # frame i covers [i * step, (i + 1) * step) shifted to the centre of its receptive field

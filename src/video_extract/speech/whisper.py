@@ -36,7 +36,92 @@ def load_whisper(store, name: str, device: str = "cpu", compute_type: str = "int
     key = ("faster-whisper", str(path), device, compute_type)
     # WhisperModel wants the path as str: a Path raises TypeError inside CTranslate2.
     threads = int(os.environ.get("VIDEO_EXTRACT_MODEL_THREADS") or os.cpu_count() or 1)
-    return store.load(key, lambda: WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=threads))
+    return store.load(key, lambda: windowed(WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=threads)))
+
+
+#: Log-mel columns (10 ms each) computed per block in the pass that finds the global maximum.
+MEL_BLOCK = 3000
+
+
+def windowed(model):
+    """``model`` with a feature extractor that computes the log-mel 30 s at a time, when the
+    decoder asks for it, instead of the whole input's spectrogram up front (an hour of speech:
+    ~1.5 GB of STFT and mel arrays); the columns are the same, bit for bit."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    class WindowedFeatureExtractor(FeatureExtractor):
+        def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> MelColumns:
+            if chunk_length is not None:
+                self.n_samples = chunk_length * self.sampling_rate
+                self.nb_max_frames = self.n_samples // self.hop_length
+            return MelColumns(self, waveform, padding)
+
+    extractor = WindowedFeatureExtractor.__new__(WindowedFeatureExtractor)
+    extractor.__dict__.update(model.feature_extractor.__dict__)
+    model.feature_extractor = extractor
+    return model
+
+
+class MelColumns:
+    """faster-whisper's log-mel spectrogram of ``waveform`` ([mels, frames]), computed a slice of
+    columns at a time: each STFT frame needs only its 400 samples (reflect-padded at the ends as
+    the whole-signal STFT pads them), and the one global statistic, the maximum that floors the
+    log (max - 8), is found in a first pass over 30 s blocks."""
+
+    def __init__(self, extractor, waveform: np.ndarray, padding: int):
+        self.fx, self.audio, self.n = extractor, waveform, len(waveform) + padding
+        self.shape = (extractor.mel_filters.shape[0], self.n // extractor.hop_length)
+        self.ndim = 2
+        self.top = max((self._log(a, min(a + MEL_BLOCK, self.shape[1])).max() for a in range(0, self.shape[1], MEL_BLOCK)), default=0.0)
+
+    def _log(self, a: int, b: int) -> np.ndarray:
+        """Columns [a, b) before the floor: log10 of the clipped mel power.
+
+        Computed over at least ``MEL_BLOCK`` columns (all of them when fewer) and cut: the mel
+        matrix product of a handful of columns takes another BLAS path (a single column is a
+        matrix-vector product) whose sums can differ in the last bit."""
+        width = min(self.shape[1], MEL_BLOCK)
+        if b - a < width:
+            start = max(0, min(a, self.shape[1] - width))
+            return self._log(start, start + width)[:, a - start : b - start]
+        hop, n_fft = self.fx.hop_length, self.fx.n_fft
+        # positions in the reflect-padded signal, mapped back into the waveform (+ zero padding)
+        idx = np.arange(a * hop, (b - 1) * hop + n_fft) - n_fft // 2
+        idx = np.where(idx < 0, -idx, idx)
+        idx = np.where(idx > self.n - 1, 2 * (self.n - 1) - idx, idx)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        part = np.zeros(hi - lo, np.float32)
+        real = np.asarray(self.audio[lo : min(hi, len(self.audio))], dtype=np.float32)
+        part[: len(real)] = real
+        window = np.hanning(n_fft + 1)[:-1].astype("float32")
+        stft = self.fx.stft(part[idx - lo], n_fft, hop, window=window, center=False, return_complex=True).astype("complex64")
+        mel = self.fx.mel_filters @ (np.abs(stft) ** 2)
+        return np.log10(np.clip(mel, a_min=1e-10, a_max=None))
+
+    def __getitem__(self, key) -> np.ndarray | MelColumns:
+        rows, cols = key if isinstance(key, tuple) else (slice(None), key)
+        if rows not in (Ellipsis, slice(None)) or not isinstance(cols, slice) or cols.step not in (None, 1):
+            raise TypeError("MelColumns takes [:, a:b] or [..., a:b]")
+        a, b, _ = cols.indices(self.shape[1])
+        b = max(a, b)
+        if b - a > 4 * MEL_BLOCK:  # an open-ended slice (language detection): stay lazy
+            return _Shifted(self, a, b)
+        if a == b:
+            return np.zeros((self.shape[0], 0), np.float32)
+        log_spec = np.maximum(self._log(a, b), self.top - 8.0)
+        return (log_spec + 4.0) / 4.0
+
+
+class _Shifted:
+    """Columns [a, b) of a ``MelColumns``, itself sliceable."""
+
+    def __init__(self, mel: MelColumns, a: int, b: int):
+        self.mel, self.a, self.shape, self.ndim = mel, a, (mel.shape[0], b - a), 2
+
+    def __getitem__(self, key):
+        rows, cols = key if isinstance(key, tuple) else (slice(None), key)
+        a, b, _ = cols.indices(self.shape[1])
+        return self.mel[rows, slice(self.a + a, self.a + max(a, b))]
 
 
 def transcribe(
@@ -57,18 +142,19 @@ def transcribe(
     and nothing is decoded (Whisper invents words for silence and music when asked to).
     """
     from faster_whisper.transcribe import restore_speech_timestamps
-    from faster_whisper.vad import collect_chunks
 
     duration = len(samples) / sample_rate
     info = {"language": language, "language_probability": None, "duration": round(duration, 3)}
     if speech is not None and not speech:
         return iter(()), info
-    audio = np.ascontiguousarray(samples, dtype=np.float32)
     chunks = None
-    if speech is not None:
-        chunks = [{"start": int(s.start * sample_rate), "end": min(len(audio), int(s.end * sample_rate))} for s in speech]
-        pieces, _ = collect_chunks(audio, chunks, sampling_rate=sample_rate)
-        audio = np.concatenate(pieces)
+    if speech is None:
+        audio = np.ascontiguousarray(samples, dtype=np.float32)
+    else:
+        # only the speech is read (``samples`` may be a ``WavSamples``): what faster-whisper's
+        # ``collect_chunks`` joins, without holding the whole track beside it
+        chunks = [{"start": int(s.start * sample_rate), "end": min(len(samples), int(s.end * sample_rate))} for s in speech]
+        audio = np.concatenate([np.asarray(samples[c["start"] : c["end"]], dtype=np.float32) for c in chunks])
     # On hard audio Whisper falls back to sampling at a higher temperature; seed it so that the
     # same input gives the same transcript on every run (outputs are deterministic).
     import ctranslate2

@@ -1,0 +1,162 @@
+"""Memory flat in input length: the speech stages read the audio file a window at a time and
+give what the whole-array path gives, on generated speech and on a real meeting recording."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from video_extract.media import WavSamples, read_wav
+
+AMI = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "ami-debug"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _give_memory_back():
+    """These tests free large arrays; hand glibc's free heap back to the system afterwards so
+    tests that measure resident-memory growth later in this process see their own."""
+    yield
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module", params=["espeak", "ami"])
+def speech_wav(request, tmp_path_factory):
+    """~30 s of speech as a 16 kHz WAV: two espeak voices, or the first AMI excerpt (real, far-field)."""
+    if request.param == "ami":
+        import soundfile
+
+        if not (AMI / "trn00.wav").exists():
+            pytest.skip(f"the real AMI meeting excerpts are not on this machine ({AMI})")
+        samples = soundfile.read(AMI / "trn00.wav", dtype="float32")[0][: 30 * 16000]
+    else:
+        if not shutil.which("espeak-ng"):
+            pytest.skip("espeak-ng is not installed (make install puts it there)")
+        from video_extract.testing.speech import DIALOGUE, conversation
+
+        samples = conversation(DIALOGUE[:4], pauses=[0.7])[0]
+    return _write_wav(tmp_path_factory.mktemp("speech") / f"{request.param}.wav", samples)
+
+
+def test_wav_samples_slices_are_what_read_wav_gives(tmp_path):
+    path = _write_wav(tmp_path / "noise.wav", np.random.default_rng(0).uniform(-1, 1, 40_001))
+    whole = read_wav(path).samples
+    lazy = WavSamples(path)
+    assert len(lazy) == len(whole)
+    for key in (slice(0, 10), slice(12_345, 30_000), slice(39_990, 50_000), slice(None)):
+        assert lazy[key].dtype == np.float32
+        assert np.array_equal(lazy[key], whole[key])
+
+
+def test_windowed_vad_gives_faster_whispers_timestamps(speech_wav):
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from video_extract.speech import vad
+
+    whole = read_wav(speech_wav).samples
+    options = VadOptions(threshold=0.5, min_speech_duration_ms=100, min_silence_duration_ms=200, speech_pad_ms=30)
+    reference = get_speech_timestamps(whole.copy(), options)
+    assert len(reference) >= 2
+    # 7 chunks per model call: many block edges, the LSTM state carried across each
+    assert vad._timestamps(vad.speech_probabilities(WavSamples(speech_wav), batch=7), len(whole), options, 16000) == reference
+    segments = vad.speech_segments(WavSamples(speech_wav))
+    assert [(s.start, s.end) for s in segments] == [(round(c["start"] / 16000, 3), round(c["end"] / 16000, 3)) for c in reference]
+
+
+def test_diarization_read_from_the_file_matches_the_whole_array(speech_wav):
+    from video_extract.models import ModelStore
+    from video_extract.speech import diarize as seg
+
+    store = ModelStore()
+    segmenter = seg.load_segmenter(str(store.path("pyannote-segmentation-3.0")))
+    embedder = seg.load_embedder(str(store.path("campplus-sv-zh-en")))
+    whole = seg.diarize(read_wav(speech_wav).samples, segmenter, embedder)
+    assert len({t["speaker"] for t in whole}) >= 2
+    assert seg.diarize(WavSamples(speech_wav), segmenter, embedder) == whole
+    feats = seg.fbank(read_wav(speech_wav).samples, block=10**9)
+    assert np.array_equal(seg.fbank(WavSamples(speech_wav), block=7_777), feats)
+    assert np.array_equal(seg.fbank_mean(seg.fbank_blocks(WavSamples(speech_wav), block=12_345))[0], feats.mean(0, keepdims=True))
+    # the embedding frames computed chunk by chunk as embed reads them, against all at once
+    whole_frames = seg.frame_embeddings(feats, embedder, chunk_frames=1000)
+    streamed = seg.streamed_frames(WavSamples(speech_wav), embedder, chunk_frames=1000)
+    assert len(streamed) == len(whole_frames)
+    assert all(np.array_equal(streamed[a : a + 502], whole_frames[a : a + 502]) for a in range(0, len(whole_frames), 333))
+    # forwards with gaps longer than a chunk (windows without speech are skipped)
+    skipping = seg.streamed_frames(WavSamples(speech_wav), embedder, chunk_frames=200)
+    small_chunks = seg.frame_embeddings(feats, embedder, chunk_frames=200)
+    assert all(np.array_equal(skipping[a : a + 50], small_chunks[a : a + 50]) for a in range(0, len(small_chunks), 317))
+
+
+def test_transcription_from_the_file_with_windowed_mel_matches_faster_whisper(speech_wav):
+    """Ours (speech read from the file, the log-mel 30 s at a time) against a plain
+    faster-whisper model given the whole array."""
+    from faster_whisper import WhisperModel
+
+    from video_extract.models import ModelStore
+    from video_extract.speech.vad import merge_segments, speech_segments
+    from video_extract.speech.whisper import load_whisper, transcribe
+
+    store = ModelStore()
+    plain = WhisperModel(str(store.checkpoint("tiny.en")), compute_type="int8", cpu_threads=2)
+    whole = read_wav(speech_wav).samples
+    speech = merge_segments(speech_segments(whole), 2.0, 0.3, len(whole) / 16000)
+    expected = list(transcribe(plain, whole, speech)[0])
+    assert expected and list(transcribe(load_whisper(store, "tiny.en"), WavSamples(speech_wav), speech)[0]) == expected
+
+
+@pytest.mark.parametrize("samples", [16000 * 35 + 77, 16000 * 30, 1000, 161])
+def test_mel_columns_are_faster_whispers_spectrogram_bit_for_bit(samples):
+    """Any slice of columns, at the reflect-padded ends too, and the global floor (max - 8)."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from video_extract.speech.whisper import MelColumns
+
+    rng = np.random.default_rng(samples)
+    x = (rng.normal(0, 0.1, samples) * np.repeat(rng.uniform(0, 1, samples // 1000 + 1), 1000)[:samples]).astype(np.float32)
+    fx = FeatureExtractor()
+    whole = fx(x)
+    lazy = MelColumns(fx, x, 160)
+    assert lazy.shape == whole.shape
+    for a in range(0, whole.shape[1], 977):
+        assert np.array_equal(lazy[:, a : a + 3000], whole[:, a : a + 3000])
+    assert np.array_equal(np.concatenate([lazy[..., a : a + 3000] for a in range(0, whole.shape[1], 3000)], 1), whole)
+
+
+PEAK = """
+import resource, sys
+import numpy as np
+from video_extract.media import WavSamples
+from video_extract.speech.vad import speech_segments
+speech_segments(np.zeros(16000, np.float32))  # model loaded, first-call allocations made
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+speech_segments(WavSamples(sys.argv[1]))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_vad_on_ten_minutes_holds_no_copy_of_the_track(tmp_path):
+    """10 min at 16 kHz is 38 MB as float32; the whole-array path held ~4 copies (+190 MiB)."""
+    rng = np.random.default_rng(0)
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(16000 * 600) / 16000) * (rng.uniform(size=600).repeat(16000) > 0.5)
+    path = _write_wav(tmp_path / "long.wav", tone + rng.normal(0, 0.01, tone.size))
+    grown = float(subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, check=True).stdout)
+    assert grown < 30, f"VAD on 10 min of audio grew peak RSS by {grown:.0f} MiB"
