@@ -42,9 +42,10 @@ class Tally:
     final: dict[str, str] = field(default_factory=dict)
 
 
-def start_server(work: Path, key: str, args) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "video_extract.cli", "serve", "--host", "127.0.0.1", "--port", "0", "-o", str(work / "out"), "--no-cache"]
-    cmd += ["--max-concurrent-jobs", str(args.max_concurrent_jobs), "--max-queue", str(args.max_queue)]
+def start_server(work: Path, key: str, flags: list[str]) -> tuple[subprocess.Popen, str]:
+    """``video-extract serve`` on a free loopback port, cache off, results under ``work/out``;
+    ``flags`` are more of its options. Returns the process and its base URL."""
+    cmd = [sys.executable, "-m", "video_extract.cli", "serve", "--host", "127.0.0.1", "--port", "0", "-o", str(work / "out"), "--no-cache", *flags]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "VIDEO_EXTRACT_API_KEYS": key})
     line = proc.stderr.readline()
     match = re.search(r"serving on (http://\S+)", line)
@@ -126,7 +127,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="video-extract-load-") as tmp:
         work = Path(tmp)
         clip = media.scene_clip(work / "tiny.mp4", cuts=(10,), frames=20, width=64, height=48)
-        proc, base = start_server(work, key, args)
+        proc, base = start_server(work, key, ["--max-concurrent-jobs", str(args.max_concurrent_jobs), "--max-queue", str(args.max_queue)])
         try:
             upload = httpx.post(f"{base}/v1/uploads?filename=tiny.mp4", content=clip.path.read_bytes(), headers={"Authorization": f"Bearer {key}"}, timeout=30)
             upload.raise_for_status()

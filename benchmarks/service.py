@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import re
 import secrets
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,19 +14,6 @@ from pathlib import Path
 from common import SHARED_MODELS, Row, clean, clip_720p_60s, fresh_dir
 
 SECTION = "service"
-
-
-def _serve(out: Path, root: Path, key: str) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "video_extract", "serve", "--host", "127.0.0.1", "--port", "0", "-o", str(out), "--no-cache", "--allow-root", str(root)]
-    if SHARED_MODELS.exists():
-        cmd += ["--models-dir", str(SHARED_MODELS)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "VIDEO_EXTRACT_API_KEYS": key})
-    line = proc.stderr.readline()
-    match = re.search(r"serving on (http://\S+)", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"the server did not start: {line}")
-    return proc, match.group(1)
 
 
 def _job_seconds(http, source: dict, ops: str) -> float:
@@ -72,7 +55,10 @@ def run() -> list[Row]:
 
     # First request vs later ones, through the server, cache off: what stays loaded between them.
     key = secrets.token_hex(16)
-    proc, base = _serve(folder / "out", folder, key)
+    from load_test import start_server
+
+    models = ["--models-dir", str(SHARED_MODELS)] if SHARED_MODELS.exists() else []
+    proc, base = start_server(folder, key, ["--allow-root", str(folder), *models])
     try:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600) as http:
             first = _job_seconds(http, {"path": str(clip)}, request)
