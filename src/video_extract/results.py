@@ -590,6 +590,45 @@ class SceneDigest(Record):
     texts: list[str]
 
 
+class Span(Record):
+    """A stretch of the source timeline, in seconds."""
+
+    start: float
+    end: float
+
+
+class Entity(Record):
+    """Something that persists over time: a speaker, a face or object track, an on-screen text, a
+    keyword of what is said and shown. ``evidence`` names the outputs it was built from."""
+
+    id: str  # "<kind>:<n>" (speaker:SPEAKER_00, face:0, object:3, text:1, keyword:2); unique in one fusion.json
+    kind: Literal["speaker", "face", "object", "text", "keyword"]
+    label: str  # the speaker label, the object class, "face", the text read, the keyword
+    spans: list[Span]
+    evidence: list[str]  # operations it comes from: ["diarization"], ["objects"], ["transcription", "ocr"]
+    seconds: float  # time covered by the spans
+    turns: int | None = optional()  # speakers: speaker turns
+    frames: int | None = optional()  # tracks: analysed frames the track was detected in
+    confidence: float | None = optional()  # tracks and texts: highest detection confidence
+    score: float | None = optional()  # keywords: relevance in [0, 1], higher = more relevant
+    time: float | None = optional()  # tracks: time of the representative frame
+    box: list[float] | None = optional()  # tracks: the box there, [x1, y1, x2, y2] in pixels
+    crop: str | None = optional()  # tracks: that crop as a JPEG, relative to the output directory
+
+
+class Relationship(Record):
+    """Two entities that go together, how strongly (``score`` in [0, 1]) and when.
+
+    ``in_scene`` links an entity to a scene; its ``target`` is ``scene:<n>`` (the index in
+    ``scenes``)."""
+
+    type: Literal["co_occurs", "speaker_face", "keyword_text", "in_scene"]
+    source: str  # entity id
+    target: str  # entity id, or scene:<n>
+    score: float
+    spans: list[Span]
+
+
 class FusionResult(Output):
     type_name: ClassVar[str] = "Fusion"
     files: ClassVar[tuple[str, ...]] = ("fusion.json",)
@@ -599,6 +638,8 @@ class FusionResult(Output):
     sources: list[str]  # the output types that were fused
     timeline: list[TimelineEvent]
     scenes: list[SceneDigest]
+    entities: list[Entity] | None = optional()  # left out with extract_entities=false
+    relationships: list[Relationship] | None = optional()  # left out with build_relationships=false
 
     def to_pandas(self):
         """One row per timeline event."""

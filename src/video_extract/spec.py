@@ -287,6 +287,9 @@ class Fusion(Operation):
     summary: ClassVar[str] = "One time-ordered timeline of everything else that was extracted."
 
     include: list[str] | None = Field(None, description="Operations to fuse; none = every other requested operation.")
+    align_modalities: bool = Field(True, description="Put every event on the source timeline (timeline and scene digests).")
+    extract_entities: bool = Field(True, description="Speakers, face and object tracks, on-screen texts and keywords, each with its spans.")
+    build_relationships: bool = Field(True, description="Links between entities (co-occurrence, speaker-face, keyword-text, scene membership); needs entities.")
 
 
 # ---------------------------------------------------------------------------------------------
