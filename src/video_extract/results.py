@@ -630,8 +630,12 @@ class Relationship(Record):
 
 
 class FusionResult(Output):
+    """The timeline, scene digests, entities and relationships; ``entities/`` holds the JPEG
+    crop of each face and object track (``Entity.crop``)."""
+
     type_name: ClassVar[str] = "Fusion"
-    files: ClassVar[tuple[str, ...]] = ("fusion.json",)
+    files: ClassVar[tuple[str, ...]] = ("fusion.json", "entities/")
+    optional_files: ClassVar[tuple[str, ...]] = ("entities/",)  # only with face or object tracks
     record_file: ClassVar[str | None] = "fusion.json"
 
     duration: float | None
