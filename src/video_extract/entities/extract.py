@@ -72,13 +72,14 @@ def texts(timed: Sequence[TimedText], first_id: int = 0) -> list[Entity]:
 def keywords(
     words: Sequence[Word], transcript: str, text_entities: Sequence[Entity], language: str | None
 ) -> tuple[list[Entity], dict[str, tuple[Spans, list[str]]]]:
-    """Keyword entities (said: the word times; shown: the spans of the texts that hold them)
-    and, per keyword id, where it is said and the ids of the texts that hold it."""
+    """Keyword entities and, per keyword id, where it is said and the ids of the texts that hold
+    it. A keyword's spans are the word times where it is said; for one that is only shown, the
+    spans of the texts that hold it (where a said keyword is shown: its keyword_text links)."""
     found = extract_keywords(words, transcript, [t.label for t in text_entities], language)
     out, said_shown = [], {}
     for n, keyword in enumerate(found):
         holders = [text_entities[i] for i in keyword.shown_in]
-        merged = merge([*keyword.said, *((s.start, s.end) for t in holders for s in t.spans)])
+        merged = keyword.said or merge((s.start, s.end) for t in holders for s in t.spans)
         entity_id = f"keyword:{n}"
         out.append(
             Entity(

@@ -6,7 +6,8 @@ above); an entity's ``score`` is ``1 / (1 + yake_score)``: in (0, 1], higher = m
 same order.
 
 A keyword is said where its words follow one another in the transcript's words (their times),
-and shown where an on-screen text holds those words in a row (that text's spans).
+and shown where an on-screen text holds those words in a row (that text's spans). OCR that
+runs words together ("OPENTHEWINDOW") holds none of them.
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ def text_image(lines: Sequence[str], width: int = 640, height: int = 360, size: 
 def slideshow_clip(
     path: str | Path,
     images: Sequence[np.ndarray],
-    seconds_each: float = 2.0,
+    seconds_each: float | Sequence[float] = 2.0,
     fps: float = 25.0,
     width: int = 640,
     height: int = 360,
@@ -259,12 +259,14 @@ def slideshow_clip(
 ) -> ClipFacts:
     """A clip showing each image in turn (a hard cut between them), with an optional mono track.
 
+    ``seconds_each``: how long each image is shown, one value for all or one per image.
     ``motion`` pans each still slowly so consecutive frames differ as in real footage;
     ``rotation`` stores a display-matrix rotation (as a phone held sideways does).
     """
     path = Path(path)
-    per = int(round(seconds_each * fps))
-    total = per * len(images)
+    durations = [seconds_each] * len(images) if isinstance(seconds_each, (int, float)) else list(seconds_each)
+    counts = [int(round(d * fps)) for d in durations]
+    total = sum(counts)
     with av.open(str(path), "w") as container:
         video = _video_stream(container, width, height, fps, None)
         if rotation:
@@ -273,7 +275,7 @@ def slideshow_clip(
         if audio is not None:
             stream = container.add_stream("aac", rate=audio_rate)
             stream.layout = "mono"
-        for image in images:
+        for image, per in zip(images, counts, strict=True):
             for i in range(per):
                 shift = (i - per / 2) * 0.6 if motion else 0.0
                 frame = av.VideoFrame.from_ndarray(fit_image(image, width, height, shift=shift), format="rgb24")
@@ -283,7 +285,7 @@ def slideshow_clip(
             container.mux(packet)
         if stream is not None:
             _encode_samples(container, stream, np.asarray(audio, dtype=np.float32)[None, :], audio_rate)
-    cuts = [per * n for n in range(1, len(images))]
+    cuts = [sum(counts[:n]) for n in range(1, len(images))]
     return ClipFacts(path, total, fps, width, height, cuts=cuts, duration=total / fps)
 
 

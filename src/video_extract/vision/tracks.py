@@ -32,7 +32,7 @@ from video_extract.results import Detection, FrameDetections
 from video_extract.vision.runs import coverage_ends
 
 #: Analysed frames a track survives without a detection before it ends.
-MISSES = 3
+MISSES = 2
 #: Largest centre distance, in box diagonals, for a detection to continue a track.
 REACH = 1.0
 
@@ -94,7 +94,16 @@ def track_detections(frames: Sequence[FrameDetections], scenes: Sequence[tuple[f
     for scene, indices in groups.items():
         limit = scenes[scene][1] if scene is not None else float("inf")
         for label in sorted({d.label for i in indices for d in frames[i].detections}):
-            tracker = Tracker(distance_function="euclidean", distance_threshold=REACH, hit_counter_max=MISSES, initialization_delay=0)
+            # norfair counts a track's life in hits: +2 * period per detection, -1 per frame, up to
+            # hit_counter_max; a new track starts at ``period``. With both at MISSES + 1, any
+            # track, even one seen once, survives MISSES analysed frames without a detection.
+            tracker = Tracker(
+                distance_function="euclidean",
+                distance_threshold=REACH,
+                hit_counter_max=MISSES + 1,
+                initialization_delay=0,
+                pointwise_hit_counter_max=MISSES + 1,
+            )
             # norfair 2.3 takes a custom distance only as a per-pair Python function (and warns
             # about it); its vectorised form is set in place of the named one.
             tracker.distance_function = VectorizedDistance(centre_distances)
@@ -102,7 +111,7 @@ def track_detections(frames: Sequence[FrameDetections], scenes: Sequence[tuple[f
             for i in indices:
                 f = frames[i]
                 points = [Point(points=np.array([d.box[:2], d.box[2:]], float), data=d) for d in f.detections if d.label == label]
-                tracker.update(points)
+                tracker.update(points, period=MISSES + 1)
                 start = f.start if f.start is not None else f.time
                 end = min(ends[i] if ends[i] is not None else f.time, limit)
                 for obj in tracker.tracked_objects:
