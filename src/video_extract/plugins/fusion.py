@@ -130,7 +130,7 @@ class FusionPlugin(Plugin):
         if DiarizationResult in inputs:
             entities += extract.speakers(inputs[DiarizationResult])
         bounds = [(s.start, s.end) for s in scenes]
-        crops: dict[int, list] = {}
+        crops: dict[float, list] = {}
         for record_type, kind in ((FacesResult, "face"), (ObjectsResult, "object")):
             if record_type in inputs:
                 try:
@@ -140,7 +140,7 @@ class FusionPlugin(Plugin):
                 for n, track in enumerate(tracks):
                     entity = self._track_entity(kind, n, track, operation="faces" if kind == "face" else "objects")
                     best = track.best
-                    crops.setdefault(best.frame, []).append((best.detection.box, ctx.path(entity.crop or "")))
+                    crops.setdefault(best.time, []).append((best.detection.box, ctx.path(entity.crop or "")))
                     entities.append(entity)
         written = {p.relative_to(ctx.work_dir).as_posix() for p in save_crops(ctx.source.pixels, crops)}
         entities = [e.model_copy(update={"crop": None}) if e.crop and e.crop not in written else e for e in entities]
