@@ -70,6 +70,26 @@ def test_a_track_ends_at_a_cut_and_its_spans_follow_the_analysed_frames():
     assert tracks[1].spans == [(2.5, 4.0)]
 
 
+@needs_shared_models
+def test_two_cats_crossing_through_the_objects_pipeline_are_two_tracks(tmp_path):
+    from skimage import data
+
+    clip = media.crossing_clip(tmp_path / "cross.mp4", data.chelsea())
+    result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=SHARED_MODELS).run(clip.path, ["objects:fps=5", "fusion"])
+    assert result.ok, result.errors
+    cats = [e for e in result.fusion.entities if e.kind == "object" and e.label == "cat"]
+    analysed = len(result.objects.frames)
+    assert len(cats) == 2 and all(c.frames >= analysed - 2 for c in cats)  # each seen in (nearly) every analysed frame
+    assert all(c.spans[0].start == 0.0 and c.spans[-1].end == pytest.approx(clip.duration) for c in cats)
+    rows = {c.box[1] < clip.height / 2 for c in cats}
+    assert rows == {True, False}  # one crop from the top row, one from the bottom
+    for track in track_detections(result.objects.frames, video_end=clip.duration):  # the same tracks, with every box
+        tops = {s.detection.box[1] < clip.height / 2 for s in track.sightings}
+        assert len(tops) == 1, "a track jumped from one cat to the other where they cross"
+        xs = [s.detection.box[0] for s in track.sightings]
+        assert xs == sorted(xs, reverse=not tops.pop())  # the top one goes right, the bottom one left
+
+
 # -- speakers and faces ----------------------------------------------------------------------
 
 VOICES = {"en-us": "astronaut", "en-us+f3": "camera"}  # who is shown while each voice speaks

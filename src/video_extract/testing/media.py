@@ -364,3 +364,29 @@ def fade_clip(
         for packet in stream.encode():
             container.mux(packet)
     return ClipFacts(path, frames, fps if times is None else 0.0, width, height, cuts=list(cuts), duration=frames / fps if times is None else float(times[-1]))
+
+
+def crossing_clip(
+    path: str | Path, picture: np.ndarray, seconds: float = 4.0, fps: float = 10.0, width: int = 640, height: int = 360, size: int = 240
+) -> ClipFacts:
+    """Two copies of ``picture`` (``size`` px wide) crossing paths on a grey background: one along
+    the top from left to right, the other (mirrored) along the bottom from right to left; they
+    pass each other half-way. Ground truth for tracking: a box in the top half is the first."""
+    import cv2
+
+    item = cv2.resize(picture, (size, int(round(size * picture.shape[0] / picture.shape[1]))), interpolation=cv2.INTER_AREA)
+    h, w = item.shape[:2]
+    frames = int(round(seconds * fps))
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        video = _video_stream(container, width, height, fps, None)
+        for i in range(frames):
+            canvas = np.full((height, width, 3), 235, np.uint8)
+            x = int(round(i / max(1, frames - 1) * (width - w)))
+            canvas[10 : 10 + h, x : x + w] = item
+            canvas[height - 10 - h : height - 10, width - w - x : width - x] = item[:, ::-1]
+            for packet in video.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+    return ClipFacts(path, frames, fps, width, height, duration=frames / fps)
