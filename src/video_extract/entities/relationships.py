@@ -17,6 +17,7 @@ Scores are in [0, 1] and say how much of something the relationship explains:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 
 from video_extract.entities.extract import spans_of
@@ -58,12 +59,28 @@ def build_relationships(
                     spans=spans_of(merge([*said, *shown])),
                 )
             )
-    for n, (start, end) in enumerate(scenes):
-        for entity in entities:
-            inside = clip(_spans(entity), start, end)
-            if inside:
-                share = length(inside) / (end - start) if end > start else 1.0
-                out.append(Relationship(type="in_scene", source=entity.id, target=f"scene:{n}", score=round(min(1.0, share), 4), spans=spans_of(inside)))
+    ends = [end for _, end in scenes]
+    memberships: list[tuple[int, int, Relationship]] = []  # (scene, entity's place, relationship)
+    for index, entity in enumerate(entities):
+        for n, inside in _per_scene(_spans(entity), scenes, ends).items():
+            start, end = scenes[n]
+            share = length(inside) / (end - start) if end > start else 1.0
+            rel = Relationship(type="in_scene", source=entity.id, target=f"scene:{n}", score=round(min(1.0, share), 4), spans=spans_of(inside))
+            memberships.append((n, index, rel))
+    return out + [rel for _, _, rel in sorted(memberships, key=lambda m: m[:2])]
+
+
+def _per_scene(spans: Spans, scenes: Sequence[tuple[float, float]], ends: Sequence[float]) -> dict[int, Spans]:
+    """Merged ``spans`` cut at the scenes they cross (``ends``: each scene's end): scene index ->
+    the parts inside it; a bisection per span, not a pass over every scene per entity."""
+    out: dict[int, Spans] = {}
+    for s, e in spans:
+        n = bisect.bisect_right(ends, s)  # the first scene that ends after s
+        while n < len(scenes) and (scenes[n][0] < e or (s == e and scenes[n][0] <= s)):
+            part = clip([(s, e)], *scenes[n])
+            if part:
+                out.setdefault(n, []).extend(part)
+            n += 1
     return out
 
 
@@ -73,10 +90,16 @@ def co_occurrences(entities: Sequence[Entity], scenes: Sequence[tuple[float, flo
     A sweep over the spans in start order: each span meets only the spans still open, so a long
     input with many short tracks stays near-linear."""
     chosen = [e for e in entities if e.kind in CO_OCCUR_KINDS]
-    found: list[tuple[float, Relationship]] = []
-    for start, end in scenes or [(float("-inf"), float("inf"))]:
-        inside = [clip(_spans(e), start, end) for e in chosen]
-        events = sorted((s, e, i) for i, spans in enumerate(inside) for s, e in spans)
+    found: list[tuple[float, int, int, int, Spans]] = []  # (score, order, entity, entity, together)
+    scenes = scenes or [(float("-inf"), float("inf"))]
+    ends = [end for _, end in scenes]
+    scene_parts: dict[int, dict[int, Spans]] = {}  # scene -> entity -> its spans there
+    for i, entity in enumerate(chosen):
+        for n, parts in _per_scene(_spans(entity), scenes, ends).items():
+            scene_parts.setdefault(n, {})[i] = parts
+    for n in sorted(scene_parts):
+        inside = scene_parts[n]
+        events = sorted((s, e, i) for i, spans in inside.items() for s, e in spans)
         open_spans: list[tuple[float, float, int]] = []
         overlaps: dict[tuple[int, int], Spans] = {}
         for s, e, i in events:
@@ -91,12 +114,13 @@ def co_occurrences(entities: Sequence[Entity], scenes: Sequence[tuple[float, flo
             shorter = min(length(inside[i]), length(inside[j]))
             score = seconds / shorter if shorter > 0 else 0.0
             if seconds >= CO_OCCUR_MIN_SECONDS and score >= CO_OCCUR_MIN_SCORE:
-                rel = Relationship(type="co_occurs", source=chosen[i].id, target=chosen[j].id, score=round(min(1.0, score), 4), spans=spans_of(together))
-                found.append((score, rel))
-    if len(found) > CO_OCCUR_MAX:
-        found = sorted(found, key=lambda f: -f[0])[:CO_OCCUR_MAX]
-        found.sort(key=lambda f: f[1].spans[0].start)
-    return [rel for _, rel in found]
+                found.append((score, len(found), i, j, together))
+    if len(found) > CO_OCCUR_MAX:  # the strongest, kept in scene order
+        found = sorted(sorted(found, key=lambda f: -f[0])[:CO_OCCUR_MAX], key=lambda f: f[1])
+    return [
+        Relationship(type="co_occurs", source=chosen[i].id, target=chosen[j].id, score=round(min(1.0, score), 4), spans=spans_of(together))
+        for score, _, i, j, together in found
+    ]
 
 
 def speaker_faces(speakers: Sequence[Entity], faces: Sequence[Entity]) -> list[Relationship]:

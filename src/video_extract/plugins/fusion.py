@@ -45,6 +45,8 @@ from video_extract.vision.tracks import Track, track_detections
 
 #: Where track crops go, in the output directory (``Entity.crop`` is relative to it).
 CROPS = "entities"
+#: Tracks that get a crop, the longest seen first.
+MAX_CROPS = 500
 
 #: Events that start together are listed in this order.
 ORDER = {"scene": 0, "speaker": 1, "speech": 2, "voice": 3, "object": 4, "face": 5, "text": 6}
@@ -130,20 +132,22 @@ class FusionPlugin(Plugin):
         if DiarizationResult in inputs:
             entities += extract.speakers(inputs[DiarizationResult])
         bounds = [(s.start, s.end) for s in scenes]
-        crops: dict[float, list] = {}
+        tracked: list[tuple[Entity, Track]] = []
         for record_type, kind in ((FacesResult, "face"), (ObjectsResult, "object")):
             if record_type in inputs:
                 try:
                     tracks = track_detections(inputs[record_type].frames, bounds, video_end)
                 except ImportError as exc:
                     raise OperationError("fusion", f"tracking {kind}s needs norfair ({exc}): pip install --no-deps norfair==2.3.0 filterpy==1.4.5") from None
-                for n, track in enumerate(tracks):
-                    entity = self._track_entity(kind, n, track, operation="faces" if kind == "face" else "objects")
-                    best = track.best
-                    crops.setdefault(best.time, []).append((best.detection.box, ctx.path(entity.crop or "")))
-                    entities.append(entity)
+                tracked += [(self._track_entity(kind, n, track, operation="faces" if kind == "face" else "objects"), track) for n, track in enumerate(tracks)]
+        # A crop for the MAX_CROPS tracks seen longest (a long input can hold thousands of
+        # one-frame tracks; their crops would cost a seek each and say little).
+        cropped = sorted(tracked, key=lambda et: (-len(et[1].sightings), -et[1].best.detection.confidence))[:MAX_CROPS]
+        crops: dict[float, list] = {}
+        for entity, track in cropped:
+            crops.setdefault(track.best.time, []).append((track.best.detection.box, ctx.path(entity.crop or "")))
         written = {p.relative_to(ctx.work_dir).as_posix() for p in save_crops(ctx.source.pixels, crops)}
-        entities = [e.model_copy(update={"crop": None}) if e.crop and e.crop not in written else e for e in entities]
+        entities += [e if e.crop in written else e.model_copy(update={"crop": None}) for e, _ in tracked]
         texts = extract.texts(inputs[OcrResult].texts) if OcrResult in inputs else []
         entities += texts
         transcript = inputs[TranscriptionResult] if TranscriptionResult in inputs else None
