@@ -232,3 +232,56 @@ def test_the_switches_leave_out_what_they_turn_off(vision_clip, tmp_path):
     assert "relationships" not in fused("fusion:build_relationships=false") and fused("fusion:build_relationships=false")["entities"] == full["entities"]
     unaligned = fused("fusion:align_modalities=false")
     assert unaligned["timeline"] == [] and unaligned["scenes"] == [] and unaligned["entities"] == full["entities"]
+
+
+# -- entities and relationships from records -------------------------------------------------
+
+
+def _entity(entity_id: str, *spans: tuple[float, float]):
+    from video_extract.results import Entity, Span
+
+    kind = entity_id.split(":")[0]
+    return Entity(id=entity_id, kind=kind, label=kind, spans=[Span(start=s, end=e) for s, e in spans], evidence=["test"], seconds=sum(e - s for s, e in spans))
+
+
+def test_a_single_face_interview_links_both_speakers_to_that_face():
+    from video_extract.entities.relationships import build_relationships
+
+    host = _entity("speaker:A", (0.0, 4.0), (10.0, 14.0))
+    guest = _entity("speaker:B", (4.5, 9.5), (14.5, 20.0))
+    face = _entity("face:0", (0.0, 20.0))  # one camera on one face the whole time
+    cut_away = _entity("face:1", (9.6, 10.4))  # a face seen for a moment between turns
+    links = {(r.source, r.target): r.score for r in build_relationships([host, guest, face, cut_away], [], {}) if r.type == "speaker_face"}
+    assert links == {("speaker:A", "face:0"): 1.0, ("speaker:B", "face:0"): 1.0, ("speaker:A", "face:1"): pytest.approx(0.05)}
+
+
+def test_on_screen_texts_are_one_entity_across_scenes_whatever_their_case_and_spacing():
+    from video_extract.entities.extract import texts
+    from video_extract.results import TimedText
+
+    def shown(text, start, end):
+        return TimedText(text=text, start=start, end=end, first_frame=0, last_frame=0, frames=2, box=[0, 0, 10, 10], confidence=0.9)
+
+    found = texts([shown("Breaking News", 0.0, 2.0), shown("Weather", 3.0, 4.0), shown("breaking  NEWS", 10.0, 12.0)])
+    assert [(t.id, t.label, [(s.start, s.end) for s in t.spans], t.seconds) for t in found] == [
+        ("text:0", "Breaking News", [(0.0, 2.0), (10.0, 12.0)], 4.0),
+        ("text:1", "Weather", [(3.0, 4.0)], 1.0),
+    ]
+
+
+def test_keywords_carry_the_word_times_where_they_are_said_and_scores_where_higher_is_better():
+    from video_extract.entities.keywords import extract_keywords
+    from video_extract.results import Word
+
+    sentence = "the red telescope points at the red telescope mount".split()
+    words = [Word(word=f" {w}", start=n * 0.5, end=n * 0.5 + 0.4) for n, w in enumerate(sentence)]
+    found = {k.label: k for k in extract_keywords(words, " ".join(sentence), ["RED TELESCOPE"])}
+    telescope = found["red telescope"]
+    assert telescope.said == [(0.5, 1.4), (3.0, 3.9)] and telescope.shown_in == [0]
+    assert all(0 < k.score <= 1 for k in found.values())
+    import yake
+
+    document = " ".join(sentence) + "\nRED TELESCOPE."
+    by_yake = [" ".join(k.lower().split()) for k, _ in sorted(yake.KeywordExtractor(lan="en", n=3, top=40).extract_keywords(document), key=lambda k: k[1])]
+    ours = [k.label for k in sorted(found.values(), key=lambda k: -k.score)]
+    assert ours == [k for k in dict.fromkeys(by_yake) if k in found][: len(ours)]  # YAKE's order (lower is better there), higher first here
