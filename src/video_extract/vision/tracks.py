@@ -23,6 +23,7 @@ trackers lose them.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -88,8 +89,9 @@ def track_detections(frames: Sequence[FrameDetections], scenes: Sequence[tuple[f
     frames = sorted(frames, key=lambda f: f.time)
     ends = coverage_ends(frames, video_end)
     groups: dict[int | None, list[int]] = {}
+    scene_ends = [end for _, end in scenes]
     for i, f in enumerate(frames):
-        groups.setdefault(_scene_of(f.time, scenes), []).append(i)
+        groups.setdefault(_scene_of(f.time, scenes, scene_ends), []).append(i)
     tracks: list[Track] = []
     for scene, indices in groups.items():
         limit = scenes[scene][1] if scene is not None else float("inf")
@@ -130,8 +132,11 @@ def track_detections(frames: Sequence[FrameDetections], scenes: Sequence[tuple[f
     return tracks
 
 
-def _scene_of(time: float, scenes: Sequence[tuple[float, float]]) -> int | None:
-    for n, (start, end) in enumerate(scenes):
-        if start <= time < end:
-            return n
-    return len(scenes) - 1 if scenes and time >= scenes[-1][1] else None
+def _scene_of(time: float, scenes: Sequence[tuple[float, float]], ends: Sequence[float]) -> int | None:
+    """The scene ``time`` is in (the last one past the end, none before the first or in a gap)."""
+    if not scenes:
+        return None
+    n = bisect.bisect_right(ends, time)
+    if n == len(scenes):
+        return n - 1
+    return n if scenes[n][0] <= time else None
