@@ -131,3 +131,29 @@ def test_truncated_mp4_is_called_truncated(scene_clip, tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         probe(tmp_path / "nope.mp4")
+
+
+@pytest.mark.parametrize("picks, gap", [((0, 3, 30, 31, 99), 5.0), ((10, 60, 99), 0.1), ((26,), 0.0), (tuple(range(100)), 0.01)])
+def test_frames_at_chosen_times_are_the_frames_a_full_decode_gives(gop_clip, picks, gap):
+    from video_extract.media.video import decode_counters, frames_at
+
+    every = {f.time: f.image for f in iter_frames(gop_clip.path)}
+    times = sorted(every)
+    before = decode_counters["frames_decoded"]
+    got = list(frames_at(gop_clip.path, [times[n] for n in picks], gap=gap))
+    assert [t for t, _ in got] == [times[n] for n in picks]
+    assert all(np.array_equal(image, every[t]) for t, image in got)
+    decoded = decode_counters["frames_decoded"] - before
+    if picks == (26,):  # a seek to the keyframe at 25: frames 25 to 27 decoded, not 0 to 27
+        assert decoded == 3
+    if picks == (10, 60, 99):  # a seek for each (keyframes at 0, 50 and 75): 12 + 12 + 25, not 100
+        assert decoded < 60
+
+
+def test_frames_at_come_in_display_orientation(rotated_clip):
+    from video_extract.media.video import frames_at
+
+    every = {f.time: f.image for f in iter_frames(rotated_clip.path)}
+    time = sorted(every)[5]
+    [(_, image)] = list(frames_at(rotated_clip.path, [time]))
+    assert image.shape == every[time].shape == (320, 240, 3) and np.array_equal(image, every[time])

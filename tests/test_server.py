@@ -25,7 +25,7 @@ from video_extract import Client
 from video_extract.registry import Registry
 from video_extract.server import ServerSettings, bind, client_options, create_app, load_api_keys, uvicorn_config
 
-from .conftest import install_nap_plugin
+from .conftest import SHARED_MODELS, install_nap_plugin, needs_shared_models
 
 KEY = "test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -144,6 +144,24 @@ def test_upload_job_events_results_and_files_match_a_direct_run(tmp_path, scene_
         assert (
             metadata["duration"] == direct.metadata.duration and metadata["streams"] == json.loads((direct.output_dir / "metadata.json").read_text())["streams"]
         )
+
+
+@needs_shared_models
+def test_fusion_results_hold_entities_and_link_their_crops(tmp_path, vision_clip):
+    settings = ServerSettings(port=0, output_dir=tmp_path / "srv")
+    client = Client(cache_dir=tmp_path / "cache", output_dir=settings.output_dir, executor="perf", models_dir=SHARED_MODELS, **client_options(settings))
+    with running(tmp_path, client) as srv, srv.http() as http:
+        upload = _upload(http, vision_clip.path, "talk.mp4")
+        job = http.post("/v1/jobs", json={"source": {"upload": upload["id"]}, "ops": "scenes,faces,fusion"}).json()
+        assert _wait(http, job["id"])["state"] == "done"
+        results = http.get(job["links"]["results"]).json()
+        assert results["result"]["ops"]["fusion"]["data"]["entities"] == 1  # counts of the record's lists
+        links = {link["path"]: link["url"] for link in results["files"]["fusion"]}
+        fusion = http.get(links["talk/fusion.json"]).json()
+        face = fusion["entities"][0]
+        assert face["kind"] == "face" and {r["type"] for r in fusion["relationships"]} == {"in_scene"}
+        crop = http.get(links[f"talk/{face['crop']}"])
+        assert crop.status_code == 200 and crop.content[:2] == b"\xff\xd8"
 
 
 def test_multipart_upload_streams_the_file_part_to_disk(tmp_path, scene_clip):

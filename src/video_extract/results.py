@@ -630,8 +630,12 @@ class Relationship(Record):
 
 
 class FusionResult(Output):
+    """The timeline, scene digests, entities and relationships; ``entities/`` holds the JPEG
+    crop of each face and object track (``Entity.crop``)."""
+
     type_name: ClassVar[str] = "Fusion"
-    files: ClassVar[tuple[str, ...]] = ("fusion.json",)
+    files: ClassVar[tuple[str, ...]] = ("fusion.json", "entities/")
+    optional_files: ClassVar[tuple[str, ...]] = ("entities/",)  # only with face or object tracks
     record_file: ClassVar[str | None] = "fusion.json"
 
     duration: float | None
@@ -641,9 +645,22 @@ class FusionResult(Output):
     entities: list[Entity] | None = optional()  # left out with extract_entities=false
     relationships: list[Relationship] | None = optional()  # left out with build_relationships=false
 
-    def to_pandas(self):
-        """One row per timeline event."""
-        return _data_frame([e.model_dump() for e in self.timeline], list(TimelineEvent.model_fields))
+    def to_pandas(self, table: Literal["timeline", "entities", "relationships"] = "timeline"):
+        """One row per timeline event, per entity or per relationship (``table``). Entities and
+        relationships get ``start`` and ``end`` (their first span's start, last span's end) beside
+        ``spans``, a list of (start, end)."""
+        if table == "timeline":
+            return _data_frame([e.model_dump() for e in self.timeline], list(TimelineEvent.model_fields))
+        if table not in ("entities", "relationships"):
+            raise ValueError(f"to_pandas: table is 'timeline', 'entities' or 'relationships', not {table!r}")
+        rows = []
+        for item in (self.entities if table == "entities" else self.relationships) or []:
+            spans = [(s.start, s.end) for s in item.spans]
+            row = item.model_dump(exclude={"spans"})
+            rows.append({**row, "start": spans[0][0] if spans else None, "end": spans[-1][1] if spans else None, "spans": spans})
+        record = Entity if table == "entities" else Relationship
+        names = [n for n in record.model_fields if n != "spans"]
+        return _data_frame(rows, names[:3] + ["start", "end"] + names[3:] + ["spans"])
 
 
 # --- what a run reports (summary.json, the Python API) ---------------------------------------

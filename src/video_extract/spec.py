@@ -284,7 +284,9 @@ class AudioEmbeddings(Operation):
 class Fusion(Operation):
     name: ClassVar[str] = "fusion"
     aliases: ClassVar[tuple[str, ...]] = ("timeline", "fused_timeline")
-    summary: ClassVar[str] = "One time-ordered timeline of everything else that was extracted."
+    summary: ClassVar[str] = (
+        "One time-ordered timeline of everything else that was extracted, the entities in it (speakers, face and object tracks, texts, keywords) and how they relate."
+    )
 
     include: list[str] | None = Field(None, description="Operations to fuse; none = every other requested operation.")
     align_modalities: bool = Field(True, description="Put every event on the source timeline (timeline and scene digests).")

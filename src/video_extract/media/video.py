@@ -13,7 +13,7 @@ import math
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -236,6 +236,58 @@ def iter_keyframes(
     if missing:
         wanted = lambda info: info.pts in missing and (select is None or select(info))  # noqa: E731
         yield from iter_frames(path, max_size=max_size, pix_fmt=pix_fmt, select=wanted, skip="NONREF")
+
+
+def frames_at(path: str | Path | Still, times: Sequence[float], *, gap: float = 5.0, pix_fmt: PixelFormat = "rgb24") -> Iterator[tuple[float, np.ndarray]]:
+    """(time, image) of the frame shown at each of ``times`` (seconds on the source timeline, as
+    ``DecodedFrame.time`` gives them), in time order, full size in display orientation.
+
+    A few chosen frames of a long file: the decoder seeks (to the keyframe before) when the next
+    time is more than ``gap`` seconds ahead and decodes on otherwise, so times close together
+    cost one pass and far-apart ones about a GOP each, never a decode of the whole file.
+    """
+    from video_extract.media.image import Still
+    from video_extract.media.probe import is_still_image
+
+    wanted = sorted(set(times))
+    if not wanted:
+        return
+    if isinstance(path, Still) or is_still_image(path):
+        image = next(iter_frames(path, pix_fmt=pix_fmt)).image
+        yield from ((t, image) for t in wanted)
+        return
+    with open_input(path) as container:
+        stream = open_video_stream(container, path)
+        reformatter = VideoReformatter()
+        sizer = _Sizer(stream, max_size=None, width=None, interpolation="AREA")
+        i = 0
+        while i < len(wanted):
+            container.seek(max(0, int(wanted[i] / stream.time_base)), stream=stream, backward=True, any_frame=False)
+            sought = i  # decode on at least to this one (a GOP may be longer than ``gap``)
+            previous = None  # the last frame before the next wanted time: the one shown then
+            for frame in decode_stream(path, container, stream):
+                count("frames_decoded")
+                time = float(frame.time) if frame.time is not None else None
+                if time is None:
+                    continue
+                while i < len(wanted) and time > wanted[i] + 1e-6:
+                    if previous is not None:  # shown from before the wanted time until now
+                        yield wanted[i], _convert(reformatter, previous, sizer, pix_fmt)
+                    i += 1
+                if i == len(wanted) or (i > sought and wanted[i] - time > gap):
+                    break
+                previous = frame
+            else:  # the end of the file: its last frame is shown until the end
+                while i < len(wanted):
+                    if previous is not None:
+                        yield wanted[i], _convert(reformatter, previous, sizer, pix_fmt)
+                    i += 1
+
+
+def _convert(reformatter, frame, sizer: _Sizer, pix_fmt: PixelFormat) -> np.ndarray:
+    count("frames_converted")
+    image = reformatter.reformat(frame, format=pix_fmt, **sizer.size_for(frame)).to_ndarray()
+    return rotate_image(image, frame.rotation or 0)
 
 
 def _decode(path, container, stream, seen_pts: list[int] | None, key_packets: set[int] | None = None):

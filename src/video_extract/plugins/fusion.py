@@ -1,16 +1,29 @@
-"""fusion: the other outputs of a request on one timeline, and what happens in each scene.
+"""fusion: the other outputs of a request on one timeline, what happens in each scene, the
+entities that persist over time and how they relate.
 
 Per-frame detections become spans (a label seen in consecutive analysed frames is one event
 from its first frame to the next analysed frame after its last), so the timeline reads as a
-list of things that happen, not a list of samples.
+list of things that happen, not a list of samples. Entities follow one face or object across
+analysed frames (``vision.tracks``), each with a JPEG crop of its most confident detection
+under ``entities/``; speakers, on-screen texts and keywords come from their records
+(``entities``).
+
+``align_modalities=false`` leaves the timeline and the scene digests empty (entities still
+come); ``extract_entities=false`` leaves entities and relationships out, whatever
+``build_relationships`` says (relationships link entities).
 """
 
 from __future__ import annotations
 
+from video_extract.entities import extract
+from video_extract.entities.relationships import build_relationships
+from video_extract.entities.spans import length, merge
+from video_extract.errors import OperationError
 from video_extract.plugins.base import Inputs, Plugin, StageContext
 from video_extract.results import (
     DetectionsResult,
     DiarizationResult,
+    Entity,
     FacesResult,
     FusionResult,
     MediaInfo,
@@ -26,7 +39,14 @@ from video_extract.results import (
 )
 from video_extract.spec import Fusion, canonical_name
 from video_extract.speech.words import join_spelled, spelled_words
+from video_extract.vision.crops import save_crops
 from video_extract.vision.runs import coverage_ends, timed_runs
+from video_extract.vision.tracks import Track, track_detections
+
+#: Where track crops go, in the output directory (``Entity.crop`` is relative to it).
+CROPS = "entities"
+#: Tracks that get a crop, the longest seen first.
+MAX_CROPS = 500
 
 #: Events that start together are listed in this order.
 ORDER = {"scene": 0, "speaker": 1, "speech": 2, "voice": 3, "object": 4, "face": 5, "text": 6}
@@ -88,13 +108,68 @@ class FusionPlugin(Plugin):
             events += [TimelineEvent(type="text", start=t.start, end=t.end, text=t.text) for t in inputs[OcrResult].texts]
         events.sort(key=lambda e: (e.start, ORDER[e.type], e.label or "", e.end or 0))
         words = [(w.model_copy(update={"speaker": w.speaker or s.speaker}), piece) for s in speech for w, piece in zip(s.words, spelled_words(s, lead=" "))]
+        entities = relationships = None
+        if params.extract_entities:
+            entities, keyword_links = self._entities(ctx, inputs, scenes, video_end, [w for w, _ in words])
+            if params.build_relationships:
+                relationships = build_relationships(entities, [(s.start, s.end) for s in scenes], keyword_links)
+        aligned = params.align_modalities
         ctx.write(
             FusionResult(
                 duration=duration,
                 sources=sorted(inputs),
-                timeline=events,
-                scenes=[self._digest(n, s, events, words) for n, s in enumerate(scenes)],
+                timeline=events if aligned else [],
+                scenes=[self._digest(n, s, events, words) for n, s in enumerate(scenes)] if aligned else [],
+                entities=entities,
+                relationships=relationships,
             )
+        )
+
+    def _entities(self, ctx: StageContext, inputs: Inputs, scenes: list[Scene], video_end: float | None, words: list[Word]):
+        """Speakers, face and object tracks (with crops), on-screen texts, keywords; and per
+        keyword where it is said and which texts hold it."""
+        entities: list[Entity] = []
+        if DiarizationResult in inputs:
+            entities += extract.speakers(inputs[DiarizationResult])
+        bounds = [(s.start, s.end) for s in scenes]
+        tracked: list[tuple[Entity, Track]] = []
+        for record_type, kind in ((FacesResult, "face"), (ObjectsResult, "object")):
+            if record_type in inputs:
+                try:
+                    tracks = track_detections(inputs[record_type].frames, bounds, video_end)
+                except ImportError as exc:
+                    raise OperationError("fusion", f"tracking {kind}s needs norfair ({exc}): pip install --no-deps norfair==2.3.0 filterpy==1.4.5") from None
+                tracked += [(self._track_entity(kind, n, track, operation="faces" if kind == "face" else "objects"), track) for n, track in enumerate(tracks)]
+        # A crop for the MAX_CROPS tracks seen longest (a long input can hold thousands of
+        # one-frame tracks; their crops would cost a seek each and say little).
+        cropped = sorted(tracked, key=lambda et: (-len(et[1].sightings), -et[1].best.detection.confidence))[:MAX_CROPS]
+        crops: dict[float, list] = {}
+        for entity, track in cropped:
+            crops.setdefault(track.best.time, []).append((track.best.detection.box, ctx.path(entity.crop or "")))
+        written = {p.relative_to(ctx.work_dir).as_posix() for p in save_crops(ctx.source.pixels, crops)}
+        entities += [e if e.crop in written else e.model_copy(update={"crop": None}) for e, _ in tracked]
+        texts = extract.texts(inputs[OcrResult].texts) if OcrResult in inputs else []
+        entities += texts
+        transcript = inputs[TranscriptionResult] if TranscriptionResult in inputs else None
+        found, links = extract.keywords(words, transcript.text if transcript else "", texts, transcript.language if transcript else None)
+        return entities + found, links
+
+    @staticmethod
+    def _track_entity(kind: str, n: int, track: Track, operation: str) -> Entity:
+        spans = merge(track.spans)
+        best = track.best
+        return Entity(
+            id=f"{kind}:{n}",
+            kind=kind,  # type: ignore[arg-type]
+            label=track.label,
+            spans=extract.spans_of(spans),
+            evidence=[operation],
+            seconds=round(length(spans), 4),
+            frames=len(track.sightings),
+            confidence=round(max(s.detection.confidence for s in track.sightings), 4),
+            time=round(best.time, 4),
+            box=best.detection.box,
+            crop=f"{CROPS}/{kind}_{n}.jpg",
         )
 
     @staticmethod

@@ -248,7 +248,7 @@ def text_image(lines: Sequence[str], width: int = 640, height: int = 360, size: 
 def slideshow_clip(
     path: str | Path,
     images: Sequence[np.ndarray],
-    seconds_each: float = 2.0,
+    seconds_each: float | Sequence[float] = 2.0,
     fps: float = 25.0,
     width: int = 640,
     height: int = 360,
@@ -259,12 +259,14 @@ def slideshow_clip(
 ) -> ClipFacts:
     """A clip showing each image in turn (a hard cut between them), with an optional mono track.
 
+    ``seconds_each``: how long each image is shown, one value for all or one per image.
     ``motion`` pans each still slowly so consecutive frames differ as in real footage;
     ``rotation`` stores a display-matrix rotation (as a phone held sideways does).
     """
     path = Path(path)
-    per = int(round(seconds_each * fps))
-    total = per * len(images)
+    durations = [seconds_each] * len(images) if isinstance(seconds_each, (int, float)) else list(seconds_each)
+    counts = [int(round(d * fps)) for d in durations]
+    total = sum(counts)
     with av.open(str(path), "w") as container:
         video = _video_stream(container, width, height, fps, None)
         if rotation:
@@ -273,7 +275,7 @@ def slideshow_clip(
         if audio is not None:
             stream = container.add_stream("aac", rate=audio_rate)
             stream.layout = "mono"
-        for image in images:
+        for image, per in zip(images, counts, strict=True):
             for i in range(per):
                 shift = (i - per / 2) * 0.6 if motion else 0.0
                 frame = av.VideoFrame.from_ndarray(fit_image(image, width, height, shift=shift), format="rgb24")
@@ -283,7 +285,7 @@ def slideshow_clip(
             container.mux(packet)
         if stream is not None:
             _encode_samples(container, stream, np.asarray(audio, dtype=np.float32)[None, :], audio_rate)
-    cuts = [per * n for n in range(1, len(images))]
+    cuts = [sum(counts[:n]) for n in range(1, len(images))]
     return ClipFacts(path, total, fps, width, height, cuts=cuts, duration=total / fps)
 
 
@@ -362,3 +364,29 @@ def fade_clip(
         for packet in stream.encode():
             container.mux(packet)
     return ClipFacts(path, frames, fps if times is None else 0.0, width, height, cuts=list(cuts), duration=frames / fps if times is None else float(times[-1]))
+
+
+def crossing_clip(
+    path: str | Path, picture: np.ndarray, seconds: float = 4.0, fps: float = 10.0, width: int = 640, height: int = 360, size: int = 240
+) -> ClipFacts:
+    """Two copies of ``picture`` (``size`` px wide) crossing paths on a grey background: one along
+    the top from left to right, the other (mirrored) along the bottom from right to left; they
+    pass each other half-way. Ground truth for tracking: a box in the top half is the first."""
+    import cv2
+
+    item = cv2.resize(picture, (size, int(round(size * picture.shape[0] / picture.shape[1]))), interpolation=cv2.INTER_AREA)
+    h, w = item.shape[:2]
+    frames = int(round(seconds * fps))
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        video = _video_stream(container, width, height, fps, None)
+        for i in range(frames):
+            canvas = np.full((height, width, 3), 235, np.uint8)
+            x = int(round(i / max(1, frames - 1) * (width - w)))
+            canvas[10 : 10 + h, x : x + w] = item
+            canvas[height - 10 - h : height - 10, width - w - x : width - x] = item[:, ::-1]
+            for packet in video.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+    return ClipFacts(path, frames, fps, width, height, duration=frames / fps)
