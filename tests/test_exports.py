@@ -303,3 +303,46 @@ def test_detections_and_embeddings_tables_from_shared_models(vision_clip, tiny_c
     table_ = pd.read_parquet(root / "vision_embeddings")
     assert len(table_) == len(vectors) and np.allclose(np.stack(table_["vector"].to_numpy()), vectors)
     assert table_["time"].notna().all()
+
+
+def test_speech_tables_match_the_transcript_and_the_diarization(speech_clip, tmp_path):
+    """segments, words, speakers and text_embeddings from the offline speech models."""
+    client = Client(output_dir=tmp_path / "o", cache_dir=tmp_path / "c")
+    batch = client.execute_bulk([speech_clip[0]], "transcription,diarization,text_embeddings", workers=1, export="parquet,webdataset")
+    assert batch.failed == 0, batch.rows[0].error
+    folder = Path(batch.rows[0].output_dir)
+    transcript = json.loads((folder / "transcription.json").read_text())
+    root = tmp_path / "o" / "export" / "parquet"
+    segments = pd.read_parquet(root / "segments")
+    assert list(segments["text"]) == [s["text"] for s in transcript["segments"]] and len(segments) > 0
+    assert list(segments["speaker"]) == [s["speaker"] for s in transcript["segments"]]
+    words = pd.read_parquet(root / "words")
+    assert list(words["word"]) == [w["word"] for s in transcript["segments"] for w in s["words"]]
+    assert list(words["start"]) == [w["start"] for s in transcript["segments"] for w in s["words"]]
+    turns = json.loads((folder / "diarization.json").read_text())["segments"]
+    assert pd.read_parquet(root / "speakers")[["start", "end", "speaker"]].to_dict("records") == turns
+    vectors = np.load(folder / "embeddings" / "text.npy")
+    embeddings = pd.read_parquet(root / "text_embeddings")
+    assert len(embeddings) == len(vectors) and np.array_equal(np.stack(embeddings["vector"].to_numpy()), vectors)
+    assert list(embeddings["text"]) == [r["text"] for r in json.loads((folder / "embeddings" / "text.json").read_text())]
+
+    wds = pytest.importorskip("webdataset")
+    (only,) = list(wds.WebDataset(str(tmp_path / "o" / "export" / "webdataset" / "00000.tar"), shardshuffle=False))
+    assert only["txt"].decode() == transcript["text"].strip()
+    assert set(json.loads(only["json"])["outputs"]) == {"metadata", "transcription", "diarization", "text_embeddings"}  # no fusion: every output
+
+
+def test_a_failed_export_leaves_the_previous_one_whole(tmp_path):
+    from video_extract.outputs import atomic_write_dir
+
+    target = tmp_path / "export" / "parquet"
+    atomic_write_dir(target, lambda folder: (folder / "manifest.json").write_text("old\n"))
+
+    def broken(folder: Path) -> None:
+        (folder / "manifest.json").write_text("new, half-way\n")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_dir(target, broken)
+    assert (target / "manifest.json").read_text() == "old\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["parquet"]  # no half-written folder beside it
