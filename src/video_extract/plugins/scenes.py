@@ -178,15 +178,16 @@ def _result(cuts: list[Cut], first: tuple[int, float], end: tuple[int, float], p
 
 
 def _write(ctx: StageContext, result: ScenesResult) -> None:
-    with ctx.path("scenes.csv").open("w", encoding="utf-8", newline="") as sink:
-        write_scene_csv(result, sink)
+    ctx.path("scenes.csv").write_text(scene_csv(result), encoding="utf-8", newline="")
     ctx.write(result)
 
 
-def write_scene_csv(result: ScenesResult, sink) -> None:
+def scene_csv(result: ScenesResult) -> str:
     """The scene list in ``scenedetect list-scenes``'s CSV, by its own writer, from timecodes
     built as its OpenCV backend builds them (pts-backed, at the stream's frame rate), so
     frame numbers, timecodes and lengths are the ones it computes."""
+    import io
+
     from scenedetect.common import FrameTimecode, Timecode, framerate_to_fraction
     from scenedetect.output import write_scene_list
 
@@ -198,4 +199,6 @@ def write_scene_csv(result: ScenesResult, sink) -> None:
         return FrameTimecode(timecode=Timecode(pts=micros, time_base=Fraction(1, 1_000_000)), fps=rate)
 
     scenes = [(timecode(s.start), timecode(s.end)) for s in result.scenes]
+    sink = io.StringIO(newline="")  # rendered in memory: the stage's file name stays out of its log line
     write_scene_list(sink, scenes, include_cut_list=True, cut_list=[timecode(c.time) for c in result.cuts])
+    return sink.getvalue()
