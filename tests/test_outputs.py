@@ -166,7 +166,7 @@ def test_a_rerun_asking_for_less_removes_the_rest(tmp_path, scene_clip):
     summary = json.loads((folder / "summary.json").read_text())
     assert result.ok and set(summary["ops"]) == {"scenes", "metadata"}
     assert _entries(folder) == _listed(summary) | {"summary.json", ".input", "notes.txt", "embeddings"}
-    assert _listed(summary) == {"scenes.json", "metadata.json"}
+    assert _listed(summary) == {"scenes.json", "scenes.csv", "metadata.json"}
     assert (folder / "embeddings" / "mine.npy").read_bytes() == b"not ours"
 
     # Asked again, the removed outputs come back (from the cache).

@@ -95,3 +95,34 @@ def test_scenes_of_an_undecodable_video_is_one_line_on_the_command_line(garbled,
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and garbled.name in lines[0] and "no video frame could be decoded" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("cuts", "fps"), [((30, 60), 30.0), ((20, 45), 24000 / 1001), ((), 25.0)])
+def test_scenes_csv_is_what_scenedetect_list_scenes_writes(tmp_path, cuts, fps):
+    """Column by column, value by value: ``scenedetect -i clip list-scenes`` (its default output,
+    the ``Timecode List:`` row included) against our ``scenes.csv`` for the same clip."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clip = media.scene_clip(tmp_path / "clip.mp4", cuts=cuts, frames=75, width=96, height=64, fps=fps)
+    scenedetect = Path(sys.executable).parent / "scenedetect"
+    subprocess.run([str(scenedetect), "-i", str(clip.path), "list-scenes", "-o", str(tmp_path), "-q"], check=True, capture_output=True, timeout=120)
+    theirs = list(csv.reader((tmp_path / "clip-Scenes.csv").open(newline="")))
+
+    result = Client(output_dir=tmp_path / "out", use_cache=False).run(clip.path, "scenes")
+    assert result.ok, result.errors
+    ours = list(csv.reader((result.output_dir / "scenes.csv").open(newline="")))
+
+    assert [c.frame for c in result.scenes.cuts] == list(cuts)  # the clip's known cuts
+    assert ours[0] == theirs[0]  # the "Timecode List:" row of cuts
+    header, *rows = ours[1:]
+    assert header == theirs[1] and header[:3] == ["Scene Number", "Start Frame", "Start Timecode"]
+    assert len(rows) == len(cuts) + 1 == len(theirs) - 2
+    for column, name in enumerate(header):
+        assert [r[column] for r in rows] == [r[column] for r in theirs[2:]], name
+    # Our own scenes, in its units: 1-based first frame, exclusive end frame, HH:MM:SS.mmm.
+    first = result.scenes.scenes[0]
+    assert rows[0][1] == str(first.start_frame + 1) and rows[0][4] == str(first.end_frame)
+    assert rows[-1][6] == f"{result.scenes.scenes[-1].end:.3f}"

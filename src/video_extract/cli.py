@@ -99,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--retries", type=int, default=1, help="times a file is retried after its worker crashed or timed out (default 1)")
     bulk.add_argument("--timeout", type=float, help="seconds one file may take before its worker is killed (a worker's first file includes loading its models)")
     bulk.add_argument("--progress", choices=["auto", "rich", "jsonl", "none"], default="auto", help="auto: a bar on a terminal, nothing otherwise")
+    bulk.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        metavar="FORMAT",
+        help="after the batch, also write the outputs as datasets under OUT/export/: parquet (a table per kind), webdataset (tar shards); comma-separated or repeated",
+    )
+    bulk.add_argument("--shard-size", type=int, default=1000, metavar="N", help="samples per WebDataset shard (default 1000)")
+    bulk.add_argument("--export-audio", action="store_true", help="WebDataset samples also carry the audio track (KEY.wav; needs the audio operation)")
 
     serve = sub.add_parser("serve", help="HTTP service: uploads, jobs with events and results, batches (FastAPI; see /docs)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs API keys or --insecure)")
@@ -373,6 +382,9 @@ def _cmd_bulk(args) -> int:
         timeout=args.timeout,
         progress=args.progress,
         input_list=args.input_list,
+        export=args.export,
+        shard_size=args.shard_size,
+        export_audio=args.export_audio,
     )
     totals = json.loads(batch.summary_path.read_text())["totals"]
     print(
@@ -381,6 +393,9 @@ def _cmd_bulk(args) -> int:
         f"{'; ' + str(totals['not_media']) + ' not media' if totals['not_media'] else ''} -> {show_path(batch.summary_path)}",
         file=sys.stderr,
     )
+    for export in batch.exports:
+        left = f", {len(export.left_out)} left out (see its manifest.json)" if export.left_out else ""
+        print(f"export {export.format}: {export.files} files{left} -> {show_path(export.path)}", file=sys.stderr)
     return 1 if batch.failed else 0
 
 

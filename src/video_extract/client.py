@@ -344,6 +344,9 @@ class Client:
         timeout: float | None = None,
         progress: str | Callable[[ProgressEvent], None] = "none",
         input_list: str | Path | None = None,
+        export: str | Sequence[str] | None = None,
+        shard_size: int = 1000,
+        export_audio: bool = False,
     ) -> BatchResult:
         """Bulk mode: many files through a warm worker pool (or Ray); returns the BatchResult.
 
@@ -358,9 +361,18 @@ class Client:
         ``batch_summary.parquet`` in the output directory; files already finished for the same
         request are skipped; files in the folders that are not media are listed (``not_media``).
         ``progress``: ``rich``, ``jsonl`` (stdout), ``none``, or a function given each ``progress`` event.
+
+        ``export``: ``"parquet"``, ``"webdataset"`` or both: after the batch, the finished files'
+        outputs as datasets under ``{output_dir}/export/`` (``batch.exports``; failed files are
+        left out and listed). ``shard_size``: samples per WebDataset shard; ``export_audio``: put
+        each file's ``audio.wav`` in its sample (needs the ``audio`` operation).
         """
         from video_extract.executors.bulk import BatchInput, collect_inputs, run_batch
         from video_extract.executors.progress import make_progress
+        from video_extract.exports import check_shard_size, export_batch, parse_formats
+
+        formats = parse_formats(export)  # a bad format or shard size is a usage error before any file runs
+        check_shard_size(shard_size)
 
         not_media: list[Path | str] = []
         sources = self.runtime.sources
@@ -375,9 +387,12 @@ class Client:
                 raise UsageError("execute_bulk: give ops for all paths or URLs, or (path, ops) pairs / {'path', 'ops'} dicts")
             inputs = [BatchInput(path=p if is_url(p) else Path(p), specs=self.request(o)) for p, o in pairs]
         engine_ = self._bulk_engine(engine, workers, ray_address)
-        return run_batch(
+        batch = run_batch(
             inputs, self.output_dir, engine_, retries=retries, timeout=timeout, progress=make_progress(progress), not_media=not_media, sources=sources
         )
+        if formats:
+            batch.exports = export_batch(self.output_dir, formats, shard_size=shard_size, include_audio=export_audio)
+        return batch
 
     def _own_dirs(self) -> list[Path]:
         """Folders a bulk scan must not take inputs from: where results and the cache are written."""

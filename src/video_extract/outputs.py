@@ -137,6 +137,19 @@ def atomic_write_with(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
+def atomic_write_dir(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(folder)`` into a new hidden folder beside ``path``, then swap it in: a reader sees
+    the old folder or the whole new one (an export's dataset), never one half-written."""
+    tmp = _temporary(path)
+    try:
+        tmp.mkdir(parents=True)
+        write(tmp)
+        _swap_in(tmp, path)
+    except BaseException:
+        _delete(tmp)
+        raise
+
+
 def publish_path(src: Path, dst: Path) -> Path:
     """Copy a file or directory to ``dst`` so that ``dst`` is always either old or complete."""
     tmp = _temporary(dst)

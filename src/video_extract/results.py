@@ -294,8 +294,10 @@ class Scene(Record):
 
 
 class ScenesResult(Output):
+    """Cuts and scenes; ``scenes.csv`` beside it is the same list in ``scenedetect list-scenes``'s CSV."""
+
     type_name: ClassVar[str] = "Scenes"
-    files: ClassVar[tuple[str, ...]] = ("scenes.json",)
+    files: ClassVar[tuple[str, ...]] = ("scenes.json", "scenes.csv")
     record_file: ClassVar[str | None] = "scenes.json"
 
     cuts: list[Cut]

@@ -534,6 +534,7 @@ class BatchResult:
     seconds: float
     summary_path: Path
     not_media: list[str] = field(default_factory=list)  # files in the folders that are not media
+    exports: list = field(default_factory=list)  # video_extract.exports.ExportResult, one per --export format
 
     @property
     def failed(self) -> int:

@@ -10,6 +10,11 @@ Cuts are reported at our frame index (display order) and pts time on the source 
 constant-frame-rate input these are PySceneDetect's frame numbers and times (its times count
 from the stream's first pts); on VFR input PySceneDetect's frame number is round(time x mean
 fps), an approximation, and ours is the frame's true index.
+
+Beside ``scenes.json`` the plugin writes ``scenes.csv``: the scene list as ``scenedetect
+list-scenes`` writes it by default (its ``write_scene_list``: a first ``Timecode List:`` row of
+the cuts, then one row per scene with 1-based start frame, timecodes ``HH:MM:SS.mmm``, seconds
+and lengths). Times there count from the first frame, as PySceneDetect's do.
 """
 
 from __future__ import annotations
@@ -116,7 +121,7 @@ class ScenesPlugin(Plugin):
         fps = float(timecodes.rate)
         end_frame, end_time = end[0], round(end[1] + 1.0 / fps, 6)
         ordered = sorted(cuts.values(), key=lambda c: c.frame)
-        ctx.write(_result(ordered, first, (end_frame, end_time), params, fps, count))
+        _write(ctx, _result(ordered, first, (end_frame, end_time), params, fps, count))
 
     def _keyframes_only(self, ctx: StageContext, params: Scenes) -> Iterator[Cut]:
         """The fast path: keyframes alone, so cuts land on keyframes (not PySceneDetect's answer)."""
@@ -160,7 +165,7 @@ class ScenesPlugin(Plugin):
             end_frame = max(end_frame, video.frame_count)
         if ctx.source.info.duration:
             end_time = max(end_time, ctx.source.info.start_time + ctx.source.info.duration)
-        ctx.write(_result(cuts, first, (end_frame, round(end_time, 6)), params, fps, count))
+        _write(ctx, _result(cuts, first, (end_frame, round(end_time, 6)), params, fps, count))
 
 
 def _result(cuts: list[Cut], first: tuple[int, float], end: tuple[int, float], params: Scenes, fps: float, count: int) -> ScenesResult:
@@ -170,3 +175,30 @@ def _result(cuts: list[Cut], first: tuple[int, float], end: tuple[int, float], p
         Scene(start=round(a[1], 6), end=round(b[1], 6), start_frame=a[0], end_frame=b[0]) for a, b in zip(bounds, bounds[1:]) if b[0] > a[0] or len(bounds) == 2
     ]
     return ScenesResult(cuts=cuts, scenes=scenes, detector=params.detector, threshold=params.threshold, fps=fps, frames_analysed=count)
+
+
+def _write(ctx: StageContext, result: ScenesResult) -> None:
+    ctx.path("scenes.csv").write_text(scene_csv(result), encoding="utf-8", newline="")
+    ctx.write(result)
+
+
+def scene_csv(result: ScenesResult) -> str:
+    """The scene list in ``scenedetect list-scenes``'s CSV, by its own writer, from timecodes
+    built as its OpenCV backend builds them (pts-backed, at the stream's frame rate), so
+    frame numbers, timecodes and lengths are the ones it computes."""
+    import io
+
+    from scenedetect.common import FrameTimecode, Timecode, framerate_to_fraction
+    from scenedetect.output import write_scene_list
+
+    rate = framerate_to_fraction(result.fps if result.fps and result.fps > 0 else 25.0)
+    origin = result.scenes[0].start if result.scenes else 0.0
+
+    def timecode(seconds: float) -> FrameTimecode:
+        micros = max(0, round((seconds - origin) * 1_000_000))
+        return FrameTimecode(timecode=Timecode(pts=micros, time_base=Fraction(1, 1_000_000)), fps=rate)
+
+    scenes = [(timecode(s.start), timecode(s.end)) for s in result.scenes]
+    sink = io.StringIO(newline="")  # rendered in memory: the stage's file name stays out of its log line
+    write_scene_list(sink, scenes, include_cut_list=True, cut_list=[timecode(c.time) for c in result.cuts])
+    return sink.getvalue()
