@@ -646,6 +646,29 @@ class FusionResult(Output):
         return _data_frame([e.model_dump() for e in self.timeline], list(TimelineEvent.model_fields))
 
 
+# --- report.html ------------------------------------------------------------------------------
+
+
+class ReportResult(Output):
+    """``report.html``: the fused output as one page a person opens in a browser. The record says
+    what the page shows (kept with the stage; the page is the product)."""
+
+    type_name: ClassVar[str] = "Report"
+    files: ClassVar[tuple[str, ...]] = ("report.html",)
+
+    events: int  # events drawn on the lanes
+    lanes: dict[str, int]  # lane -> events in it
+    segments: int  # transcript segments
+    entities: int
+    relationships: int
+    thumbnails: int  # scene pictures embedded
+    media: bool  # whether the page links the source in its player
+
+    @property
+    def path(self) -> Path:
+        return self.file("report.html")
+
+
 # --- what a run reports (summary.json, the Python API) ---------------------------------------
 
 
