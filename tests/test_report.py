@@ -219,3 +219,26 @@ def test_an_hour_of_events_renders_fast(tmp_path):
     assert lanes == {"scenes": 600, "speakers": 2000, "transcript": 2000, "objects": 4000, "faces": 1500, "text": 1000}
     assert dom.count('role="listitem"') == 2000
     assert float(re.search(r'data-render-ms="([\d.]+)"', dom).group(1)) < 1500
+
+
+@needs_chromium
+@pytest.mark.parametrize(("kind", "ops", "element"), [("still", ["scenes", "report"], "img"), ("tone", ["vad", "report"], "audio")])
+def test_the_player_fits_the_input(kind, ops, element, tmp_path):
+    path = media.still_image(tmp_path / "still.png", 320, 240) if kind == "still" else media.tone_file(tmp_path / "tone.mp3", seconds=2).path
+    result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o").run(path, ops)
+    assert result.ok, result.errors
+    dom, _ = dump_dom(result.report.path)
+    src = re.search(rf'<{element} id="\w+"[^>]* src="([^"]+)"', dom).group(1)
+    assert (result.output_dir / unquote(src)).resolve() == path.resolve()
+    assert "<video" not in dom
+
+
+def test_the_report_reads_the_fusion_that_was_asked_for(scene_clip, tmp_path):
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
+    plan = client.plan(scene_clip.path, ["report", "scenes", "fusion:include=scenes"])  # report named first
+    report = plan.stages[plan.outputs["report"]]
+    assert ("Fusion", plan.outputs["fusion"]) in report.inputs
+    assert str(plan.stages[plan.outputs["fusion"]].operation) == "fusion:include=scenes"
+    plan = client.plan(scene_clip.path, ["scenes", "report"])  # fusion not named: planned, and published with it
+    assert str(plan.stages[plan.outputs["fusion"]].operation) == "fusion"
+    assert ("Fusion", plan.outputs["fusion"]) in plan.stages[plan.outputs["report"]].inputs

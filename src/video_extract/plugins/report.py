@@ -12,7 +12,7 @@ from pathlib import Path
 
 from video_extract.outputs import atomic_write_text
 from video_extract.plugins.base import Artifact, Inputs, Plugin, Source, StageContext
-from video_extract.report import link_media, media_link, page_data, render_report, scene_thumbnails
+from video_extract.report import link_media, media_kind, media_link, page_data, render_report, scene_thumbnails
 from video_extract.report.thumbnails import from_files, spread
 from video_extract.results import FusionResult, ReportResult, SceneFramesResult
 from video_extract.spec import Report
@@ -35,7 +35,7 @@ class ReportPlugin(Plugin):
                 thumbnails = from_files({f.scene: frames.directory / f.file for f in frames.frames if f.scene in keep}, params.thumbnail_size)
             else:
                 thumbnails = scene_thumbnails(ctx.source.pixels, fusion.scenes, limit=params.max_thumbnails, size=params.thumbnail_size)
-        data = page_data(fusion, title=Path(ctx.source.name).name, thumbnails=thumbnails, has_video=info.video is not None)
+        data = page_data(fusion, title=Path(ctx.source.name).name, thumbnails=thumbnails, kind=media_kind(info))
         atomic_write_text(ctx.path("report.html"), render_report(data))
         ctx.write(
             ReportResult(

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from video_extract.results import FusionResult, TimelineEvent
+from video_extract.results import FusionResult, MediaInfo, TimelineEvent
 
 #: Lanes in page order: id, title, the timeline event types drawn in it.
 LANES = (
@@ -48,10 +48,15 @@ def _time(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def page_data(fusion: FusionResult, *, title: str, thumbnails: dict[int, str] | None = None, has_video: bool = True) -> dict:
+def media_kind(info: MediaInfo) -> str:
+    """What the player is: a picture for a still image, a video player, or an audio one."""
+    return "image" if info.is_image else "video" if info.video is not None else "audio"
+
+
+def page_data(fusion: FusionResult, *, title: str, thumbnails: dict[int, str] | None = None, kind: str = "video") -> dict:
     """The page's JSON: lanes of ``[start, end, label]``, the transcript, entities, relationships.
 
-    ``thumbnails``: scene index -> JPEG data URI."""
+    ``thumbnails``: scene index -> JPEG data URI; ``kind``: what the player shows (video, audio, image)."""
     events = fusion.timeline
     end = max((e.end or e.start for e in events), default=0.0)
     lanes = []
@@ -89,7 +94,7 @@ def page_data(fusion: FusionResult, *, title: str, thumbnails: dict[int, str] | 
     return {
         "title": title,
         "duration": _time(fusion.duration or end),
-        "hasVideo": has_video,
+        "kind": kind,
         "lanes": lanes,
         "speakers": speakers,
         "transcript": transcript,

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from video_extract.errors import InputError, VideoExtractError
 from video_extract.outputs import atomic_write_text, read_summary
-from video_extract.report.page import media_link, page_data, render_report
+from video_extract.report.page import media_kind, media_link, page_data, render_report
 from video_extract.report.thumbnails import from_files, scene_thumbnails, spread
 from video_extract.results import FusionResult, MediaInfo, Output, ReportResult, SceneFramesResult
 from video_extract.spec import Report
@@ -40,6 +40,7 @@ def rebuild_report(folder: str | Path, params: Report | None = None) -> Path:
     summary = read_summary(folder) or {}
     source = summary.get("input") or (info.path if info else None)
     has_video = info.video is not None if info else any(e.type in ("scene", "object", "face", "text") for e in fusion.timeline)
+    kind = media_kind(info) if info else "video" if has_video else "audio"
     thumbnails: dict[int, str] = {}
     if params.thumbnails and fusion.scenes and has_video:
         frames = _read(SceneFramesResult, folder)
@@ -52,7 +53,7 @@ def rebuild_report(folder: str | Path, params: Report | None = None) -> Path:
             except VideoExtractError as exc:
                 log.warning("no scene pictures: %s", exc)
     title = Path(source).name if source else folder.name
-    data = page_data(fusion, title=title, thumbnails=thumbnails, has_video=has_video)
+    data = page_data(fusion, title=title, thumbnails=thumbnails, kind=kind)
     target = folder / ReportResult.files[0]
     atomic_write_text(target, render_report(data, media_link(source, folder)))
     return target

@@ -40,8 +40,11 @@
   const slot = document.getElementById("player-slot");
   let player = null;
   if (media && media.src) {
-    player = el(data.hasVideo ? "video" : "audio", { id: "player", controls: "", preload: "metadata", src: media.src });
-    slot.appendChild(player);
+    if (data.kind === "image") slot.appendChild(el("img", { id: "picture", src: media.src, alt: data.title }));
+    else {
+      player = el(data.kind === "audio" ? "audio" : "video", { id: "player", controls: "", preload: "metadata", src: media.src });
+      slot.appendChild(player);
+    }
   } else {
     slot.appendChild(el("div", { class: "no-media" }, "The source is not linked (it was not a local file or an http(s) URL)."));
   }
