@@ -82,6 +82,7 @@ def run() -> list[Row]:
     fused = seconds["fusion"] + seconds["report"]
     page = result.report.path
     facts = result.report
+    left_out = re.findall(r"skipping (\w+)", " ".join(notes))  # operations whose model is not here
     rows = [
         Row(
             SECTION,
@@ -91,7 +92,8 @@ def run() -> list[Row]:
             target="<= 0.02x",
             passed=fused <= 0.02 * whole,
             note=f"fusion {seconds['fusion']:.2f} s, report {seconds['report']:.2f} s; {facts.events} events, {facts.segments} segments, "
-            f"{facts.thumbnails} pictures, page {page.stat().st_size / 1e6:.2f} MB; {os.cpu_count()} cores" + (f"; {'; '.join(notes)}" if notes else ""),
+            f"{facts.thumbnails} pictures, page {page.stat().st_size / 1e6:.2f} MB; {os.cpu_count()} cores"
+            + (f"; left out (model not on disk): {', '.join(left_out)}" if left_out else ""),
         )
     ]
     if chromium() is None:
