@@ -242,3 +242,35 @@ def test_the_report_reads_the_fusion_that_was_asked_for(scene_clip, tmp_path):
     plan = client.plan(scene_clip.path, ["scenes", "report"])  # fusion not named: planned, and published with it
     assert str(plan.stages[plan.outputs["fusion"]].operation) == "fusion"
     assert ("Fusion", plan.outputs["fusion"]) in plan.stages[plan.outputs["report"]].inputs
+
+
+CLICKS = """<script>
+const player = document.getElementById("player");
+function click(target, x, y) {
+  target.dispatchEvent(new MouseEvent("mousedown", { clientX: x, clientY: y, bubbles: true }));
+  window.dispatchEvent(new MouseEvent("mouseup", { clientX: x, clientY: y, bubbles: true }));
+}
+function lane(id, time, row) {
+  const canvas = document.querySelector('[data-lane="' + id + '"] canvas');
+  const box = canvas.getBoundingClientRect();
+  click(canvas, box.left + (box.width * time) / 8, box.top + (row === undefined ? box.height / 2 : row));
+  return player.currentTime.toFixed(3);
+}
+const seen = [lane("speakers", 3.0), lane("axis", 6.0), lane("text", 7.0)];
+document.querySelectorAll("#transcript .seg")[1].click();
+seen.push(player.currentTime.toFixed(3));
+document.body.setAttribute("data-seeks", seen.join(" "));
+</script>
+</body>"""
+
+
+@needs_chromium
+def test_clicks_seek_the_player(tmp_path):
+    """A click on an event seeks the player to its start, a click between events to the time
+    under the pointer, a click on a transcript line to that line (the page's own handlers)."""
+    page = tmp_path / "report.html"
+    page.write_text(render_report(page_data(fusion_record(), title="clip.mp4"), media="clip.mp4").replace("</body>", CLICKS))
+    dom, _ = dump_dom(page)
+    seeks = [float(t) for t in re.search(r'data-seeks="([^"]*)"', dom).group(1).split()]
+    # SPEAKER_01's turn, 6 s on the axis (to the pixel: a MouseEvent's position is whole pixels), the text's start, line 2
+    assert seeks == [2.5, pytest.approx(6.0, abs=0.03), 4.0, 2.501]
