@@ -100,7 +100,6 @@ def page_data(fusion: FusionResult, *, title: str, thumbnails: dict[int, str] | 
         "transcript": transcript,
         "entities": entities if fusion.entities is not None else None,
         "relationships": relationships if fusion.relationships is not None else None,
-        "scenes": [[d.scene, _time(d.start), _time(d.end)] for d in fusion.scenes],
         "thumbnails": {str(k): v for k, v in sorted((thumbnails or {}).items())},
     }
 

@@ -329,27 +329,42 @@
     a.addEventListener("click", (ev) => { ev.preventDefault(); seek(t); });
     return a;
   }
+  // Long tables grow on demand: a one-hour input can link thousands of pairs, and rows nobody
+  // scrolls to should not cost the page's first paint.
+  const PAGE_ROWS = 200;
   function table(columns, items, cells, id) {
+    const wrap = el("div");
     const box = el("div", { class: "scroll" });
-    const tab = el("table", { id });
+    const tab = el("table", { id, "data-rows": items.length });
     const head = el("tr");
     columns.forEach((c) => head.appendChild(el("th", {}, c)));
     tab.appendChild(el("thead")).appendChild(head);
     const body = el("tbody");
-    const frag = document.createDocumentFragment();
-    for (const item of items) {
-      const tr = el("tr");
-      for (const cell of cells(item)) {
-        const td = el("td");
-        if (cell instanceof Node) td.appendChild(cell); else td.textContent = cell === undefined || cell === null ? "" : String(cell);
-        tr.appendChild(td);
-      }
-      frag.appendChild(tr);
-    }
-    body.appendChild(frag);
     tab.appendChild(body);
     box.appendChild(tab);
-    return box;
+    wrap.appendChild(box);
+    const more = el("button", { type: "button", class: "more" });
+    let shown = 0;
+    function grow() {
+      const frag = document.createDocumentFragment();
+      for (const item of items.slice(shown, shown + PAGE_ROWS)) {
+        const tr = el("tr");
+        for (const cell of cells(item)) {
+          const td = el("td");
+          if (cell instanceof Node) td.appendChild(cell); else td.textContent = cell === undefined || cell === null ? "" : String(cell);
+          tr.appendChild(td);
+        }
+        frag.appendChild(tr);
+      }
+      body.appendChild(frag);
+      shown = Math.min(items.length, shown + PAGE_ROWS);
+      more.hidden = shown >= items.length;
+      more.textContent = "Show " + Math.min(PAGE_ROWS, items.length - shown) + " more (" + shown + " of " + items.length + " shown)";
+    }
+    more.addEventListener("click", grow);
+    wrap.appendChild(more);
+    grow();
+    return wrap;
   }
   const entityById = {};
   (data.entities || []).forEach((e) => { entityById[e.id] = e; });
