@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
+from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
@@ -284,3 +286,19 @@ def test_clicks_seek_the_player(tmp_path):
     seeks = [float(t) for t in re.search(r'data-seeks="([^"]*)"', dom).group(1).split()]
     # SPEAKER_01's turn, 6 s on the axis (to the pixel: a MouseEvent's position is whole pixels), the text's start, line 2
     assert seeks == [2.5, pytest.approx(6.0, abs=0.03), 4.0, 2.501]
+
+
+def test_a_cached_page_links_the_file_of_this_run(tmp_path):
+    """The cache knows a page by the media's content; where the media is, only this run knows."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = media.still_image(tmp_path / "a" / "one.png", 320, 240)
+    second = Path(shutil.copyfile(first, tmp_path / "b" / "two.png"))
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
+    assert client.run(first, ["scenes", "report"]).ok
+    result = client.run(second, ["scenes", "report"])
+    assert result.result.ops["report"].cached
+    page = result.report.path.read_text()
+    src = json.loads(re.search(r'id="ve-media">(.*?)</script>', page).group(1))["src"]
+    assert (result.output_dir / unquote(src)).resolve() == second.resolve()
+    assert "<title>two.png</title>" in page and '"title":"two.png"' in page  # named for this run's file too

@@ -53,5 +53,5 @@ class ReportPlugin(Plugin):
         page = (artifact.path / "report.html").read_text(encoding="utf-8")
         target = dest / "report.html"
         dest.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(target, link_media(page, source_link(source, dest)))
+        atomic_write_text(target, link_media(page, source_link(source, dest), Path(source.name).name))
         return [target]

@@ -29,6 +29,7 @@ LANES = (
 )
 
 _MEDIA_BLOCK = re.compile(r'(<script type="application/json" id="ve-media">)(.*?)(</script>)', re.S)
+_TITLE = re.compile(r"(<title>)(.*?)(</title>)", re.S)
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -118,20 +119,22 @@ def _asset(name: str) -> str:
 def render_report(data: dict, media: str | None = None) -> str:
     """The page: the template with its style, script and data in place (one pass: text in the
     data is never read as a slot)."""
+    title = data.get("title") or "video-extract report"
     values = {
-        "TITLE": html.escape(data.get("title") or "video-extract report"),
+        "TITLE": html.escape(title),
         "STYLE": _asset("page.css"),
         "SCRIPT": _asset("page.js"),
-        "MEDIA": _script_json({"src": media}),
+        "MEDIA": _script_json({"src": media, "title": title}),
         "DATA": _script_json(data),
     }
     return _SLOT.sub(lambda m: values[m.group(1)], _asset("page.html"))
 
 
-def link_media(page: str, media: str | None) -> str:
-    """The same page with its player pointing at ``media`` (set when the page is published: the
-    page in the cache does not know where its folder will be)."""
-    return _MEDIA_BLOCK.sub(lambda m: m.group(1) + _script_json({"src": media}) + m.group(3), page, count=1)
+def link_media(page: str, media: str | None, title: str) -> str:
+    """The same page with its player pointing at ``media`` and named ``title`` (set when the page
+    is published: the page in the cache stands for any file with the same content, wherever it is)."""
+    page = _TITLE.sub(lambda m: m.group(1) + html.escape(title) + m.group(3), page, count=1)
+    return _MEDIA_BLOCK.sub(lambda m: m.group(1) + _script_json({"src": media, "title": title}) + m.group(3), page, count=1)
 
 
 def media_link(source: str | Path | None, page_dir: Path) -> str | None:

@@ -32,7 +32,9 @@
   }
 
   // ---- header ------------------------------------------------------------------------------
-  document.getElementById("title").textContent = data.title;
+  const title = media.title || data.title; // the file this copy of the page was published for
+  document.title = title;
+  document.getElementById("title").textContent = title;
   const counts = data.lanes.map((l) => l.name + ": " + l.events.length).join(" · ");
   document.getElementById("facts").textContent = clock(duration) + " · " + counts;
 
@@ -40,7 +42,7 @@
   const slot = document.getElementById("player-slot");
   let player = null;
   if (media && media.src) {
-    if (data.kind === "image") slot.appendChild(el("img", { id: "picture", src: media.src, alt: data.title }));
+    if (data.kind === "image") slot.appendChild(el("img", { id: "picture", src: media.src, alt: title }));
     else {
       player = el(data.kind === "audio" ? "audio" : "video", { id: "player", controls: "", preload: "metadata", src: media.src });
       slot.appendChild(player);
