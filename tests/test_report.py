@@ -302,3 +302,21 @@ def test_a_cached_page_links_the_file_of_this_run(tmp_path):
     src = json.loads(re.search(r'id="ve-media">(.*?)</script>', page).group(1))["src"]
     assert (result.output_dir / unquote(src)).resolve() == second.resolve()
     assert "<title>two.png</title>" in page and '"title":"two.png"' in page  # named for this run's file too
+
+
+def test_a_rebuilt_page_links_a_relative_input_from_anywhere(tmp_path):
+    """An input named relative to where its run started is still found when the page is
+    rebuilt from another directory."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    media.still_image(work / "photo.png", 320, 240)
+    done = run_cli("debug", "photo.png", "--ops", "scenes,report", "-o", "out", "--no-cache", "-q", cwd=work)
+    assert done.returncode == 0, done.stderr
+    page = work / "out" / "photo" / "report.html"
+    first = page.read_text()
+    done = run_cli("report", str(page.parent), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert page.read_text() == first
+    src = json.loads(re.search(r'id="ve-media">(.*?)</script>', first).group(1))["src"]
+    assert src == "../../photo.png"

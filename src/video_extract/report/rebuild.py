@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from video_extract.errors import InputError, VideoExtractError
-from video_extract.outputs import atomic_write_text, read_summary
+from video_extract.outputs import atomic_write_text, read_summary, recorded_input
 from video_extract.report.page import media_kind, media_link, page_data, render_report
 from video_extract.report.thumbnails import from_files, scene_thumbnails, spread
 from video_extract.results import FusionResult, MediaInfo, Output, ReportResult, SceneFramesResult
@@ -39,6 +39,9 @@ def rebuild_report(folder: str | Path, params: Report | None = None) -> Path:
     info = _read(MediaInfo, folder)
     summary = read_summary(folder) or {}
     source = summary.get("input") or (info.path if info else None)
+    recorded = recorded_input(folder)  # a local input named relative to where that run was started
+    if recorded and Path(recorded).is_absolute() and Path(recorded).is_file():
+        source = recorded
     has_video = info.video is not None if info else any(e.type in ("scene", "object", "face", "text") for e in fusion.timeline)
     kind = media_kind(info) if info else "video" if has_video else "audio"
     thumbnails: dict[int, str] = {}

@@ -45,13 +45,15 @@ def scene_thumbnails(pixels, scenes: Sequence, *, limit: int, size: int) -> dict
 
     Only keyframes are decoded (a one-hour file is not decoded frame by frame); a scene with no
     keyframe of its own gets no picture rather than another scene's."""
-    from video_extract.media import iter_keyframes
+    from video_extract.media import is_still_image, iter_keyframes
     from video_extract.media.image import Still
     from video_extract.media.video import keyframe_times
 
     chosen = spread(len(scenes), limit)
     if not chosen:
         return {}
+    if not isinstance(pixels, Still) and is_still_image(pixels):
+        pixels = Still(pixels)  # decoded as a request decodes it, so a rebuilt page has the same picture
     if isinstance(pixels, Still):
         frame = next(iter_keyframes(pixels, max_size=size), None)
         return {n: _data_uri(frame.image, size) for n in chosen} if frame is not None else {}
