@@ -378,7 +378,7 @@
       const kind = el("span", { class: "kind" }, e.kind);
       if (e.kind === "speaker" && speakerColour[e.label]) { kind.style.background = speakerColour[e.label]; kind.style.color = "#fff"; }
       const score = e.score !== undefined ? e.score : e.confidence;
-      return [kind, e.label, clock(e.seconds) + (e.turns ? " (" + e.turns + " turns)" : ""), e.spans.length, e.spans.length ? seekLink(e.spans[0][0]) : "", e.evidence.join(", "), score === undefined ? "" : score.toFixed(2)];
+      return [kind, e.label, clock(e.seconds) + (e.turns ? " (" + e.turns + (e.turns === 1 ? " turn)" : " turns)") : ""), e.spans.length, e.spans.length ? seekLink(e.spans[0][0]) : "", e.evidence.join(", "), score === undefined ? "" : score.toFixed(2)];
     }, "entity-table"));
   }
   const relNode = document.getElementById("relationships");
