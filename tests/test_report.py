@@ -54,7 +54,17 @@ def fusion_record(entities: bool = True) -> FusionResult:
     found = [
         Entity(id="speaker:SPEAKER_00", kind="speaker", label="SPEAKER_00", spans=[Span(start=0.5, end=2.0)], evidence=["diarization"], seconds=1.5, turns=1),
         Entity(id="speaker:SPEAKER_01", kind="speaker", label="SPEAKER_01", spans=[Span(start=2.5, end=5.0)], evidence=["diarization"], seconds=2.5, turns=1),
-        Entity(id="face:0", kind="face", label="face", spans=[Span(start=1.0, end=3.0)], evidence=["faces"], seconds=2.0, frames=2, confidence=0.8),
+        Entity(
+            id="face:0",
+            kind="face",
+            label="face",
+            spans=[Span(start=1.0, end=3.0)],
+            evidence=["faces"],
+            seconds=2.0,
+            frames=2,
+            confidence=0.8,
+            crop="crops/face_0.jpg",
+        ),
         Entity(id="text:0", kind="text", label="OPEN SALE", spans=[Span(start=4.0, end=8.0)], evidence=["ocr"], seconds=4.0, confidence=0.95),
         Entity(id="keyword:0", kind="keyword", label="open sale", spans=[Span(start=2.6, end=3.1)], evidence=["transcription", "ocr"], seconds=0.5, score=0.7),
     ]
@@ -96,14 +106,19 @@ def test_page_data_carries_entities_and_relationships_or_says_they_are_absent():
 
 @needs_chromium
 def test_entities_and_relationships_render_in_the_browser(tmp_path):
+    from PIL import Image
+
     page = tmp_path / "report.html"
     page.write_text(render_report(page_data(fusion_record(), title="clip.mp4")))
+    (tmp_path / "crops").mkdir()
+    Image.new("RGB", (24, 32), (200, 150, 120)).save(tmp_path / "crops" / "face_0.jpg")
     dom, _ = dump_dom(page)
     assert 'data-rendered="6"' in dom  # the script ran to its end: six lanes drawn
     assert lanes_of(dom) == {"scenes": 2, "speakers": 2, "transcript": 2, "objects": 1, "faces": 1, "text": 1}
     entities = re.search(r'<table id="entity-table"[^>]*>(.*?)</table>', dom, re.S).group(1)
     rows = re.findall(r"<tr>(.*?)</tr>", entities, re.S)[1:]
     assert len(rows) == 5
+    assert '<img class="crop" src="crops/face_0.jpg"' in rows[2]  # the track's crop, linked beside the page
     assert "OPEN SALE" in rows[3] and "ocr" in rows[3] and "0.95" in rows[3]
     assert "open sale" in rows[4] and "transcription, ocr" in rows[4] and "0.70" in rows[4]
     relationships = re.search(r'<table id="relationship-table"[^>]*>(.*?)</table>', dom, re.S).group(1)
@@ -114,6 +129,8 @@ def test_entities_and_relationships_render_in_the_browser(tmp_path):
     assert "keyword_text" in rows[2] and "open sale (keyword)" in rows[2] and "0.61" in rows[2]
     assert "owned" not in re.search(r"<title>(.*?)</title>", dom, re.S).group(1)  # the hostile transcript stayed text
     assert '<img src="x"' not in dom and "&lt;/script&gt;&lt;script&gt;" in dom
+    (tmp_path / "crops" / "face_0.jpg").unlink()  # a crop that is not there is left out, not shown broken
+    assert '<img class="crop"' not in dump_dom(page)[0]
     # Without entities (fusion:extract_entities=false) the page says so instead of an empty table.
     page.write_text(render_report(page_data(fusion_record(entities=False), title="clip.mp4")))
     dom, _ = dump_dom(page)

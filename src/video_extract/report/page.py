@@ -85,6 +85,7 @@ def page_data(fusion: FusionResult, *, title: str, thumbnails: dict[int, str] | 
             **({"turns": x.turns} if x.turns is not None else {}),
             **({"score": round(x.score, 4)} if x.score is not None else {}),
             **({"confidence": round(x.confidence, 4)} if x.confidence is not None else {}),
+            **({"crop": x.crop} if x.crop else {}),  # a track's picture, beside the page (linked)
         }
         for x in fusion.entities or []
     ]

@@ -378,7 +378,15 @@
       const kind = el("span", { class: "kind" }, e.kind);
       if (e.kind === "speaker" && speakerColour[e.label]) { kind.style.background = speakerColour[e.label]; kind.style.color = "#fff"; }
       const score = e.score !== undefined ? e.score : e.confidence;
-      return [kind, e.label, clock(e.seconds) + (e.turns ? " (" + e.turns + (e.turns === 1 ? " turn)" : " turns)") : ""), e.spans.length, e.spans.length ? seekLink(e.spans[0][0]) : "", e.evidence.join(", "), score === undefined ? "" : score.toFixed(2)];
+      let label = e.label;
+      if (e.crop) { // a track's representative crop, a file beside the page: shown when it is there
+        label = el("span", { class: "entity" });
+        const img = el("img", { class: "crop", src: e.crop, alt: "", loading: "lazy" });
+        img.addEventListener("error", () => img.remove());
+        label.appendChild(img);
+        label.appendChild(document.createTextNode(e.label));
+      }
+      return [kind, label, clock(e.seconds) + (e.turns ? " (" + e.turns + (e.turns === 1 ? " turn)" : " turns)") : ""), e.spans.length, e.spans.length ? seekLink(e.spans[0][0]) : "", e.evidence.join(", "), score === undefined ? "" : score.toFixed(2)];
     }, "entity-table"));
   }
   const relNode = document.getElementById("relationships");
