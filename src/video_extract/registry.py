@@ -167,7 +167,10 @@ class Registry:
         # Last: they take what everything else produced; a gatherer that reads another's output
         # (the report reads fusion) after the gatherers that declare no inputs.
         for spec in sorted(gathering, key=lambda s: bool(self.for_operation(s.operation.name).inputs)):
-            self._gather(spec, plan)
+            try:
+                self._gather(spec, plan)
+            except PlanError as exc:
+                plan.errors[spec.operation.name] = exc.message
         return plan
 
     def _gathers(self, spec: OutputSpec) -> bool:
@@ -198,7 +201,7 @@ class Registry:
                 continue
             producer = self.producer_of(need.type)
             if producer is None or not producer.gathers_requested:
-                raise PlanError(f"{manifest.name} needs {need.type}, which only a plugin that gathers the request can produce")
+                raise PlanError(f"{manifest.name} reads {need.type}, which no plugin that gathers the request produces")
             sid = self._gather(OutputSpec(operation=make_operation(producer.operation, need.params)), plan)
             if sid is None:  # it had nothing to gather either (said in plan.errors)
                 return None
