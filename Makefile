@@ -9,12 +9,17 @@ STAMP  := $(VENV)/.installed
 
 install: system-deps $(STAMP)
 
-# espeak-ng speaks the sentences of the speech tests and the demo.
+# espeak-ng speaks the sentences of the speech tests and the demo; Chromium (headless) opens
+# report.html in the report's tests and benchmark.
 system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	  echo "installing espeak-ng (apt-get)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # torch first and pinned: an unpinned torch (asked for by sentence-transformers or resemblyzer)
 # would pull a multi-GB CUDA build; 2.13.0 is the CPU build.

@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--models-dir", type=Path)
     _add_max_pixels(serve)
 
+    report = sub.add_parser("report", help="rebuild report.html in an output folder (OUT/STEM) from the JSON outputs there")
+    report.add_argument("folder", type=Path, metavar="OUT/STEM", help="one input's output folder (it holds fusion.json)")
+    report.add_argument(
+        "--op", dest="overrides", action="append", default=[], metavar="report:KEY=VALUE", help="the report's parameters (report:max_thumbnails=100)"
+    )
+
     plan = sub.add_parser("plan", help="show the stages a request needs for a file, without running them")
     _add_request_args(plan)
 
@@ -189,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bulk": _cmd_bulk,
             "serve": _cmd_serve,
             "plan": _cmd_plan,
+            "report": _cmd_report,
             "ops": _cmd_ops,
             "cache": _cmd_cache,
             "models": _cmd_models,
@@ -520,6 +527,14 @@ def _print_timing(results) -> None:
             cache = "hit" if stage.cached else "-" if stage.status != "ok" else "miss"
             table.add_row(str(n), stage.label, stage.plugin, cache, f"{stage.seconds:.3f}", stage.status)
         Console(stderr=True).print(table)
+
+
+def _cmd_report(args) -> int:
+    from video_extract.client import Client
+
+    path = Client(use_cache=False).report(args.folder, args.overrides or None)
+    print(path)
+    return 0
 
 
 def _cmd_ops(args) -> int:

@@ -34,6 +34,7 @@ from video_extract.results import (
     ObjectsResult,
     OcrResult,
     Output,
+    ReportResult,
     SceneFramesResult,
     ScenesResult,
     TextEmbeddingsResult,
@@ -91,6 +92,7 @@ class Results:
     vision_embeddings = _Op[VisionEmbeddingsResult]()
     audio_embeddings = _Op[AudioEmbeddingsResult]()
     fusion = _Op[FusionResult]()
+    report = _Op[ReportResult]()
 
     def __init__(self, result: FileResult):
         self.result = result
@@ -427,6 +429,21 @@ class Client:
         if engine == "local":
             return LocalEngine(count, settings)
         raise UsageError(f"unknown engine '{engine}'; valid: local, ray")
+
+    # -- report ------------------------------------------------------------------------------
+
+    def report(self, output_dir: str | Path, ops: RequestLike = None) -> Path:
+        """Rebuild ``report.html`` in one input's output folder (``OUT/STEM``) from the outputs
+        there (``fusion.json`` at least); returns its path. ``ops``: the report's parameters
+        (``"report:max_thumbnails=100"``)."""
+        from video_extract.report import rebuild_report
+        from video_extract.spec import Report
+
+        specs = parse_request(ops).specs if ops else []
+        other = next((s.operation.name for s in specs if not isinstance(s.operation, Report)), None)
+        if other is not None:
+            raise UsageError(f"a report is rebuilt from the outputs already there: give report's parameters (report:max_thumbnails=100), not {other}")
+        return rebuild_report(output_dir, specs[0].operation if specs else None)
 
     # -- search ------------------------------------------------------------------------------
 

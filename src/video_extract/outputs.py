@@ -94,6 +94,12 @@ def owned_by(directory: Path, input_path: InputLike) -> bool:
     return _owner(directory) == _identity(input_path)
 
 
+def recorded_input(directory: Path) -> str | None:
+    """The input an output folder was made for, as recorded when the folder was claimed (a local
+    file by its resolved path, so it holds whatever the working directory is now)."""
+    return _owner(directory)
+
+
 def _owner(directory: Path) -> str | None:
     try:
         return (directory / OWNER_FILE).read_text(encoding="utf-8").strip()

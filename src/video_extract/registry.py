@@ -164,8 +164,13 @@ class Registry:
             except PlanError as exc:
                 plan.errors[spec.operation.name] = exc.message
         self._enrich(plan)
-        for spec in gathering:  # last: they take what everything else produced
-            self._gather(spec, plan)
+        # Last: they take what everything else produced; a gatherer that reads another's output
+        # (the report reads fusion) after the gatherers that declare no inputs.
+        for spec in sorted(gathering, key=lambda s: bool(self.for_operation(s.operation.name).inputs)):
+            try:
+                self._gather(spec, plan)
+            except PlanError as exc:
+                plan.errors[spec.operation.name] = exc.message
         return plan
 
     def _gathers(self, spec: OutputSpec) -> bool:
@@ -174,17 +179,36 @@ class Registry:
         except PlanError:
             return False
 
-    def _gather(self, spec: OutputSpec, plan: Plan) -> None:
+    def _gather(self, spec: OutputSpec, plan: Plan) -> str | None:
+        """Plan a gatherer over the requested outputs; returns its stage id. A gatherer it
+        declares as an input (fusion for the report) is requested with it: the report's data
+        is published beside it, so the page can be rebuilt."""
         manifest = self.for_operation(spec.operation.name)
-        self.plugin(manifest.name).validate(spec.operation)
+        plugin = self.plugin(manifest.name)
+        plugin.validate(spec.operation)
         include = getattr(spec.operation, "include", None)
         if include is not None:
             include = {canonical_name(op) for op in include}
         inputs = tuple((plan.stages[sid].output_type, sid) for op, sid in plan.outputs.items() if include is None or op in include)
         if all(type_name == "Metadata" for type_name, _ in inputs):  # every input has metadata: not enough to fuse
-            plan.errors[spec.operation.name] = "nothing to fuse: request other operations with it (for example --ops scenes,transcription,objects,fusion)"
-            return
-        plan.outputs[spec.operation.name] = plan.add(_stage(manifest, spec.operation, inputs))
+            name = spec.operation.name
+            plan.errors[name] = (
+                f"nothing to {'fuse' if name == 'fusion' else 'gather'}: request other operations with it (for example --ops scenes,transcription,objects,{name})"
+            )
+            return None
+        for need in plugin.requires(spec.operation):
+            if any(type_name == need.type for type_name, _ in inputs):
+                continue
+            producer = self.producer_of(need.type)
+            if producer is None or not producer.gathers_requested:
+                raise PlanError(f"{manifest.name} reads {need.type}, which no plugin that gathers the request produces")
+            sid = self._gather(OutputSpec(operation=make_operation(producer.operation, need.params)), plan)
+            if sid is None:  # it had nothing to gather either (said in plan.errors)
+                return None
+            inputs += ((need.type, sid),)
+        sid = plan.add(_stage(manifest, spec.operation, inputs))
+        plan.outputs[spec.operation.name] = sid
+        return sid
 
     def _enrich(self, plan: Plan) -> None:
         """Add enrichment stages whose operations are all requested, and publish them instead."""

@@ -665,6 +665,29 @@ class FusionResult(Output):
         return _data_frame(rows, names[:3] + ["start", "end"] + names[3:] + ["spans"])
 
 
+# --- report.html ------------------------------------------------------------------------------
+
+
+class ReportResult(Output):
+    """``report.html``: the fused output as one page a person opens in a browser. The record says
+    what the page shows (kept with the stage; the page is the product)."""
+
+    type_name: ClassVar[str] = "Report"
+    files: ClassVar[tuple[str, ...]] = ("report.html",)
+
+    events: int  # events drawn on the lanes
+    lanes: dict[str, int]  # lane -> events in it
+    segments: int  # transcript segments
+    entities: int
+    relationships: int
+    thumbnails: int  # scene pictures embedded
+    media: bool  # whether the page links the source in its player
+
+    @property
+    def path(self) -> Path:
+        return self.file("report.html")
+
+
 # --- what a run reports (summary.json, the Python API) ---------------------------------------
 
 

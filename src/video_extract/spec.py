@@ -294,6 +294,18 @@ class Fusion(Operation):
     build_relationships: bool = Field(True, description="Links between entities (co-occurrence, speaker-face, keyword-text, scene membership); needs entities.")
 
 
+class Report(Operation):
+    name: ClassVar[str] = "report"
+    aliases: ClassVar[tuple[str, ...]] = ("html_report",)
+    summary: ClassVar[str] = (
+        "report.html: one self-contained page with the media player, the fused lanes on one time axis, the transcript, entities and relationships."
+    )
+
+    thumbnails: bool = Field(True, description="Show a small picture of each scene in the scenes lane (embedded in the page).")
+    max_thumbnails: int = Field(400, ge=1, le=5000, description="At most this many scene pictures (spread evenly over the scenes); keeps the page small.")
+    thumbnail_size: int = Field(160, ge=32, le=640, description="Longer side of a scene picture, in pixels.")
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------------------

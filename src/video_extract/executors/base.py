@@ -335,9 +335,12 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
     requested = job.plan.requested(stage.id)
     manifest = runtime.registry.manifests[stage.plugin]
     failed_upstream = [sid for sid in stage.upstream if sid in job.failures]
-    if failed_upstream and not manifest.gathers_requested:  # a gatherer works with what succeeded
-        upstream = job.plan.stages[failed_upstream[0]]
-        reason = f"needs {upstream.output_type} from {upstream.label()}, which failed: {job.failures[failed_upstream[0]]}"
+    # A gatherer works with what succeeded, but not without an input its manifest declares.
+    declared = {need.type for need in manifest.inputs}
+    needed = [sid for sid in failed_upstream if not manifest.gathers_requested or job.plan.stages[sid].output_type in declared]
+    if needed:
+        upstream = job.plan.stages[needed[0]]
+        reason = f"needs {upstream.output_type} from {upstream.label()}, which failed: {job.failures[needed[0]]}"
         return _record(job, stage, "skipped", requested, error=reason)
 
     params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
