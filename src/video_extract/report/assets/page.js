@@ -35,7 +35,9 @@
   const title = media.title || data.title; // the file this copy of the page was published for
   document.title = title;
   document.getElementById("title").textContent = title;
-  const counts = data.lanes.map((l) => l.name + ": " + l.events.length).join(" · ");
+  // the speakers lane holds turns: the header counts the people (distinct labels)
+  const count = (l) => (l.id === "speakers" ? new Set(l.events.map((e) => e[2])).size : l.events.length);
+  const counts = data.lanes.map((l) => l.name + ": " + count(l)).join(" · ");
   document.getElementById("facts").textContent = clock(duration) + " · " + counts;
 
   // ---- player ------------------------------------------------------------------------------
