@@ -262,9 +262,9 @@ def test_on_screen_texts_are_one_entity_across_scenes_whatever_their_case_and_sp
     def shown(text, start, end):
         return TimedText(text=text, start=start, end=end, first_frame=0, last_frame=0, frames=2, box=[0, 0, 10, 10], confidence=0.9)
 
-    found = texts([shown("Breaking News", 0.0, 2.0), shown("Weather", 3.0, 4.0), shown("breaking  NEWS", 10.0, 12.0)])
+    found = texts([shown("Breaking News", 0.0, 2.0), shown("Weather", 3.0, 4.0), shown("breaking  NEWS", 10.0, 12.0), shown("BreakingNews", 12.0, 13.0)])
     assert [(t.id, t.label, [(s.start, s.end) for s in t.spans], t.seconds) for t in found] == [
-        ("text:0", "Breaking News", [(0.0, 2.0), (10.0, 12.0)], 4.0),
+        ("text:0", "Breaking News", [(0.0, 2.0), (10.0, 13.0)], 5.0),
         ("text:1", "Weather", [(3.0, 4.0)], 1.0),
     ]
 

@@ -40,8 +40,9 @@ def speakers(diarization: DiarizationResult) -> list[Entity]:
 
 
 def normalised(text: str) -> str:
-    """What makes two on-screen texts the same one: case and spacing do not."""
-    return " ".join(text.casefold().split())
+    """What makes two on-screen texts the same one: case and spacing do not, nor spaces at all
+    (OCR drops and inserts them between readings of one caption: "1024x 768" / "1024x768")."""
+    return "".join(text.casefold().split())
 
 
 def texts(timed: Sequence[TimedText], first_id: int = 0) -> list[Entity]:
