@@ -80,7 +80,14 @@ def run() -> list[Row]:
             passed=0.85 <= ratio <= 1.15,
             note=costs,
         ),
-        Row(SECTION, "sizing model: the same request on a 4-node cluster of such machines (prediction)", model.files_per_hour(durations, nodes=4), None, unit="files/h", target="report"),
+        Row(
+            SECTION,
+            "sizing model: the same request on a 4-node cluster of such machines (prediction)",
+            model.files_per_hour(durations, nodes=4),
+            None,
+            unit="files/h",
+            target="report",
+        ),
     ]
 
 

@@ -51,7 +51,9 @@ def test_sizing_command_on_a_calibration_bulk_run(tmp_path):
     for i, frames in enumerate([30, 30, 90, 90]):
         media.scene_clip(clips / f"c{i}.mp4", cuts=(15,), frames=frames, width=96, height=64, seed=i)
     out = tmp_path / "out"
-    ran = run_cli("bulk", str(clips), "--ops", "metadata,scenes", "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--workers", "1", "--progress", "none")
+    ran = run_cli(
+        "bulk", str(clips), "--ops", "metadata,scenes", "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--workers", "1", "--progress", "none"
+    )
     assert ran.returncode == 0, ran.stderr
     sized = run_cli("sizing", str(out), "--duration", "60", "--nodes", "3", "--json")
     assert sized.returncode == 0, sized.stderr
