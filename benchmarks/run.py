@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import Row  # noqa: E402
 
-SECTIONS = ["foundation", "speech", "vision", "modes", "service", "latency", "sizing", "accuracy", "memory"]
+SECTIONS = ["foundation", "speech", "vision", "modes", "service", "latency", "accuracy", "memory"]
 
 
 def print_table(rows: list[Row]) -> None:
