@@ -1,5 +1,6 @@
 """Latency benchmarks: the full pipeline on a 10 s clip from a cold CLI process against the same
-request run again in a warm process, and how long the CLI takes to exit after its last output."""
+request run again in a warm process, and how long the CLI takes to exit after its last output;
+then the ``scaling`` rows (bulk workers, Ray) and the ``sizing`` model's check."""
 
 from __future__ import annotations
 
@@ -83,4 +84,9 @@ def run() -> list[Row]:
         ),
     ]
     clean(folder)
-    return rows
+    # the issue's other rows, in the same run: workers that scale and the sizing model (memory,
+    # 10+ minutes, is a section of its own)
+    import scaling
+    import sizing
+
+    return rows + scaling.run() + sizing.run()

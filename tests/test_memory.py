@@ -160,3 +160,18 @@ def test_vad_on_ten_minutes_holds_no_copy_of_the_track(tmp_path):
     path = _write_wav(tmp_path / "long.wav", tone + rng.normal(0, 0.01, tone.size))
     grown = float(subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, check=True).stdout)
     assert grown < 30, f"VAD on 10 min of audio grew peak RSS by {grown:.0f} MiB"
+
+
+def test_speech_only_reads_what_the_joined_array_holds():
+    """Any slice of the lazy join, across region boundaries, equals the same slice of the
+    concatenated speech (what faster-whisper's ``collect_chunks`` would give)."""
+    from video_extract.speech.whisper import SpeechOnly
+
+    samples = np.arange(10_000, dtype=np.float32)
+    chunks = [{"start": 100, "end": 350}, {"start": 400, "end": 401}, {"start": 1000, "end": 4000}, {"start": 9000, "end": 10_000}]
+    joined = np.concatenate([samples[c["start"] : c["end"]] for c in chunks])
+    lazy = SpeechOnly(samples, chunks)
+    assert len(lazy) == len(joined)
+    for a, b in [(0, len(joined)), (0, 250), (249, 252), (250, 251), (251, 3251), (3000, 9999), (4000, 4251), (5, 5)]:
+        assert np.array_equal(lazy[a:b], joined[a:b]), (a, b)
+    assert np.array_equal(lazy[:], joined)

@@ -173,6 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "list":
             cmd.add_argument("--json", action="store_true")
 
+    sizing = sub.add_parser("sizing", help="files per hour for a request on N machines, from a calibration bulk run of it on this hardware")
+    sizing.add_argument("batch_dir", type=Path, metavar="BATCH_OUT", help="output folder of a bulk run of the request (with a fresh cache)")
+    sizing.add_argument(
+        "--duration", type=float, action="append", help="media seconds of the files to size for (repeat for a mix; default: the calibration files')"
+    )
+    sizing.add_argument("--nodes", type=int, default=1, help="machines like this one (Ray nodes)")
+    sizing.add_argument("--workers", type=int, help="workers per machine (default: the calibration run's; calibrate with the count you will run)")
+    sizing.add_argument("--json", action="store_true")
+
     cache = sub.add_parser("cache", help="inspect or empty the cache")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
     stats = cache_sub.add_parser("stats", help="entries and bytes, per plugin")
@@ -198,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "report": _cmd_report,
             "ops": _cmd_ops,
             "cache": _cmd_cache,
+            "sizing": _cmd_sizing,
             "models": _cmd_models,
         }
         return commands[args.command](args)
@@ -566,6 +576,27 @@ def operations_table(rows: list[dict]) -> str:
             files = ", ".join(f"`{f}`" for f in row["files"])
             lines.append(f"| `{row['name']}` | {aliases} | {files} | `{row['record']}` | {row['summary']} |")
     return "\n".join(lines)
+
+
+def _cmd_sizing(args) -> int:
+    from video_extract.client import Client
+
+    if args.nodes < 1 or (args.workers is not None and args.workers < 1):
+        raise UsageError("--nodes and --workers take a count of at least 1")
+    model = Client.cost_model(args.batch_dir)
+    durations = args.duration or list(model.durations)
+    per_hour = model.files_per_hour(durations, nodes=args.nodes, workers=args.workers)
+    workers = args.workers or model.workers
+    if args.json:
+        stages = [{"stage": label, "seconds_per_file": fixed, "seconds_per_media_second": per_second} for label, fixed, per_second in model.table()]
+        print(json.dumps({"files_per_hour": per_hour, "nodes": args.nodes, "workers": workers, "calibration_files": model.files, "costs": stages}, indent=2))
+        return 0
+    print(f"calibrated on {model.files} files with {model.workers} worker(s); seconds per file on one worker:")
+    for label, fixed, per_second in model.table():
+        print(f"  {label:<40} {fixed:8.3f} s + {per_second:.4f} s per media second")
+    mean = sum(durations) / len(durations)
+    print(f"{per_hour:,.0f} files/hour ({args.nodes} machine(s) x {workers} worker(s), files of {mean:.1f} s on average)")
+    return 0
 
 
 def _cmd_cache(args) -> int:

@@ -48,6 +48,7 @@ from video_extract.spec import DEFAULT_MAX_OPS, OutputSpec, RequestLike, make_op
 
 if TYPE_CHECKING:
     from video_extract.executors.bulk import BatchResult
+    from video_extract.executors.sizing import CostModel
 
 T = TypeVar("T")
 
@@ -245,6 +246,14 @@ class Client:
             named = {s.operation.name for s in specs}
             specs += [OutputSpec(operation=make_operation(op)) for op in registry.operations() if op not in named]
         return specs
+
+    @staticmethod
+    def cost_model(batch_dir: str | Path) -> CostModel:
+        """Per-stage costs fitted on a finished bulk run of a request, for sizing (files/hour on
+        N machines); see ``executors/sizing.py``."""
+        from video_extract.executors.sizing import calibration_files, fit
+
+        return fit(calibration_files(batch_dir))
 
     def operations(self) -> list[dict]:
         """Every operation: aliases, summary, whether a plugin runs it, its parameters."""

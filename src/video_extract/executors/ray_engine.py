@@ -114,7 +114,11 @@ class RayEngine:
 
         every_spec = {json.dumps(s, sort_keys=True): s for task in tasks for s in task.specs}
         cpus, gpus = request_resources(list(every_spec.values()))
-        self.actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)(RayFileWorker)
+        # Ray starts workers at nice 15 (to keep its raylet responsive), so on a node with any
+        # other load the actors, which are the work, get a sliver of the CPU: measured 3.5x
+        # slower per file than local workers beside one busy process. Ray's own job supervisor
+        # asks for niceness 0 the same way.
+        self.actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0, runtime_env={"env_vars": {"RAY_worker_niceness": "0"}})(RayFileWorker)
         if not self.settings.threads:
             self.settings = replace(self.settings, threads=max(1, int(cpus)))
         for _ in range(min(self.workers, len(tasks))):

@@ -248,6 +248,10 @@ class Blocks:
 
 
 # -------------------------------------------------------------------------------- embeddings
+#: Statistics vectors pooled into embeddings per call.
+POOL_BATCH = 4096
+
+
 def fbank_blocks(samples, block: int = 60 * SR) -> Iterator[np.ndarray]:
     """80-d Kaldi log-mel fbank (25 ms / 10 ms, no dither), what CAM++ was trained on, as blocks
     of frames: ``samples`` (an array or a ``WavSamples``) is fed a minute at a time and each
@@ -397,6 +401,16 @@ def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: fl
     clean_sec = np.zeros((u, k))
     span = int(np.ceil(WINDOW_SEC / EMBED_HOP)) + 2
     stats, where = [], []
+
+    def flush() -> None:
+        # pooled 4096 at a time as they come (the same batches as pooling them all at the end):
+        # an hour of audio has ~60 000 of these statistics vectors, ~250 MB held together
+        out = pool(np.stack(stats), embedder)
+        for (c, s), e in zip(where, out):
+            emb[c, s] = e
+        stats.clear()
+        where.clear()
+
     for c in range(u):
         active = units.active(c)
         if not active.any():
@@ -422,10 +436,10 @@ def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: fl
                 chosen = frames[lo : lo + len(centres)][sel]
                 stats.append(np.concatenate([chosen.mean(0), chosen.std(0, ddof=1)]))
                 where.append((c, s))
-    for i in range(0, len(stats), 4096):
-        out = pool(np.stack(stats[i : i + 4096]), embedder)
-        for (c, s), e in zip(where[i : i + 4096], out):
-            emb[c, s] = e
+                if len(stats) == POOL_BATCH:
+                    flush()
+    if stats:
+        flush()
     return emb, clean_sec
 
 
@@ -466,7 +480,10 @@ def cluster(
     out = np.full((u, k), -1, int)
     if not has.any():
         return out
-    unit = np.where(has[..., None], emb, 0) / np.maximum(np.linalg.norm(np.nan_to_num(emb), axis=-1, keepdims=True), 1e-8)
+    # one array, normalised in place (NaN rows are the ones without an embedding): an hour has
+    # ~60 000 x 3 x 192 of these, and each temporary copy is 50 MB
+    unit = np.nan_to_num(emb)
+    unit /= np.maximum(np.linalg.norm(unit, axis=-1, keepdims=True), 1e-8)
     train = has & (clean_sec >= min_clean_sec)
     if train.sum() < 2:
         train = has

@@ -8,6 +8,7 @@ stage computed, so VAD runs once per input however many operations need it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -39,6 +40,9 @@ def load_whisper(store, name: str, device: str = "cpu", compute_type: str = "int
     return store.load(key, lambda: windowed(WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=threads)))
 
 
+#: One transcription at a time hands its speech to a (shared, warm) model's feature extractor.
+_HANDOVER = threading.Lock()
+
 #: Log-mel columns (10 ms each) computed per block in the pass that finds the global maximum.
 MEL_BLOCK = 3000
 
@@ -50,10 +54,15 @@ def windowed(model):
     from faster_whisper.feature_extractor import FeatureExtractor
 
     class WindowedFeatureExtractor(FeatureExtractor):
+        #: what to read instead of the waveform handed in (see ``transcribe``)
+        samples: SpeechOnly | None = None
+
         def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> MelColumns:
             if chunk_length is not None:
                 self.n_samples = chunk_length * self.sampling_rate
                 self.nb_max_frames = self.n_samples // self.hop_length
+            if self.samples is not None and len(self.samples) == len(waveform):
+                waveform = self.samples
             return MelColumns(self, waveform, padding)
 
     extractor = WindowedFeatureExtractor.__new__(WindowedFeatureExtractor)
@@ -112,6 +121,31 @@ class MelColumns:
         return (log_spec + 4.0) / 4.0
 
 
+class SpeechOnly:
+    """The speech regions of ``samples`` one after another, read a slice at a time: what
+    faster-whisper's ``collect_chunks`` joins into one array (an hour of speech: 230 MB)."""
+
+    def __init__(self, samples, chunks: list[dict]):
+        self.samples, self.chunks = samples, chunks
+        self.starts = np.cumsum([0] + [c["end"] - c["start"] for c in chunks])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, _ = key.indices(len(self))
+        pieces = []
+        first = max(0, int(np.searchsorted(self.starts, start, side="right")) - 1)
+        for i in range(first, len(self.chunks)):
+            lo, hi = max(start, self.starts[i]), min(stop, self.starts[i + 1])
+            if lo >= stop:
+                break
+            if hi > lo:
+                base = self.chunks[i]["start"] - self.starts[i]
+                pieces.append(np.asarray(self.samples[base + lo : base + hi], dtype=np.float32))
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+
 class _Shifted:
     """Columns [a, b) of a ``MelColumns``, itself sliceable."""
 
@@ -154,21 +188,34 @@ def transcribe(
         # only the speech is read (``samples`` may be a ``WavSamples``): what faster-whisper's
         # ``collect_chunks`` joins, without holding the whole track beside it
         chunks = [{"start": int(s.start * sample_rate), "end": min(len(samples), int(s.end * sample_rate))} for s in speech]
-        audio = np.concatenate([np.asarray(samples[c["start"] : c["end"]], dtype=np.float32) for c in chunks])
+        audio = SpeechOnly(samples, chunks)
     # On hard audio Whisper falls back to sampling at a higher temperature; seed it so that the
     # same input gives the same transcript on every run (outputs are deterministic).
     import ctranslate2
 
     ctranslate2.set_random_seed(0)
-    segments, whisper_info = model.transcribe(
-        audio,
-        language=language,
-        beam_size=beam_size,
-        word_timestamps=word_timestamps,
-        initial_prompt=initial_prompt,
-        no_speech_threshold=no_speech_threshold,
-        vad_filter=False,
-    )
+    extractor = getattr(model, "feature_extractor", None)
+    with _HANDOVER:
+        if isinstance(audio, SpeechOnly) and hasattr(extractor, "samples"):
+            # faster-whisper wants an ndarray but reads it only through the feature extractor
+            # (and its length): hand it a zero-byte stand-in of the right length, and the
+            # extractor the speech to read from
+            extractor.samples, audio = audio, np.broadcast_to(np.float32(0), (len(audio),))
+        elif isinstance(audio, SpeechOnly):
+            audio = audio[:]
+        try:
+            segments, whisper_info = model.transcribe(
+                audio,
+                language=language,
+                beam_size=beam_size,
+                word_timestamps=word_timestamps,
+                initial_prompt=initial_prompt,
+                no_speech_threshold=no_speech_threshold,
+                vad_filter=False,
+            )
+        finally:
+            if hasattr(extractor, "samples"):
+                extractor.samples = None
     info["language"] = whisper_info.language
     info["language_probability"] = round(float(whisper_info.language_probability), 4)
     if chunks is not None:

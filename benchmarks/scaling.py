@@ -1,0 +1,144 @@
+"""Workers that scale: bulk with 1 vs 2 local workers, the Ray engine vs local processes on the
+same batch, and a 2-node Ray cluster vs 1 node.
+
+100 short clips (``metadata,scenes,keyframes,frames``), fresh cache each run. Rates are the
+steady state (each worker's files over its first start to last finish, summed); the Ray vs
+local row is the whole command, on a cluster already running (``ray start`` beforehand, as a
+service runs it: ``--ray-address``), and the same with Ray started by the command is reported.
+The 2-node cluster is two raylets on this machine with one CPU each (one actor per node).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import Row, clean, fresh_dir, short_clips, tree_peak_rss_mb
+
+SECTION = "scaling"
+OPS = "metadata,scenes,keyframes,frames"
+RAY = Path(sys.executable).with_name("ray")
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+
+
+def bulk(clips: Path, workers: int, *extra: str) -> tuple[float, float, float]:
+    """(whole-command seconds, steady files/s, peak summed RSS MiB) of one fresh bulk run."""
+    out, cache = fresh_dir("o"), fresh_dir("c")
+    argv = [sys.executable, "-m", "video_extract.cli", "bulk", str(clips), "--ops", OPS, "-o", str(out), "--cache-dir", str(cache)]
+    argv += ["--workers", str(workers), "--progress", "none", *extra]
+    started = time.perf_counter()
+    peak, code = tree_peak_rss_mb(argv, env=ENV)
+    elapsed = time.perf_counter() - started
+    assert code == 0, f"bulk {extra} exited with {code}"
+    per_worker: dict = {}
+    for f in json.loads((out / "batch_summary.json").read_text())["files"]:
+        per_worker.setdefault(f["worker"]["pid"], []).append(f)
+    rate = sum(len(fs) / (max(f["finished_at"] for f in fs) - min(f["started_at"] for f in fs)) for fs in per_worker.values())
+    clean(out, cache)
+    return elapsed, rate, peak
+
+
+def best(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Shortest whole command, highest rate, highest peak: the least disturbed of the repeats."""
+    return min(r[0] for r in runs), max(r[1] for r in runs), max(r[2] for r in runs)
+
+
+class Cluster:
+    """A local Ray cluster of ``nodes`` raylets with ``cpus`` CPUs each, stopped on exit."""
+
+    def __init__(self, nodes: int, cpus: int):
+        self.nodes, self.cpus = nodes, cpus
+
+    def __enter__(self) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        start = [str(RAY), "start", "--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}", "--disable-usage-stats"]
+        subprocess.run(start + ["--head", f"--port={port}", "--include-dashboard=false"], env=ENV, check=True, capture_output=True, timeout=120)
+        for _ in range(self.nodes - 1):
+            subprocess.run(start + [f"--address=127.0.0.1:{port}"], env=ENV, check=True, capture_output=True, timeout=120)
+        return f"127.0.0.1:{port}"
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run([str(RAY), "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+
+
+def run() -> list[Row]:
+    clips = short_clips(100)
+    one = best([bulk(clips, 1) for _ in range(2)])
+    two = best([bulk(clips, 2) for _ in range(2)])
+    rows = [
+        Row(
+            SECTION,
+            f"bulk throughput, 100 clips ({OPS}), workers running: 2 workers vs 1",
+            two[1],
+            one[1],
+            unit="files/s",
+            target=">= 1.8x scaling",
+            passed=two[1] / one[1] >= 1.8,
+            note=f"scaling {two[1] / one[1]:.2f}x",
+        ),
+        Row(
+            SECTION,
+            "bulk, 100 clips, whole command (worker start-up included): 2 workers vs 1",
+            100 / two[0],
+            100 / one[0],
+            unit="files/s",
+            target="report",
+            note=f"scaling {one[0] / two[0]:.2f}x",
+        ),
+        Row(SECTION, "peak memory of a bulk run (parent + 2 workers, summed RSS)", two[2], None, unit="MiB", target="report"),
+    ]
+    if not RAY.exists():
+        return rows
+    with Cluster(nodes=1, cpus=2) as address:
+        on_cluster = best([bulk(clips, 2, "--ray-address", address) for _ in range(2)])
+    rows.append(
+        Row(
+            SECTION,
+            "bulk, 100 clips, 2 workers, whole command: Ray engine on a running 1-node cluster vs local processes",
+            on_cluster[0],
+            two[0],
+            target="<= 1.2x",
+            passed=on_cluster[0] <= 1.2 * two[0],
+            note=f"steady {on_cluster[1]:.1f} vs {two[1]:.1f} files/s",
+        )
+    )
+    started_here = best([bulk(clips, 2, "--engine", "ray") for _ in range(2)])
+    rows.append(
+        Row(
+            SECTION,
+            "the same with Ray started (and stopped) by the command",
+            started_here[0],
+            two[0],
+            target="report (Ray start-up)",
+            note=f"steady {started_here[1]:.1f} vs {two[1]:.1f} files/s",
+        )
+    )
+    with Cluster(nodes=1, cpus=1) as address:
+        node1 = best([bulk(clips, 1, "--ray-address", address) for _ in range(2)])
+    with Cluster(nodes=2, cpus=1) as address:
+        node2 = best([bulk(clips, 2, "--ray-address", address) for _ in range(2)])
+    rows.append(
+        Row(
+            SECTION,
+            "Ray throughput, 100 clips, workers running: 2 nodes (1 CPU, 1 actor each) vs 1 node",
+            node2[1],
+            node1[1],
+            unit="files/s",
+            target=">= 1.7x scaling",
+            passed=node2[1] / node1[1] >= 1.7,
+            note=f"scaling {node2[1] / node1[1]:.2f}x",
+        )
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
