@@ -3,6 +3,7 @@ give what the whole-array path gives, on generated speech and on a real meeting 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -175,3 +176,29 @@ def test_speech_only_reads_what_the_joined_array_holds():
     for a, b in [(0, len(joined)), (0, 250), (249, 252), (250, 251), (251, 3251), (3000, 9999), (4000, 4251), (5, 5)]:
         assert np.array_equal(lazy[a:b], joined[a:b]), (a, b)
     assert np.array_equal(lazy[:], joined)
+
+
+ALLOCATOR = """
+import numpy as np
+from video_extract.allocator import release
+def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+a = np.ones(20 << 20, np.uint8); del a  # glibc raises its mmap threshold past 20 MB
+b = np.ones(8 << 20, np.uint8)  # so this comes from the heap
+keep = np.ones(64, np.uint8)  # and something small after it keeps the heap from shrinking
+del b
+before = rss()
+print(release(), before - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+@pytest.mark.parametrize("setting, returned", [(None, True), ("default", False)])
+def test_a_freed_large_array_goes_back_to_the_system_between_phases(setting, returned):
+    """An 8 MB array freed in the middle of the heap stays resident until ``release`` (which
+    diarization calls between its phases) hands its pages back."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "VIDEO_EXTRACT_MALLOC"}
+    if setting:
+        env["VIDEO_EXTRACT_MALLOC"] = setting
+    out = subprocess.run([sys.executable, "-c", ALLOCATOR], capture_output=True, text=True, check=True, env=env).stdout.split()
+    assert out[0] == str(returned)
+    assert (float(out[1]) >= 7.9) == returned, out

@@ -23,9 +23,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from video_extract.allocator import release
 from video_extract.cache import LAYOUT, Cache, Entry, Lease, file_digest, remember_digest, stage_key
 from video_extract.errors import InputError, OperationError, VideoExtractError, missing_package, show_path
-from video_extract.media.image import LARGE_PIXELS, Still, return_freed_memory
+from video_extract.media.image import LARGE_PIXELS, Still
 from video_extract.media.limits import set_max_pixels
 from video_extract.media.probe import probe
 from video_extract.models.runtime import model_threads
@@ -310,7 +311,9 @@ def run_stage(
 def _let_go_of_still(job: Job) -> None:
     """A still image's pixels go once no stage left reads them: from the video stream, or from a
     frame record that hands them on in memory (``FramesResult._pixels``). After each stage of a
-    large still, what its copies freed goes back to the system (``return_freed_memory``)."""
+    large still, what its copies freed goes back to the system (``allocator.release``: glibc
+    keeps what a thread freed in that thread's heap, where the next stages, in other threads,
+    cannot use it; measured 1.4 GB instead of 1.0 GB for an 88 Mpx still in perf mode)."""
     still = job.source.still
     if still is None:
         return
@@ -328,7 +331,11 @@ def _let_go_of_still(job: Job) -> None:
         still.release()
     video = job.source.info.video
     if video is not None and video.width * video.height > LARGE_PIXELS:
-        return_freed_memory()
+        release()
+
+
+#: Seconds after which a stage has likely left freed memory worth handing back (a few ms).
+LONG_STAGE = 1.0
 
 
 def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCallback | None) -> StageRecord:
@@ -363,6 +370,8 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         artifact = _hit(cache, entry, stage, lease) if cache and entry else None
         if artifact is None:
             artifact = _execute(runtime, job, stage, key, cache, params, on_partial, lease)
+            if time.perf_counter() - started > LONG_STAGE:
+                release()  # a long stage's freed temporaries, back to the system (allocator.py)
         job.artifacts[stage.id] = artifact
         files = _publish(runtime, job, stage, artifact, requested)
     except Exception as exc:  # noqa: BLE001 - a stage's failure is data, not a crash of the run

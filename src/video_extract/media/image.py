@@ -8,7 +8,6 @@ budget (``media.limits``), once per request however many stages want them (``Sti
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from pathlib import Path
 
@@ -188,30 +187,6 @@ class Still:
 
     def __repr__(self) -> str:
         return f"Still({str(self.path)!r}, decoded={self.decoded})"
-
-
-@functools.cache
-def _malloc_trim():
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-def return_freed_memory() -> None:
-    """Hand memory that large pictures' copies freed back to the system (glibc; elsewhere nothing).
-
-    glibc keeps what was freed in the heap of the thread that freed it: the stages that copy a
-    large still (decoding it, encoding JPEGs, in threads of their own) would leave hundreds of
-    MB held that the next stages, in other threads, cannot use (measured: 1.4 GB instead of
-    1.0 GB for a 88 Mpx still in perf mode).
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 #: Pictures above this many pixels are encoded one at a time (stages run side by side in perf mode).

@@ -93,6 +93,7 @@ from itertools import combinations
 
 import numpy as np
 
+from video_extract.allocator import release
 from video_extract.media import WavSamples
 
 SR = 16000
@@ -607,8 +608,10 @@ def diarize(
         return []
     duration = len(x) / SR
     windows = segment(x, segmenter, step_sec)
+    release()  # each phase's temporaries, freed, back to the system before the next (allocator.py)
     units = Blocks(windows, blocks)
     emb, clean_sec = embed(units, streamed_frames(x, embedder), embedder)
+    release()
     assign = cluster(emb, clean_sec, threshold, num_speakers, min_speakers, max_speakers)
     binary = reconstruct(units, assign, windows, duration)
     # frame i covers [i * step, (i + 1) * step) shifted to the centre of its receptive field
