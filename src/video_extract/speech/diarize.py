@@ -481,10 +481,6 @@ def cluster(
     out = np.full((u, k), -1, int)
     if not has.any():
         return out
-    # one array, normalised in place (NaN rows are the ones without an embedding): an hour has
-    # ~60 000 x 3 x 192 of these, and each temporary copy is 50 MB
-    unit = np.nan_to_num(emb)
-    unit /= np.maximum(np.linalg.norm(unit, axis=-1, keepdims=True), 1e-8)
     train = has & (clean_sec >= min_clean_sec)
     if train.sum() < 2:
         train = has
@@ -496,7 +492,7 @@ def cluster(
         train = np.zeros(train.size, bool)
         train[keep] = True
         train = train.reshape(has.shape)
-    x = unit[train]
+    x = _unit(emb[train])
     labels = _cut(x, threshold, None)
     found = int(labels.max()) + 1
     want = num_speakers if num_speakers is not None else int(np.clip(found, min_speakers, max_speakers))
@@ -505,13 +501,26 @@ def cluster(
         labels = _cut(x, None, want)
     cents = np.stack([x[labels == c].mean(0) for c in np.unique(labels)])
     cents /= np.linalg.norm(cents, axis=-1, keepdims=True)
-    sim = unit @ cents.T
-    for c in range(u):
-        rows = np.flatnonzero(has[c])
-        if len(rows):
-            r, g = linear_sum_assignment(-sim[c, rows])
-            out[c, rows[r]] = g
+    for a in range(0, u, UNITS_AT_ONCE):
+        sim = _unit(emb[a : a + UNITS_AT_ONCE]) @ cents.T
+        for c in range(a, min(u, a + UNITS_AT_ONCE)):
+            rows = np.flatnonzero(has[c])
+            if len(rows):
+                r, g = linear_sum_assignment(-sim[c - a, rows])
+                out[c, rows[r]] = g
     return out
+
+
+#: Units whose embeddings are normalised and compared with the centroids at once: an hour has
+#: ~60 000 x 3 x 192 of them (50 MB per copy); each row's numbers are the same whatever the slice.
+UNITS_AT_ONCE = 4096
+
+
+def _unit(emb: np.ndarray) -> np.ndarray:
+    """Embeddings scaled to unit length; rows without one (NaN) stay zero."""
+    unit = np.nan_to_num(emb)
+    unit /= np.maximum(np.linalg.norm(unit, axis=-1, keepdims=True), 1e-8)
+    return unit
 
 
 # ---------------------------------------------------------------------------- reconstruction
