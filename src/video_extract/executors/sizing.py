@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from video_extract.errors import UsageError
-from video_extract.results import FileResult
+from video_extract.outputs import read_summary
+from video_extract.results import FileResult, output_type
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def fit(files: Sequence[Calibration]) -> CostModel:
 
 def calibration_files(out_dir: str | Path) -> list[Calibration]:
     """The finished files of a bulk run's output folder, with each one's duration (from its
-    metadata.json, else probed) and the seconds of the stages it computed (cache hits left out)."""
+    metadata output, else probed) and the seconds of the stages it computed (cache hits left out)."""
     from video_extract.media import probe
 
     out_dir = Path(out_dir)
@@ -109,24 +110,29 @@ def calibration_files(out_dir: str | Path) -> list[Calibration]:
     for row in json.loads(summary.read_text())["files"]:
         if row.get("status") != "ok" or not row.get("output_dir") or not row.get("worker"):
             continue
-        record = Path(row["output_dir"]) / "summary.json"
-        if not record.is_file():
+        folder = Path(row["output_dir"])
+        record = read_summary(folder)
+        if record is None:
             continue
-        result = FileResult.model_validate_json(record.read_text())
+        result = FileResult.model_validate(record)
         stages = {s.label: s.seconds for s in result.stages if s.status == "ok" and not s.cached}
-        duration = _duration(Path(row["output_dir"]), row["input"], probe)
+        duration = _duration(result, folder, row["input"], probe)
         if duration is None or not stages:
             continue
         files.append(Calibration(duration, stages, row["worker"]["pid"], row["started_at"], row["finished_at"]))
     return files
 
 
-def _duration(output_dir: Path, source: str, probe) -> float | None:
-    meta = output_dir / "metadata.json"
-    if meta.is_file():
-        duration = json.loads(meta.read_text()).get("duration")
-        if duration is not None:
-            return float(duration)
+def _duration(result: FileResult, folder: Path, source: str, probe) -> float | None:
+    """The media's duration: from the file's metadata output when it has one, else probed."""
+    for op in result.ops.values():
+        if op.status == "ok" and op.type == "Metadata":
+            try:
+                duration = output_type("Metadata").load(folder, op.data).duration
+            except (OSError, ValueError):
+                break
+            if duration is not None:
+                return float(duration)
     try:
         return probe(source, scan=False).duration
     except Exception:  # noqa: BLE001 - a moved or remote input: the file is left out of the fit
