@@ -632,3 +632,16 @@ def test_a_model_outside_the_catalog_is_refused_before_any_work(tmp_path, model)
         assert response.status_code == 422 and "is not allowed on this server" in response.json()["error"], response.text
         allowed = http.post("/v1/jobs", json={"source": {"url": "http://example.com/a.mp4"}, "ops": ["transcription:model=tiny.en"]})
         assert allowed.status_code == 202, allowed.text
+
+
+def test_served_outputs_are_sandboxed_pages_of_their_own_origin(tmp_path):
+    """A report.html (or any output holding text from the media) served by the API cannot act
+    in the API's origin: the page is sandboxed (scripts run, same-origin access does not)."""
+    from video_extract.server.app import _serve_file
+
+    (tmp_path / "talk").mkdir()
+    (tmp_path / "talk" / "report.html").write_text("<script>fetch('/v1/jobs')</script>")
+    response = _serve_file(tmp_path, "talk/report.html")
+    assert response.headers["content-security-policy"] == "sandbox allow-scripts"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.media_type == "text/html"

@@ -377,7 +377,11 @@ def _serve_file(root: Path, rel: str) -> FileResponse:
     real = Path(os.path.realpath(base / rel))
     if not real.is_relative_to(base) or not real.is_file():
         raise ApiError(404, f"no file {rel!r}")
-    return FileResponse(real, filename=real.name, content_disposition_type="inline")
+    # Outputs carry text from the media (transcripts, on-screen text; report.html is a page):
+    # served from the API's origin, a page runs sandboxed in an origin of its own (its script
+    # still draws; it reaches nothing of the API's), and no browser guesses another type.
+    headers = {"Content-Security-Policy": "sandbox allow-scripts", "X-Content-Type-Options": "nosniff"}
+    return FileResponse(real, filename=real.name, content_disposition_type="inline", headers=headers)
 
 
 def _readiness(settings: ServerSettings, manager: Manager, client) -> dict[str, str]:
