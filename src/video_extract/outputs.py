@@ -21,9 +21,11 @@ from typing import Any
 
 import blake3
 
+from video_extract.errors import InputError
 from video_extract.fsutil import writer_is_dead, writer_tag
 
 SUMMARY_FILE = "summary.json"
+BATCH_SUMMARY_FILE = "batch_summary.json"
 OWNER_FILE = ".input"  # which input a directory belongs to, written when it is created
 
 
@@ -271,6 +273,21 @@ def read_summary(directory: Path) -> dict[str, Any] | None:
         return json.loads((directory / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def read_batch_rows(output_root: Path) -> list[dict]:
+    """The rows of a bulk batch's ``batch_summary.json``, in input order (what exports and the
+    sizing model are built from); an InputError when there is none to read."""
+    try:
+        return json.loads((output_root / BATCH_SUMMARY_FILE).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"no readable {BATCH_SUMMARY_FILE}: run a bulk batch into this folder first", output_root) from None
+
+
+def batch_output_dir(output_root: Path, row: dict) -> Path:
+    """A batch row's output folder: always ``{out}/{stem}``, wherever the batch ran from (the
+    row may hold a path relative to that run's working directory, or the folder was moved)."""
+    return output_root / Path(row["output_dir"]).name
 
 
 def remove_stale_temporaries(directory: Path) -> None:

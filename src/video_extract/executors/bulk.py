@@ -32,7 +32,16 @@ from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
 from video_extract.errors import UsageError, VideoExtractError, show_path
-from video_extract.outputs import InputLike, atomic_write_json, atomic_write_with, ensure_output_root, folder_stem, output_dir_for, read_summary
+from video_extract.outputs import (
+    BATCH_SUMMARY_FILE,
+    InputLike,
+    atomic_write_json,
+    atomic_write_with,
+    ensure_output_root,
+    folder_stem,
+    output_dir_for,
+    read_summary,
+)
 from video_extract.results import Record
 from video_extract.sources import SourcePolicy, Sources, describe, display_name
 from video_extract.spec import OutputSpec
@@ -610,7 +619,7 @@ def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float,
         "engine": engine,
         "not_media": len(not_media),
     }
-    path = output_root / "batch_summary.json"
+    path = output_root / BATCH_SUMMARY_FILE
     atomic_write_json(path, {"files": [r.model_dump(mode="json") for r in rows], "not_media": [display_name(p) for p in not_media], "totals": totals})
     _write_parquet(output_root / "batch_summary.parquet", rows)
     return path

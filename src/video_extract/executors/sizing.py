@@ -13,15 +13,14 @@ the worker count you will run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from video_extract.errors import UsageError
-from video_extract.outputs import read_summary
+from video_extract.errors import InputError, UsageError
+from video_extract.outputs import batch_output_dir, read_batch_rows, read_summary
 from video_extract.results import FileResult, output_type
 
 
@@ -103,14 +102,15 @@ def calibration_files(out_dir: str | Path) -> list[Calibration]:
     from video_extract.media import probe
 
     out_dir = Path(out_dir)
-    summary = out_dir / "batch_summary.json"
-    if not summary.is_file():
-        raise UsageError(f"{out_dir}: no batch_summary.json here; calibrate with `video-extract bulk ... -o {out_dir}` first")
+    try:
+        rows = read_batch_rows(out_dir)
+    except InputError:
+        raise UsageError(f"{out_dir}: no batch_summary.json here; calibrate with `video-extract bulk ... -o {out_dir}` first") from None
     files = []
-    for row in json.loads(summary.read_text())["files"]:
+    for row in rows:
         if row.get("status") != "ok" or not row.get("output_dir") or not row.get("worker"):
             continue
-        folder = Path(row["output_dir"])
+        folder = batch_output_dir(out_dir, row)
         record = read_summary(folder)
         if record is None:
             continue

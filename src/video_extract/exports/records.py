@@ -8,7 +8,6 @@ or one whose outputs cannot be read back whole, is left out with its reason.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +15,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from video_extract.errors import InputError
-from video_extract.outputs import read_summary
+from video_extract.outputs import batch_output_dir, read_batch_rows, read_summary
 from video_extract.results import FileResult, Output, output_type
-
-BATCH_SUMMARY = "batch_summary.json"
 
 
 @dataclass
@@ -47,19 +44,10 @@ class LeftOut:
     reason: str
 
 
-def batch_rows(output_root: Path) -> list[dict]:
-    """The rows of the batch summary, in input order."""
-    path = output_root / BATCH_SUMMARY
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"no readable {BATCH_SUMMARY}: run a bulk batch into this folder first", output_root) from None
-
-
 def read_batch(output_root: Path, left_out: list[LeftOut]) -> Iterator[ExportedFile]:
     """Every finished input of the batch, one at a time (a big batch is never all in memory);
     what cannot be exported is appended to ``left_out``."""
-    for row in batch_rows(output_root):
+    for row in read_batch_rows(output_root):
         shown = row.get("input", "?")
         if row.get("status") == "failed":
             left_out.append(LeftOut(shown, f"failed: {row.get('error') or 'see batch_summary.json'}"))
@@ -68,7 +56,7 @@ def read_batch(output_root: Path, left_out: list[LeftOut]) -> Iterator[ExportedF
             left_out.append(LeftOut(shown, "no output folder"))
             continue
         try:
-            yield read_file(output_root / Path(row["output_dir"]).name)  # always {out}/{stem}: wherever the batch ran from
+            yield read_file(batch_output_dir(output_root, row))
         except InputError as exc:
             left_out.append(LeftOut(shown, exc.message))
 
