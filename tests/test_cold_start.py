@@ -75,3 +75,14 @@ def test_a_checkpoint_of_another_shape_goes_to_sentence_transformers(tmp_path):
     (copy / "1_Pooling").mkdir()
     (copy / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}')
     assert not supported(copy)
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_at_barriers_unless_the_user_chose(preset, expected):
+    # Set before CTranslate2 or torch load OpenMP, which reads it once: spinning threads of one
+    # stage would burn the cores of the stages beside it.
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": preset} if preset else {})
+    probe = "import video_extract, os; import ctranslate2; print(os.environ['OMP_WAIT_POLICY'])"
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=120).stdout.strip() == expected
