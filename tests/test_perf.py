@@ -9,7 +9,7 @@ import time
 
 from video_extract import Client
 from video_extract.executors import DebugExecutor, Runtime
-from video_extract.executors.perf import PerfExecutor
+from video_extract.executors.perf import PerfExecutor, critical_path
 from video_extract.registry import Registry
 from video_extract.testing import media
 
@@ -35,6 +35,24 @@ def test_metadata_completes_before_the_slowest_operation_and_partials_precede_co
     assert done.type == "done" and done.status == "ok" and done.ok == ["metadata", "scenes", "transcription"]
     meta = next(e for e in events if e.type == "complete" and e.op == "metadata")
     assert meta.path.endswith("metadata.json") and meta.elapsed < done.elapsed
+
+
+@needs_espeak
+def test_the_longest_chain_starts_first(speech_clip, tmp_path):
+    # One thread: the order stages run in is the scheduler's choice alone. Transcription (the
+    # slowest stage) waits for vad, so vad goes before scenes and metadata, which nothing awaits.
+    client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o")
+    events = list(client.execute_streaming(speech_clip[0], ["metadata", "scenes", "vad", "transcription"], threads=1))
+    assert [e.op for e in events if e.type == "complete"] == ["vad", "transcription", "scenes", "metadata"]
+
+
+def test_critical_path_ranks_a_stage_by_what_waits_for_it(scene_clip, tmp_path):
+    plan = Client(cache_dir=tmp_path / "c").plan(scene_clip.path, "scenes,scene_frames,metadata")
+    by_plugin = {stage.plugin: sid for sid, stage in plan.stages.items()}
+    rank = critical_path(plan, lambda stage: {"scenes": 1.0, "scene_frames": 2.0, "metadata": 0.5}[stage.plugin])
+    assert rank[by_plugin["scene_frames"]] == 2.0
+    assert rank[by_plugin["scenes"]] == 3.0  # its own second plus scene_frames, which waits for it
+    assert rank[by_plugin["metadata"]] == 0.5
 
 
 def test_a_failing_operation_is_an_error_event_while_the_others_complete(scene_clip, tmp_path, monkeypatch):

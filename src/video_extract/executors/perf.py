@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from video_extract.events import CompleteEvent, DoneEvent, ErrorEvent, Event, Pa
 from video_extract.executors.base import Executor, Job, Runtime, finish, run_stage, start
 from video_extract.media.image import LARGE_PIXELS
 from video_extract.outputs import InputLike
-from video_extract.plan import Stage
+from video_extract.plan import Plan, Stage
 from video_extract.results import FileResult, StageRecord
 from video_extract.spec import OutputSpec
 
@@ -96,16 +96,21 @@ class PerfExecutor(Executor):
             still = job.source.still
             threads = 1 if still is not None and _pixels(job) > LARGE_PIXELS else self.threads
             job.concurrent = threads > 1
+            rank = critical_path(job.plan, lambda stage: self.runtime.registry.manifests[stage.plugin].resources.seconds)
+            if os.environ.get("VE_IMPORT_AHEAD", "1") == "1":
+                import_ahead(self.runtime.registry, job.plan)
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="video-extract-stage") as pool:
                 while pending or running:
                     if cancel.is_set():
                         pending.clear()
                         if not running:
                             break
-                    for sid, stage in list(pending.items()):
-                        if all(up in finished for up in stage.upstream):
-                            del pending[sid]
-                            running[pool.submit(run_stage, self.runtime, job, stage, self._partial_sink(job, events))] = stage
+                    # Only as many stages as threads are handed to the pool, the longest remaining
+                    # chain first: a queued stage could not be overtaken by a more urgent one.
+                    ready = sorted((sid for sid, stage in pending.items() if all(up in finished for up in stage.upstream)), key=lambda sid: -rank[sid])
+                    for sid in ready[: threads - len(running)]:
+                        stage = pending.pop(sid)
+                        running[pool.submit(run_stage, self.runtime, job, stage, self._partial_sink(job, events))] = stage
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         stage = running.pop(future)
@@ -134,6 +139,34 @@ class PerfExecutor(Executor):
                 events.put(CompleteEvent(op=op, path=path, elapsed=round(time.perf_counter() - started, 4), cached=record.cached))
             else:
                 events.put(ErrorEvent(op=op, error=record.error or record.status))
+
+
+def import_ahead(registry, plan: Plan) -> None:
+    """Import the plugins of the stages that wait for others, on a thread of their own, while the
+    first stages decode: a cold process would otherwise import fusion's tracker and keyword
+    libraries (~0.5 s) only once everything else has finished."""
+    waiting = [stage.plugin for stage in plan.stages.values() if stage.upstream]
+    if not waiting:
+        return
+
+    def load() -> None:
+        for name in dict.fromkeys(waiting):
+            try:
+                registry.plugin_class(name)
+            except Exception:  # noqa: BLE001 - the stage itself reports what cannot be loaded
+                pass
+
+    threading.Thread(target=load, name="video-extract-import-ahead", daemon=True).start()
+
+
+def critical_path(plan: Plan, seconds: Callable[[Stage], float]) -> dict[str, float]:
+    """Each stage's own estimated seconds plus the longest chain of stages that wait for it: on
+    a 10 s clip, vad (0.02 s) ranks above scenes (0.17 s) because transcription waits for it."""
+    rank: dict[str, float] = {}
+    for sid in reversed(list(plan.stages)):  # stages are in topological order
+        after = [rank[d] for d in plan.dependents_of(sid)]
+        rank[sid] = seconds(plan.stages[sid]) + max(after, default=0.0)
+    return rank
 
 
 def _pixels(job: Job) -> int:
