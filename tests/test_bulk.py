@@ -276,3 +276,15 @@ def test_a_request_per_file(tmp_path):
     assert batch.failed == 0
     ops = {Path(r.input).name: set(r.ops) for r in batch.rows}
     assert ops == {a.name: {"metadata"}, b.name: {"metadata", "scenes", "keyframes"}}  # metadata.json for every input
+
+
+def test_a_ray_actor_raises_itself_from_rays_niceness_where_it_may():
+    # Ray starts workers at nice 15; an actor at 15 beside any other load gets a sliver of the CPU.
+    probe = (
+        "import threading; from video_extract.executors.ray_engine import full_priority; threading.Thread(target=lambda: None).start(); print(full_priority())"
+    )
+    out = subprocess.run(["nice", "-n", "15", sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    if os.geteuid() != 0:
+        assert out == "15"  # not allowed: the engine starts the actors again with niceness 0 asked of Ray
+    else:
+        assert out == "0"
