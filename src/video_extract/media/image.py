@@ -8,6 +8,7 @@ budget (``media.limits``), once per request however many stages want them (``Sti
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from pathlib import Path
 
@@ -53,16 +54,20 @@ def image_size(path: str | Path) -> tuple[int, int] | None:
         return None
 
 
-def _exif_rotation(image) -> int:
-    """EXIF orientation as a counter-clockwise rotation (mirrored orientations count as their rotation).
+def _orientation(image) -> int:
+    """The EXIF orientation tag (1: as stored).
 
     Read from the header only: Pillow's PNG ``getexif`` decodes the whole picture to look for an
     eXIf chunk after the pixels, so a PNG without one before them counts as not rotated.
     """
     if image.format == "PNG" and "exif" not in image.info:
-        return 0
-    orientation = image.getexif().get(0x0112, 1)
-    return {3: 180, 4: 180, 5: 270, 6: 270, 7: 90, 8: 90}.get(orientation, 0)
+        return 1
+    return image.getexif().get(0x0112, 1)
+
+
+def _exif_rotation(image) -> int:
+    """EXIF orientation as a counter-clockwise rotation (mirrored orientations count as their rotation)."""
+    return {3: 180, 4: 180, 5: 270, 6: 270, 7: 90, 8: 90}.get(_orientation(image), 0)
 
 
 def probe_image(path: str | Path) -> MediaInfo:
@@ -108,6 +113,11 @@ def read_image(path: str | Path) -> np.ndarray:
     image = _open(path)
     try:
         check_size(*image.size, path, still=True)
+        rgb = _read_alike(path, image)
+        if rgb is not None:
+            count("still_decodes")
+            rgb.flags.writeable = False
+            return rgb
         image.load()
         count("still_decodes")
         ImageOps.exif_transpose(image, in_place=True)  # a turned copy only when EXIF says so
@@ -123,6 +133,45 @@ def read_image(path: str | Path) -> np.ndarray:
         image.close()  # Pillow's copy goes now, not when the collector gets to it
     rgb.flags.writeable = False
     return rgb
+
+
+#: (format, mode) of the pictures OpenCV decodes to the very pixels Pillow gives, by the same
+#: libraries (libjpeg-turbo's default IDCT and upsampling, libpng): 8-bit colour or grey, alpha dropped.
+_ALIKE = {("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L"), ("PNG", "RGBA")}
+
+
+def _read_alike(path: Path, image) -> np.ndarray | None:
+    """The pixels of a plain JPEG or PNG, decoded by OpenCV straight into an RGB array: what
+    Pillow's decode and RGB conversion give, in half the time for a 1080p photo (Pillow decodes
+    into 4 bytes a pixel, then copies out 3). None where Pillow must decode: another format
+    or mode, a 16-bit or low-bit PNG, a transparency key, an animation, an EXIF orientation to
+    apply, a JPEG that does not end with its end marker (libjpeg fills a truncated picture in
+    grey where Pillow says it is truncated), or anything OpenCV fails to read (Pillow then says why).
+    """
+    import cv2
+
+    if (image.format, image.mode) not in _ALIKE or getattr(image, "n_frames", 1) != 1 or _orientation(image) != 1:
+        return None
+    if image.format == "PNG" and ("transparency" in image.info or [tile.args for tile in image.tile] != [image.mode]):
+        return None
+    if image.format == "JPEG":
+        with open(path, "rb") as f:
+            f.seek(-2, os.SEEK_END)
+            if f.read(2) != b"\xff\xd9":
+                return None
+    width, height = image.size
+    into_rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV 4.11+; before, BGR turned in place
+    flags = (into_rgb if into_rgb is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        # Into an array of the header's size: without one, the binding returns a copy of what it decoded.
+        pixels = cv2.imread(str(path), np.empty((height, width, 3), np.uint8), flags)
+    except cv2.error:
+        return None
+    if pixels is None or pixels.shape != (height, width, 3):
+        return None
+    if into_rgb is None:
+        cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)
+    return pixels
 
 
 #: Rows of a picture converted at a time (about 8 MB of Pillow's pixels).
