@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -389,6 +391,33 @@ def test_what_opencv_would_read_otherwise_is_left_to_pillow(tmp_path):
         with Image.open(path) as picture:
             assert image._read_alike(path, picture) is None
         assert image.read_image(path).shape == (512, 400, 3)
+
+
+@needs_shared_models
+def test_detectors_on_a_still_without_a_cache_make_no_scratch_folder(astronaut_png, tmp_path, monkeypatch):
+    """Cache off, objects and faces on a still: the frame, the records and metadata.json travel
+    in memory; the folder holds the same files as with a cache, and nothing is made in the temp dir."""
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    made = []
+    real = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    client = Client(use_cache=False, output_dir=tmp_path / "o", models_dir=SHARED_MODELS)
+    result = client.run(astronaut_png, ["objects", "faces"])
+    assert result.ok and [p for p in made if not Path(p).name.startswith(".video-extract-probe-")] == [] and not list(scratch.iterdir())
+    folder = tmp_path / "o" / "astronaut"
+    assert sorted(p.name for p in folder.iterdir()) == [".input", "faces.json", "metadata.json", "objects.json", "summary.json"]
+    cached = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "with_cache", models_dir=SHARED_MODELS).run(astronaut_png, ["objects", "faces"])
+    for name in ("objects.json", "faces.json", "metadata.json"):
+        assert (folder / name).read_bytes() == (Path(cached.output_dir) / name).read_bytes()
 
 
 @needs_shared_models

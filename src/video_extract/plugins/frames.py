@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 from video_extract.errors import InputError
 from video_extract.media import iter_frames
@@ -18,17 +17,19 @@ def frame_file(n: int) -> str:
     return f"frame_{n:05d}.jpg"
 
 
-def still_frame(ctx: StageContext, folder: Path, record: FramesResult, max_size: int | None, quality: int) -> FramesResult:
+def still_frame(ctx: StageContext, name: str, record: FramesResult, max_size: int | None, quality: int) -> FramesResult:
     """Hand a still image's one frame on in memory: consumers in this process get the picture
     the request decodes once (``Source.still``), sized as the frame file would be, never a JPEG
     round trip. Nothing is decoded here: a request whose consumers are all cache hits decodes
-    nothing. The JPEG is written only when the frame is published."""
+    nothing. The JPEG (and its folder, ``name``) is written only when the frame is published."""
     pixels = ctx.source.pixels
 
     def images() -> list:
         return [frame.image for frame in iter_frames(pixels, max_size=max_size)]
 
     if ctx.publishes:
+        folder = ctx.path(name)
+        folder.mkdir()
         for entry, image in zip(record.frames, images(), strict=True):
             save_jpeg(folder / entry.file, image, quality)
     written = ctx.write(record)
@@ -42,13 +43,13 @@ class FramesPlugin(Plugin):
         return source.still is None  # a still's frame is handed on in memory (``still_frame``)
 
     def stream(self, ctx: StageContext, inputs: Inputs, params: Frames) -> Iterator[FrameEntry]:
-        folder = ctx.path("frames")
-        folder.mkdir()
         if ctx.source.still is not None:
             entry = FrameEntry(file=frame_file(0), frame=0, time=0.0)
-            still_frame(ctx, folder, FramesResult(frames=[entry]), params.max_size, params.quality)
+            still_frame(ctx, "frames", FramesResult(frames=[entry]), params.max_size, params.quality)
             yield entry
             return
+        folder = ctx.path("frames")
+        folder.mkdir()
         entries: list[FrameEntry] = []
         frames = prefetch(iter_frames(ctx.source.pixels, fps=params.fps, start=params.start, end=params.end, max_size=params.max_size), depth=4)
         for frame in frames:

@@ -12,6 +12,8 @@ from video_extract.spec import Metadata
 
 
 class MetadataPlugin(Plugin):
+    publishes_from_record = True  # metadata.json is written from the record, with this request's path
+
     def run(self, ctx: StageContext, inputs: Inputs, params: Metadata) -> None:
         ctx.write(probe(ctx.source.path, count_frames=params.count_frames))
 
