@@ -253,9 +253,13 @@ def prune_outputs(directory: Path, current: Iterable[str]) -> list[str]:
     only whole names (a concurrent writer's hidden temporaries are not). Emptied folders of
     ours (``embeddings/``, ``intermediates/``) go too. Returns what was removed."""
     keep = {name.rstrip("/") for name in current}
+    try:
+        present = set(os.listdir(directory))  # one listing, not a rename tried for every name we might have written
+    except OSError:
+        return []
     removed = []
     for name in sorted(project_names(directory) - keep):
-        if _discard(directory / name):
+        if PurePosixPath(name).parts[0] in present and _discard(directory / name):
             removed.append(name)
     for name in removed:
         parent = PurePosixPath(name).parent
