@@ -306,7 +306,7 @@ def test_a_still_reads_into_the_same_pixels_whole_or_band_by_band(tmp_path, monk
 
     path = tmp_path / "photo.jpg"
     Image.fromarray(data.astronaut()).save(path, quality=90)
-    monkeypatch.setattr(image, "_read_alike", lambda path, picture: None)  # Pillow's decode, whose copy is banded
+    monkeypatch.setattr(image, "_read_alike", lambda *args: None)  # Pillow's decode, whose copy is banded
     whole = image.read_image(path)
     monkeypatch.setattr(image, "LARGE_PIXELS", 0)  # as a picture above the limit is read
     banded = image.read_image(path)
@@ -348,10 +348,15 @@ def test_a_plain_still_is_decoded_by_opencv_into_the_pixels_pillow_gives(tmp_pat
     before = decode_counters.get("still_decodes", 0)
     fast = image.read_image(path)
     assert decode_counters["still_decodes"] == before + 1
-    monkeypatch.setattr(image, "_read_alike", lambda path, picture: None)
+    held, order = image.decode_image(path)  # what a request holds: BGR, for the detectors
+    monkeypatch.setattr(image, "LARGE_PIXELS", 0)
+    large, large_order = image.decode_image(path)  # above LARGE_PIXELS: RGB, as the JPEG writer wants it
+    monkeypatch.setattr(image, "_read_alike", lambda *args: None)
     pillow = image.read_image(path)
     assert fast.shape == pillow.shape and fast.dtype == pillow.dtype == np.uint8
     assert np.array_equal(fast, pillow) and not fast.flags.writeable
+    assert (order, large_order) == (image.BGR, image.RGB)
+    assert np.array_equal(held[:, :, ::-1], pillow) and np.array_equal(large, pillow) and not held.flags.writeable
 
 
 def test_what_opencv_would_read_otherwise_is_left_to_pillow(tmp_path):
@@ -442,7 +447,7 @@ def test_detections_on_a_still_are_the_same_from_either_decoder(tmp_path, monkey
         return {f"{p.parent.name}/{p.name}": p.read_bytes() for p in sorted((tmp_path / folder).glob("*/*.json")) if p.name != "summary.json"}
 
     fast = outputs("opencv")
-    monkeypatch.setattr(image, "_read_alike", lambda path, picture: None)
+    monkeypatch.setattr(image, "_read_alike", lambda *args: None)
     pillow = outputs("pillow")
     assert sorted(fast) == ["astro/faces.json", "astro/metadata.json", "astro/objects.json", "photo/faces.json", "photo/metadata.json", "photo/objects.json"]
     assert fast == pillow

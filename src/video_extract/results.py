@@ -257,8 +257,9 @@ class FramesResult(Output):
 
     frames: list[FrameEntry]
 
-    #: In the process that made the record, what gives its frames' RGB pixels in order (a
-    #: still image's one frame, from the picture the request decoded once): consumers use it
+    #: In the process that made the record, what gives its frames' pixels in order, each as
+    #: (array, channel order) (a still image's one frame, from the picture the request decoded
+    #: once): consumers use it
     #: rather than reading a JPEG back, and the JPEG is written only when it is published.
     _pixels: Any = PrivateAttr(default=None)
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
+
 from video_extract.errors import InputError
 from video_extract.media import iter_frames
-from video_extract.media.image import save_jpeg
+from video_extract.media.image import RGB, in_order, save_jpeg
 from video_extract.media.prefetch import prefetch
+from video_extract.media.video import still_picture
 from video_extract.plugins.base import Inputs, Plugin, Source, StageContext
 from video_extract.results import FrameEntry, FramesResult
 from video_extract.spec import Frames
@@ -19,19 +22,21 @@ def frame_file(n: int) -> str:
 
 def still_frame(ctx: StageContext, name: str, record: FramesResult, max_size: int | None, quality: int) -> FramesResult:
     """Hand a still image's one frame on in memory: consumers in this process get the picture
-    the request decodes once (``Source.still``), sized as the frame file would be, never a JPEG
-    round trip. Nothing is decoded here: a request whose consumers are all cache hits decodes
-    nothing. The JPEG (and its folder, ``name``) is written only when the frame is published."""
-    pixels = ctx.source.pixels
+    the request decodes once (``Source.still``), sized as the frame file would be, in the
+    channel order it was decoded in, never a JPEG round trip. Nothing is decoded here: a
+    request whose consumers are all cache hits decodes nothing. The JPEG (and its folder,
+    ``name``) is written only when the frame is published."""
+    still = ctx.source.still
+    assert still is not None
 
-    def images() -> list:
-        return [frame.image for frame in iter_frames(pixels, max_size=max_size)]
+    def images() -> list[tuple[np.ndarray, str]]:
+        return [still_picture(still, max_size=max_size)]
 
     if ctx.publishes:
         folder = ctx.path(name)
         folder.mkdir()
-        for entry, image in zip(record.frames, images(), strict=True):
-            save_jpeg(folder / entry.file, image, quality)
+        for entry, (image, order) in zip(record.frames, images(), strict=True):
+            save_jpeg(folder / entry.file, in_order(image, order, RGB), quality)
     written = ctx.write(record)
     assert isinstance(written, FramesResult)
     written._pixels = images
