@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -241,6 +242,7 @@ def project_names(directory: Path) -> set[str]:
     return {n for n in names if _is_inside(n) and n not in (SUMMARY_FILE, OWNER_FILE)}
 
 
+@functools.lru_cache(maxsize=4096)  # the same few dozen names, every run
 def _is_inside(name: str) -> bool:
     parts = PurePosixPath(name).parts
     return bool(parts) and not PurePosixPath(name).is_absolute() and all(p not in ("", ".", "..") for p in parts)
