@@ -188,6 +188,15 @@ def _published(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in ("summary.json", ".input")}
 
 
+def test_a_record_published_from_memory_makes_its_folder_and_replaces_whole(tmp_path):
+    from video_extract.outputs import publish_text
+
+    target = tmp_path / "out" / "embeddings" / "text.json"  # a record file inside a folder not made yet
+    assert publish_text('{"rows": []}\n', target) == target and target.read_text() == '{"rows": []}\n'
+    publish_text("[]\n", target)
+    assert target.read_text() == "[]\n" and sorted(p.name for p in target.parent.iterdir()) == ["text.json"]  # no temporary left
+
+
 def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_path, scene_clip, still_png, monkeypatch):
     """With the cache off, a stage's record goes to its consumers and to the output folder from
     memory: the files are the bytes a cached run publishes (a record file alone, one beside

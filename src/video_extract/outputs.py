@@ -178,6 +178,19 @@ def publish_path(src: Path, dst: Path) -> Path:
     return dst
 
 
+def publish_text(text: str, dst: Path) -> Path:
+    """``publish_path`` for a file held in memory: ``dst`` is always either old or complete."""
+    for attempt in range(3):  # a concurrent run may remove an emptied parent (``embeddings/``) meanwhile
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            atomic_write_text(dst, text)
+            break
+        except FileNotFoundError:
+            if attempt == 2 or dst.parent.exists():
+                raise
+    return dst
+
+
 def _swap_in(tmp: Path, dst: Path) -> None:
     """Rename ``tmp`` to ``dst``, first moving aside whatever is there that a rename cannot
     replace (a folder, or a file where a folder goes); what was moved aside is deleted once the

@@ -351,7 +351,7 @@ class Plugin:
 
     def publish(self, artifact: Artifact, dest: Path, source: Source) -> list[Path]:
         """Place the output type's files under ``dest``; returns what was written."""
-        from video_extract.outputs import atomic_write_text, publish_path
+        from video_extract.outputs import publish_path, publish_text
 
         record_file = output_type(artifact.type).record_file
         written = []
@@ -360,8 +360,7 @@ class Plugin:
             if src is not None and src.exists():
                 written.append(publish_path(src, dest / name.rstrip("/")))
             elif name == record_file and artifact._record is not None:  # held in memory: written from it
-                atomic_write_text(dest / name, artifact._record.record_text())
-                written.append(dest / name)
+                written.append(publish_text(artifact._record.record_text(), dest / name))
         return written
 
     def publishes_in_memory(self) -> bool:
