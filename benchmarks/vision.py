@@ -142,6 +142,7 @@ def still_rows() -> list[Row]:
     same file (decode included on both sides). Calls alternate (ours, bare, ours, ...) so that
     the load of a shared machine falls on both; the median of each is compared.
     """
+    import os
     import statistics
     import time
 
@@ -164,7 +165,15 @@ def still_rows() -> list[Row]:
 
     import onnxruntime as ort
 
-    yolox = ort.InferenceSession(str(SHARED_MODELS / "yolox_nano.onnx"), providers=["CPUExecutionProvider"])  # the library's defaults
+    # The settings Client gives a stage that runs alone: every core, threads that sleep when idle.
+    # With onnxruntime's default spin-waiting, the bare session's threads went on spinning after
+    # each call and took the cores from the next call, ours (27 ms alone, 52 ms right after it);
+    # sleeping threads also make the bare loop itself faster on a busy machine (23 ms, not 40-48).
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    yolox = ort.InferenceSession(str(SHARED_MODELS / "yolox_nano.onnx"), options, providers=["CPUExecutionProvider"])
     name = yolox.get_inputs()[0].name
     yunet = cv2.FaceDetectorYN.create(str(SHARED_MODELS / "face_detection_yunet_2026may.onnx"), "", (320, 320), 0.6, 0.3, 5000)
 

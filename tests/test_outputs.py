@@ -184,6 +184,57 @@ def test_intermediates_of_an_earlier_run_go_when_not_saved_again(tmp_path, scene
     assert _entries(folder) == {"metadata.json", "summary.json", ".input"}
 
 
+def _published(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in ("summary.json", ".input")}
+
+
+def test_a_record_published_from_memory_makes_its_folder_and_replaces_whole(tmp_path):
+    from video_extract.outputs import publish_text
+
+    target = tmp_path / "out" / "embeddings" / "text.json"  # a record file inside a folder not made yet
+    assert publish_text('{"rows": []}\n', target) == target and target.read_text() == '{"rows": []}\n'
+    publish_text("[]\n", target)
+    assert target.read_text() == "[]\n" and sorted(p.name for p in target.parent.iterdir()) == ["text.json"]  # no temporary left
+
+
+def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_path, scene_clip, still_png, monkeypatch):
+    """With the cache off, a stage's record goes to its consumers and to the output folder from
+    memory: the files are the bytes a cached run publishes (a record file alone, one beside
+    other files, one inside a folder of frames), the summary lists the same files, and a stage
+    that writes nothing but its record makes no scratch folder at all."""
+    import tempfile
+
+    ops = "metadata,scenes,frames:fps=2,keyframes"
+    cached = Client(output_dir=tmp_path / "cached", cache_dir=tmp_path / "cache")
+    uncached = Client(output_dir=tmp_path / "uncached", use_cache=False)
+    for path in (scene_clip.path, still_png):
+        a, b = cached.run(path, ops), uncached.run(path, ops)
+        assert a.ok and b.ok
+        assert {op: r.files for op, r in a.result.ops.items()} == {op: r.files for op, r in b.result.ops.items()}
+        expected = _published(Path(a.output_dir))
+        assert {"metadata.json", "scenes.json", "scenes.csv", "frames/index.json", "keyframes/index.json"} <= set(expected)
+        assert _published(Path(b.output_dir)) == expected
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    made = []
+    real = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    result = uncached.run(still_png, "metadata")
+    assert result.ok and [Path(p).parent for p in made] == [uncached.output_dir]  # the writability probe alone
+    assert not list(scratch.iterdir())
+    assert json.loads((Path(result.output_dir) / "metadata.json").read_text())["path"] == str(still_png)
+    made.clear()
+    assert uncached.run(still_png, "metadata,scenes").ok  # scenes.csv is written beside its record: a scratch folder
+    assert len(made) == 2 and not list(scratch.iterdir())  # ... gone with the request
+
+
 # -- names and kinds -------------------------------------------------------------------------
 
 

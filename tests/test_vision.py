@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -304,7 +306,149 @@ def test_a_still_reads_into_the_same_pixels_whole_or_band_by_band(tmp_path, monk
 
     path = tmp_path / "photo.jpg"
     Image.fromarray(data.astronaut()).save(path, quality=90)
+    monkeypatch.setattr(image, "_read_alike", lambda *args: None)  # Pillow's decode, whose copy is banded
     whole = image.read_image(path)
     monkeypatch.setattr(image, "LARGE_PIXELS", 0)  # as a picture above the limit is read
     banded = image.read_image(path)
     assert whole.shape == banded.shape == (512, 512, 3) and np.array_equal(whole, banded) and not whole.flags.writeable
+
+
+def _save_still(kind: str, rgb: np.ndarray, path):
+    from PIL import Image
+
+    picture = Image.fromarray(rgb)
+    if kind == "jpeg 4:2:0":
+        picture.save(path, "JPEG", quality=90)
+    elif kind == "jpeg 4:4:4 q100":
+        picture.save(path, "JPEG", quality=100, subsampling=0)
+    elif kind == "progressive jpeg":
+        picture.save(path, "JPEG", quality=75, progressive=True)
+    elif kind == "grey jpeg":
+        picture.convert("L").save(path, "JPEG", quality=85)
+    elif kind == "png":
+        picture.save(path, "PNG")
+    elif kind == "grey png":
+        picture.convert("L").save(path, "PNG")
+    elif kind == "rgba png":
+        picture.convert("RGBA").save(path, "PNG")
+
+
+@pytest.mark.parametrize("kind", ["jpeg 4:2:0", "jpeg 4:4:4 q100", "progressive jpeg", "grey jpeg", "png", "grey png", "rgba png"])
+@pytest.mark.parametrize("photo", ["astronaut", "coffee"])
+def test_a_plain_still_is_decoded_by_opencv_into_the_pixels_pillow_gives(tmp_path, monkeypatch, kind, photo):
+    from PIL import Image
+    from skimage import data
+
+    from video_extract.media import image
+
+    path = tmp_path / ("still.png" if "png" in kind else "still.jpg")
+    _save_still(kind, getattr(data, photo)(), path)
+    with Image.open(path) as picture:
+        assert image._read_alike(path, picture) is not None  # this kind takes OpenCV's path
+    before = decode_counters.get("still_decodes", 0)
+    fast = image.read_image(path)
+    assert decode_counters["still_decodes"] == before + 1
+    held, order = image.decode_image(path)  # what a request holds: BGR, for the detectors
+    monkeypatch.setattr(image, "LARGE_PIXELS", 0)
+    large, large_order = image.decode_image(path)  # above LARGE_PIXELS: RGB, as the JPEG writer wants it
+    monkeypatch.setattr(image, "_read_alike", lambda *args: None)
+    pillow = image.read_image(path)
+    assert fast.shape == pillow.shape and fast.dtype == pillow.dtype == np.uint8
+    assert np.array_equal(fast, pillow) and not fast.flags.writeable
+    assert (order, large_order) == (image.BGR, image.RGB)
+    assert np.array_equal(held[:, :, ::-1], pillow) and np.array_equal(large, pillow) and not held.flags.writeable
+
+
+def test_what_opencv_would_read_otherwise_is_left_to_pillow(tmp_path):
+    """A truncated JPEG is refused as truncated (libjpeg alone would fill it in grey), an EXIF
+    orientation is applied as Pillow applies it (mirrors too), a palette or 16-bit PNG is Pillow's."""
+    from PIL import Image
+    from skimage import data
+
+    from video_extract.errors import InputError
+    from video_extract.media import image
+
+    rgb = data.astronaut()[:, :400]
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(rgb).save(whole, quality=90)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 3 // 4])
+    with pytest.raises(InputError, match="truncated"):
+        image.read_image(cut)
+
+    for orientation in (2, 6):  # mirrored; turned a quarter
+        turned = tmp_path / f"exif{orientation}.jpg"
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(rgb).save(turned, quality=90, exif=exif)
+        with Image.open(turned) as picture:
+            assert image._read_alike(turned, picture) is None
+        expected = np.asarray(Image.open(whole).transpose(Image.Transpose.FLIP_LEFT_RIGHT if orientation == 2 else Image.Transpose.ROTATE_270))
+        assert np.array_equal(image.read_image(turned), expected)
+
+    palette = tmp_path / "palette.png"
+    Image.fromarray(rgb).convert("P").save(palette)
+    deep = tmp_path / "deep.png"
+    import cv2
+
+    cv2.imwrite(str(deep), (rgb[:, :, ::-1].astype(np.uint16) * 257))
+    for path in (palette, deep):
+        with Image.open(path) as picture:
+            assert image._read_alike(path, picture) is None
+        assert image.read_image(path).shape == (512, 400, 3)
+
+
+@needs_shared_models
+def test_detectors_on_a_still_without_a_cache_make_no_scratch_folder(astronaut_png, tmp_path, monkeypatch):
+    """Cache off, objects and faces on a still: the frame, the records and metadata.json travel
+    in memory; the folder holds the same files as with a cache, and nothing is made in the temp dir."""
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    made = []
+    real = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    client = Client(use_cache=False, output_dir=tmp_path / "o", models_dir=SHARED_MODELS)
+    result = client.run(astronaut_png, ["objects", "faces"])
+    assert result.ok and [p for p in made if not Path(p).name.startswith(".video-extract-probe-")] == [] and not list(scratch.iterdir())
+    folder = tmp_path / "o" / "astronaut"
+    assert sorted(p.name for p in folder.iterdir()) == [".input", "faces.json", "metadata.json", "objects.json", "summary.json"]
+    cached = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "with_cache", models_dir=SHARED_MODELS).run(astronaut_png, ["objects", "faces"])
+    for name in ("objects.json", "faces.json", "metadata.json"):
+        assert (folder / name).read_bytes() == (Path(cached.output_dir) / name).read_bytes()
+
+
+@needs_shared_models
+def test_detections_on_a_still_are_the_same_from_either_decoder(tmp_path, monkeypatch):
+    """objects.json and faces.json of a JPEG and a PNG still, byte for byte, whether OpenCV or
+    Pillow decoded the picture."""
+    import cv2
+    from skimage import data
+
+    from video_extract.media import image
+
+    photo = tmp_path / "photo.jpg"
+    big = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(photo), cv2.copyMakeBorder(big, 0, 0, 420, 420, cv2.BORDER_REFLECT), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    png = tmp_path / "astro.png"
+    cv2.imwrite(str(png), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+
+    def outputs(folder):
+        client = Client(use_cache=False, output_dir=tmp_path / folder, models_dir=SHARED_MODELS)
+        for path in (photo, png):
+            assert client.run(path, ["objects", "faces"]).ok
+        return {f"{p.parent.name}/{p.name}": p.read_bytes() for p in sorted((tmp_path / folder).glob("*/*.json")) if p.name != "summary.json"}
+
+    fast = outputs("opencv")
+    monkeypatch.setattr(image, "_read_alike", lambda *args: None)
+    pillow = outputs("pillow")
+    assert sorted(fast) == ["astro/faces.json", "astro/metadata.json", "astro/objects.json", "photo/faces.json", "photo/metadata.json", "photo/objects.json"]
+    assert fast == pillow
+    assert b"person" in fast["photo/objects.json"] and b'"face"' in fast["photo/faces.json"]

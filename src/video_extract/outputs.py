@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -177,6 +178,19 @@ def publish_path(src: Path, dst: Path) -> Path:
     return dst
 
 
+def publish_text(text: str, dst: Path) -> Path:
+    """``publish_path`` for a file held in memory: ``dst`` is always either old or complete."""
+    for attempt in range(3):  # a concurrent run may remove an emptied parent (``embeddings/``) meanwhile
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            atomic_write_text(dst, text)
+            break
+        except FileNotFoundError:
+            if attempt == 2 or dst.parent.exists():
+                raise
+    return dst
+
+
 def _swap_in(tmp: Path, dst: Path) -> None:
     """Rename ``tmp`` to ``dst``, first moving aside whatever is there that a rename cannot
     replace (a folder, or a file where a folder goes); what was moved aside is deleted once the
@@ -241,6 +255,7 @@ def project_names(directory: Path) -> set[str]:
     return {n for n in names if _is_inside(n) and n not in (SUMMARY_FILE, OWNER_FILE)}
 
 
+@functools.lru_cache(maxsize=4096)  # the same few dozen names, every run
 def _is_inside(name: str) -> bool:
     parts = PurePosixPath(name).parts
     return bool(parts) and not PurePosixPath(name).is_absolute() and all(p not in ("", ".", "..") for p in parts)
@@ -253,9 +268,13 @@ def prune_outputs(directory: Path, current: Iterable[str]) -> list[str]:
     only whole names (a concurrent writer's hidden temporaries are not). Emptied folders of
     ours (``embeddings/``, ``intermediates/``) go too. Returns what was removed."""
     keep = {name.rstrip("/") for name in current}
+    try:
+        present = set(os.listdir(directory))  # one listing, not a rename tried for every name we might have written
+    except OSError:
+        return []
     removed = []
     for name in sorted(project_names(directory) - keep):
-        if _discard(directory / name):
+        if PurePosixPath(name).parts[0] in present and _discard(directory / name):
             removed.append(name)
     for name in removed:
         parent = PurePosixPath(name).parent

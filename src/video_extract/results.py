@@ -79,17 +79,24 @@ class Output(Record):
 
     # -- storage ---------------------------------------------------------------------------
 
-    def save(self, folder: Path) -> dict[str, Any]:
-        """Write the record file into ``folder``; returns what is kept with the stage."""
+    def save(self, folder: Path | None) -> dict[str, Any]:
+        """Write the record file into ``folder`` (None: not written, the record travels in
+        memory and ``record_text`` is published); returns what is kept with the stage."""
         data = self.model_dump(mode="json")
         if self.record_file is None:
             return data
         body = data.pop(self.record_field) if self.record_field else data
-        path = folder / self.record_file
-        if "/" in self.record_file:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        if folder is not None:
+            path = folder / self.record_file
+            if "/" in self.record_file:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_record_text(body))
         return data if self.record_field else _stats(data)
+
+    def record_text(self) -> str:
+        """The record file's content, as ``save`` writes it."""
+        data = self.model_dump(mode="json")
+        return _record_text(data[self.record_field] if self.record_field else data)
 
     @classmethod
     def load(cls, folder: Path, kept: dict[str, Any] | None = None) -> Output:
@@ -118,6 +125,10 @@ class Output(Record):
     def file(self, name: str) -> Path:
         """One of this output's files (``audio.wav``, ``embeddings/text.npy``)."""
         return self.folder / name
+
+
+def _record_text(body: Any) -> str:
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def _stats(data: dict[str, Any]) -> dict[str, Any]:
@@ -246,8 +257,9 @@ class FramesResult(Output):
 
     frames: list[FrameEntry]
 
-    #: In the process that made the record, what gives its frames' RGB pixels in order (a
-    #: still image's one frame, from the picture the request decoded once): consumers use it
+    #: In the process that made the record, what gives its frames' pixels in order, each as
+    #: (array, channel order) (a still image's one frame, from the picture the request decoded
+    #: once): consumers use it
     #: rather than reading a JPEG back, and the JPEG is written only when it is published.
     _pixels: Any = PrivateAttr(default=None)
 

@@ -169,6 +169,13 @@ class Job:
             return self.scratch
 
 
+def _scratch_stage_dir(job: Job, stage: Stage) -> Path:
+    """A stage's own folder in the job's scratch folder (a stage no cache keeps)."""
+    folder = job.scratch_dir() / stage.id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def prepare(
     runtime: Runtime,
     input_path: object,
@@ -411,18 +418,22 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
     with runtime.models.stage(plugin) as models:
         with models.setting_up():
             plugin.ensure_setup(models)
-        work_dir = cache.new_work_dir(key) if cache else job.scratch_dir() / stage.id
-        work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = cache.new_work_dir(key) if cache else None
         inputs = Inputs({t: job.artifacts[sid] for t, sid in stage.inputs if sid in job.artifacts})
         ctx = StageContext(
             source=job.source,
-            work_dir=work_dir,
+            make_dir=(lambda: work_dir) if work_dir is not None else (lambda: _scratch_stage_dir(job, stage)),
             log=log,
             output=output_type(stage.output_type),
             models=models,
             publishes=bool(job.plan.requested(stage.id)) or job.save_intermediates,
             threads=model_threads(side_by_side(runtime, job, stage)),
+            # Nothing keeps this stage: its record goes to consumers and to publishing in memory
+            # (folders of its own only for files besides the record; none for a still's frame).
+            in_memory=cache is None and not job.save_intermediates and plugin.publishes_in_memory(),
         )
+        if not ctx.in_memory:
+            _ = ctx.work_dir  # made up front, whatever the plugin writes
         try:
             if on_partial is not None and plugin.manifest.streams:
                 drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, _jsonable(part)))
@@ -430,13 +441,16 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
                 plugin.run(ctx, inputs, stage.operation)
             _check_written(ctx, stage)
         except BaseException:
-            if cache:
+            if cache and work_dir is not None:
                 cache.abandon(work_dir)
             raise
     data = ctx.kept or {}
     if cache is None:
-        return Artifact(stage.output_type, work_dir, data, _record=ctx.written)
+        if ctx.written is not None:
+            ctx.written._folder = ctx.made_dir  # made after the record was written, perhaps
+        return Artifact(stage.output_type, ctx.made_dir, data, _record=ctx.written)
     describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
+    assert work_dir is not None
     entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before, lease)
     record = ctx.written
     assert record is not None
@@ -481,6 +495,12 @@ def _check_written(ctx: StageContext, stage: Stage) -> None:
     if ctx.written is None:
         raise OperationError(stage.plugin, f"plugin finished without writing its {stage.output_type} record (ctx.write)")
     required = [name for name in ctx.output.files if name not in ctx.output.optional_files]
+    if ctx.in_memory:
+        if not ctx.publishes:
+            return  # nothing of it is published: its consumers read the record, and what they open is theirs to find
+        required = [name for name in required if name != ctx.output.record_file]  # published from memory
+        if required and ctx.made_dir is None:
+            raise OperationError(stage.plugin, f"plugin did not write {', '.join(required)}, which {stage.output_type} declares")
     missing = [name for name in required if not (ctx.work_dir / name.rstrip("/")).exists()]
     if missing:
         raise OperationError(stage.plugin, f"plugin did not write {', '.join(missing)}, which {stage.output_type} declares")

@@ -370,10 +370,12 @@ class _Sizer:
         return self._cache[key]
 
 
-def _iter_image(still: Still, *, max_size, width, pix_fmt) -> Iterator[DecodedFrame]:
+def still_picture(still: Still, *, max_size: int | None = None, width: int | None = None) -> tuple[np.ndarray, str]:
+    """A still's picture sized as ``iter_frames`` sizes it, in the channel order it was decoded
+    in (``media.image.RGB`` or ``BGR``), with that order: the picture itself when not resized."""
     import cv2
 
-    image = still.rgb()
+    image, order = still.pixels()
     h, w = image.shape[:2]
     if width:
         target = (width, max(2, int(round(h * width / w))))
@@ -381,9 +383,20 @@ def _iter_image(still: Still, *, max_size, width, pix_fmt) -> Iterator[DecodedFr
         target = fit_within(w, h, max_size)
     if target != (w, h):
         image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
-    if pix_fmt == "bgr24":
-        image = np.ascontiguousarray(image[:, :, ::-1])
-    elif pix_fmt == "gray":
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return image, order
+
+
+def _iter_image(still: Still, *, max_size, width, pix_fmt) -> Iterator[DecodedFrame]:
+    """The still's one frame: sized in the order it was decoded in, then put in ``pix_fmt``
+    (resizing works on each channel alone: the same pixels either way round)."""
+    import cv2
+
+    from video_extract.media.image import BGR, RGB, in_order
+
+    image, order = still_picture(still, max_size=max_size, width=width)
+    if pix_fmt == "gray":
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY if order == RGB else cv2.COLOR_BGR2GRAY)
+    else:
+        image = in_order(image, order, BGR if pix_fmt == "bgr24" else RGB)
     count("frames_converted")
     yield DecodedFrame(index=0, time=0.0, image=image, pts=None, key_frame=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -150,10 +150,13 @@ class Source:
 
 @dataclass
 class Artifact:
-    """What a finished stage left: its directory, what its output type keeps with it, and its record."""
+    """What a finished stage left: its directory, what its output type keeps with it, and its record.
+
+    ``path`` is None for a stage no cache keeps that wrote nothing but its record: the record
+    travels in memory (``StageContext.in_memory``)."""
 
     type: str
-    path: Path
+    path: Path | None
     data: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
     _record: Output | None = field(default=None, repr=False)
@@ -161,6 +164,7 @@ class Artifact:
     def record(self) -> Output:
         """The typed record, read once (a damaged or outdated entry is an OperationError)."""
         if self._record is None:
+            assert self.path is not None, "a record held in memory is never read back"
             try:
                 self._record = output_type(self.type).load(self.path, self.data)
             except (OSError, ValueError, LookupError) as exc:
@@ -197,10 +201,14 @@ class Inputs(Mapping[str, Output]):
 @dataclass
 class StageContext:
     """What a running stage may use: the source, its own empty directory, the model store, and
-    ``write`` for its record (the only way its output reaches consumers and users)."""
+    ``write`` for its record (the only way its output reaches consumers and users).
+
+    The directory is made when first used (``work_dir``, ``path``): a stage whose record
+    travels in memory and that writes no other file makes none.
+    """
 
     source: Source
-    work_dir: Path
+    make_dir: Callable[[], Path]  # makes (or hands over) the stage's empty directory
     log: logging.Logger
     output: type[Output]
     models: Any = None  # the model store (video_extract.models), for plugins that load weights
@@ -210,8 +218,25 @@ class StageContext:
     #: Threads a model of this stage may use: all the cores for a stage that runs alone, a
     #: share for stages that run side by side (``models.runtime.model_threads``).
     threads: int = 1
+    #: No cache keeps this stage: consumers get its record in memory, and publishing writes the
+    #: record file from it, so the file is written to the directory only where it lives inside
+    #: a published folder (``frames/index.json``), and not at all for a stage that publishes nothing.
+    in_memory: bool = False
     written: Output | None = None
     kept: dict[str, Any] | None = None
+    _dir: Path | None = field(default=None, init=False, repr=False)
+
+    @property
+    def work_dir(self) -> Path:
+        """The stage's own directory, made on first use."""
+        if self._dir is None:
+            self._dir = self.make_dir()
+        return self._dir
+
+    @property
+    def made_dir(self) -> Path | None:
+        """The directory if it was made, else None."""
+        return self._dir
 
     def path(self, name: str) -> Path:
         """Where to write one of the output type's other files (``audio.wav``, ``frames/…``)."""
@@ -229,10 +254,18 @@ class StageContext:
                 record = self.output.model_validate(record)
         except ValidationError as exc:
             raise OperationError(self.output.type_name, record_mismatch(exc)) from None
-        self.kept = record.save(self.work_dir)
-        record._folder = self.work_dir
+        self.kept = record.save(self.work_dir if self.writes_record_file else None)
+        record._folder = self._dir
         self.written = record
         return record
+
+    @property
+    def writes_record_file(self) -> bool:
+        """Whether ``write`` puts the record file in the directory (see ``in_memory``)."""
+        name = self.output.record_file
+        if not self.in_memory or name is None:
+            return True
+        return self.publishes and name not in self.output.files
 
 
 def record_mismatch(exc: ValidationError) -> str:
@@ -315,16 +348,28 @@ class Plugin:
         """Yield partial results (records or dicts) as they exist, then ``ctx.write`` the record."""
         raise NotImplementedError(f"plugin {self.manifest.name} implements neither run() nor stream()")
 
+    #: ``publish`` works from the record when its file is not in the stage's directory (a record
+    #: held in memory, ``StageContext.in_memory``). The base ``publish`` does; a plugin that
+    #: overrides it says so here when its own does too.
+    publishes_from_record: ClassVar[bool] = False
+
     def publish(self, artifact: Artifact, dest: Path, source: Source) -> list[Path]:
         """Place the output type's files under ``dest``; returns what was written."""
-        from video_extract.outputs import publish_path
+        from video_extract.outputs import publish_path, publish_text
 
+        record_file = output_type(artifact.type).record_file
         written = []
         for name in self.manifest.files:
-            src = artifact.path / name.rstrip("/")
-            if src.exists():
+            src = artifact.path / name.rstrip("/") if artifact.path is not None else None
+            if src is not None and src.exists():
                 written.append(publish_path(src, dest / name.rstrip("/")))
+            elif name == record_file and artifact._record is not None:  # held in memory: written from it
+                written.append(publish_text(artifact._record.record_text(), dest / name))
         return written
+
+    def publishes_in_memory(self) -> bool:
+        """Whether this plugin's stages may keep their record in memory (see ``publishes_from_record``)."""
+        return type(self).publish is Plugin.publish or self.publishes_from_record
 
 
 def drain(generator: Iterator[dict], emit: Callable[[dict], None] | None = None) -> Any:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+
+import numpy as np
 
 from video_extract.errors import InputError
 from video_extract.media import iter_frames
-from video_extract.media.image import save_jpeg
+from video_extract.media.image import RGB, in_order, save_jpeg
 from video_extract.media.prefetch import prefetch
+from video_extract.media.video import still_picture
 from video_extract.plugins.base import Inputs, Plugin, Source, StageContext
 from video_extract.results import FrameEntry, FramesResult
 from video_extract.spec import Frames
@@ -18,19 +20,23 @@ def frame_file(n: int) -> str:
     return f"frame_{n:05d}.jpg"
 
 
-def still_frame(ctx: StageContext, folder: Path, record: FramesResult, max_size: int | None, quality: int) -> FramesResult:
+def still_frame(ctx: StageContext, name: str, record: FramesResult, max_size: int | None, quality: int) -> FramesResult:
     """Hand a still image's one frame on in memory: consumers in this process get the picture
-    the request decodes once (``Source.still``), sized as the frame file would be, never a JPEG
-    round trip. Nothing is decoded here: a request whose consumers are all cache hits decodes
-    nothing. The JPEG is written only when the frame is published."""
-    pixels = ctx.source.pixels
+    the request decodes once (``Source.still``), sized as the frame file would be, in the
+    channel order it was decoded in, never a JPEG round trip. Nothing is decoded here: a
+    request whose consumers are all cache hits decodes nothing. The JPEG (and its folder,
+    ``name``) is written only when the frame is published."""
+    still = ctx.source.still
+    assert still is not None
 
-    def images() -> list:
-        return [frame.image for frame in iter_frames(pixels, max_size=max_size)]
+    def images() -> list[tuple[np.ndarray, str]]:
+        return [still_picture(still, max_size=max_size)]
 
     if ctx.publishes:
-        for entry, image in zip(record.frames, images(), strict=True):
-            save_jpeg(folder / entry.file, image, quality)
+        folder = ctx.path(name)
+        folder.mkdir()
+        for entry, (image, order) in zip(record.frames, images(), strict=True):
+            save_jpeg(folder / entry.file, in_order(image, order, RGB), quality)
     written = ctx.write(record)
     assert isinstance(written, FramesResult)
     written._pixels = images
@@ -42,13 +48,13 @@ class FramesPlugin(Plugin):
         return source.still is None  # a still's frame is handed on in memory (``still_frame``)
 
     def stream(self, ctx: StageContext, inputs: Inputs, params: Frames) -> Iterator[FrameEntry]:
-        folder = ctx.path("frames")
-        folder.mkdir()
         if ctx.source.still is not None:
             entry = FrameEntry(file=frame_file(0), frame=0, time=0.0)
-            still_frame(ctx, folder, FramesResult(frames=[entry]), params.max_size, params.quality)
+            still_frame(ctx, "frames", FramesResult(frames=[entry]), params.max_size, params.quality)
             yield entry
             return
+        folder = ctx.path("frames")
+        folder.mkdir()
         entries: list[FrameEntry] = []
         frames = prefetch(iter_frames(ctx.source.pixels, fps=params.fps, start=params.start, end=params.end, max_size=params.max_size), depth=4)
         for frame in frames:

@@ -35,14 +35,14 @@ class KeyframesPlugin(Plugin):
         return source.still is None  # a still's frame is handed on in memory (``still_frame``)
 
     def stream(self, ctx: StageContext, inputs: Inputs, params: Keyframes) -> Iterator[FrameEntry]:
-        folder = ctx.path("keyframes")
-        folder.mkdir()
         path = ctx.source.path
         if ctx.source.still is not None:
             entry = FrameEntry(file=frame_file(0), frame=0, time=0.0)
-            still_frame(ctx, folder, KeyframesResult(frames=[entry]), params.max_size, params.quality)
+            still_frame(ctx, "keyframes", KeyframesResult(frames=[entry]), params.max_size, params.quality)
             yield entry
             return
+        folder = ctx.path("keyframes")
+        folder.mkdir()
         if is_still_image(path):
             frames = iter_frames(ctx.source.pixels, max_size=params.max_size)
         elif params.max_frames or params.min_interval_sec > 0:

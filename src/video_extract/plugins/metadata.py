@@ -12,8 +12,11 @@ from video_extract.spec import Metadata
 
 
 class MetadataPlugin(Plugin):
+    publishes_from_record = True  # metadata.json is written from the record, with this request's path
+
     def run(self, ctx: StageContext, inputs: Inputs, params: Metadata) -> None:
-        ctx.write(probe(ctx.source.path, count_frames=params.count_frames))
+        # A still's description is its header's, read once when the request was planned.
+        ctx.write(ctx.source.info.model_copy() if ctx.source.info.is_image else probe(ctx.source.path, count_frames=params.count_frames))
 
     def publish(self, artifact: Artifact, dest: Path, source: Source) -> list[Path]:
         # The cache is keyed by content, so an entry may have been made from a copy of this

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from video_extract.media.image import image_size
+from video_extract.media.image import BGR, image_size, in_order
 from video_extract.media.prefetch import prefetch
 from video_extract.media.video import count
 from video_extract.results import FramesResult
@@ -58,15 +58,16 @@ def read_frames(frames: FramesResult, side: int | None = None) -> Iterator[Frame
 
 
 def _in_memory(frames: FramesResult, side: int | None) -> Iterator[FrameItem]:
-    """Frames a sampling stage of this process handed on as RGB arrays, reduced as a frame file
-    would be read (``reduction``), then turned to BGR (the reduced copy, not the picture)."""
-    for entry, rgb in zip(frames.frames, frames._pixels(), strict=True):
-        height, width = rgb.shape[:2]
+    """Frames a sampling stage of this process handed on as arrays (a still's picture, in the
+    channel order it was decoded in), reduced as a frame file would be read (``reduction``),
+    then in BGR: a still OpenCV decoded is handed over as it is, read-only and shared, with
+    no copy; one in RGB is turned once reduced."""
+    for entry, (image, order) in zip(frames.frames, frames._pixels(), strict=True):
+        height, width = image.shape[:2]
         scale = reduction((width, height), side)
         if scale > 1:
-            rgb = cv2.resize(rgb, (-(-width // scale), -(-height // scale)), interpolation=cv2.INTER_AREA)
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        yield FrameItem(entry.frame, entry.time, bgr, entry.model_dump(exclude={"file", "frame", "time"}), scale)
+            image = cv2.resize(image, (-(-width // scale), -(-height // scale)), interpolation=cv2.INTER_AREA)
+        yield FrameItem(entry.frame, entry.time, in_order(image, order, BGR), entry.model_dump(exclude={"file", "frame", "time"}), scale)
 
 
 def reduction(size: tuple[int, int], side: int | None) -> int:
