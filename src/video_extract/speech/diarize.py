@@ -403,26 +403,41 @@ def pool(stats: np.ndarray, embedder) -> np.ndarray:
         return embedder.xvector.dense(torch.from_numpy(stats.astype(np.float32))).numpy()
 
 
-def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """One embedding per (unit, local speaker): ``(emb [u, k, 192] NaN where none, clean_sec [u, k])``.
+@dataclass
+class UnitEmbeddings:
+    """The embeddings of the (unit, local speaker) pairs that have one, in (unit, speaker) order:
+    about a fifth of the pairs do, so an hour holds ~10 MB instead of a 50 MB [u, k, 192] array."""
+
+    vectors: np.ndarray  # [n, 192] float32
+    index: np.ndarray  # [u, k] row of ``vectors``, -1 where none
+
+    def dense(self, a: int, b: int) -> np.ndarray:
+        """Units ``a:b`` as [b - a, k, 192], NaN where none."""
+        index = self.index[a:b]
+        out = np.full((*index.shape, self.vectors.shape[1]), np.nan, np.float32)
+        out[index >= 0] = self.vectors[index[index >= 0]]
+        return out
+
+
+def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: float = 0.3) -> tuple[UnitEmbeddings, np.ndarray]:
+    """One embedding per (unit, local speaker) where there is speech enough: ``(emb, clean_sec [u, k])``.
 
     Pooled over the frames where the speaker talks alone (overlap would mix two voices into
     it); over all its frames when that is under ``min_sec``; none when even that is.
     """
     u, f, k = units.shape
-    emb = np.full((u, k, EMBED_DIM), np.nan, np.float32)
+    index = np.full((u, k), -1, np.int32)
+    pooled: list[np.ndarray] = []
     clean_sec = np.zeros((u, k))
     span = int(np.ceil(WINDOW_SEC / EMBED_HOP)) + 2
-    stats, where = [], []
+    stats = []
+    n = 0
 
     def flush() -> None:
         # pooled 4096 at a time as they come (the same batches as pooling them all at the end):
         # an hour of audio has ~60 000 of these statistics vectors, ~250 MB held together
-        out = pool(np.stack(stats), embedder)
-        for (c, s), e in zip(where, out):
-            emb[c, s] = e
+        pooled.append(pool(np.stack(stats), embedder))
         stats.clear()
-        where.clear()
 
     for c in range(u):
         active = units.active(c)
@@ -448,27 +463,32 @@ def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: fl
             if sel.sum() >= 5:
                 chosen = frames[lo : lo + len(centres)][sel]
                 stats.append(np.concatenate([chosen.mean(0), chosen.std(0, ddof=1)]))
-                where.append((c, s))
+                index[c, s], n = n, n + 1
                 if len(stats) == POOL_BATCH:
                     flush()
     if stats:
         flush()
-    return emb, clean_sec
+    vectors = np.concatenate(pooled) if pooled else np.zeros((0, EMBED_DIM), np.float32)
+    return UnitEmbeddings(vectors, index), clean_sec
 
 
 # -------------------------------------------------------------------------------- clustering
 def _tree(x: np.ndarray) -> np.ndarray | None:
-    """Average-linkage (cosine) merge tree of the rows of ``x``; None for a single row.
+    """Average-linkage (cosine) merge tree of the rows of ``x``, as scipy's ``linkage`` gives
+    it (same merges, distances within ~1e-15); None for a single row.
 
-    fastcluster works inside the condensed distances it is given, where scipy's ``linkage``
-    holds them twice (a copy for its NN-chain): 64 MB instead of 128 MB for ``max_tree`` rows.
-    Same merges as scipy (the distances agree to ~1e-15)."""
-    import fastcluster
+    fastcluster's NN-chain works inside the condensed distances it is handed, where scipy's
+    copies them first: 64 MB instead of 128 MB at ``max_tree`` rows. Its extension is called
+    directly: ``fastcluster.linkage`` (1.3.0) copies its input whatever ``preserve_input`` says."""
+    from _fastcluster import linkage_wrap
+    from fastcluster import mthidx
     from scipy.spatial.distance import pdist
 
     if len(x) == 1:
         return None
-    return fastcluster.linkage(pdist(np.asarray(x, np.float64), "cosine"), method="average", preserve_input=False)
+    z = np.empty((len(x) - 1, 4))
+    linkage_wrap(len(x), pdist(np.asarray(x, np.float64), "cosine"), z, mthidx["average"])
+    return z
 
 
 def _cut(z: np.ndarray | None, threshold: float | None, n_clusters: int | None) -> np.ndarray:
@@ -482,7 +502,7 @@ def _cut(z: np.ndarray | None, threshold: float | None, n_clusters: int | None) 
 
 
 def cluster(
-    emb: np.ndarray,
+    emb: UnitEmbeddings,
     clean_sec: np.ndarray,
     threshold: float = DEFAULT_THRESHOLD,
     num_speakers: int | None = None,
@@ -501,8 +521,8 @@ def cluster(
     """
     from scipy.optimize import linear_sum_assignment
 
-    u, k, _ = emb.shape
-    has = ~np.isnan(emb[..., 0])
+    u, k = emb.index.shape
+    has = emb.index >= 0
     out = np.full((u, k), -1, int)
     if not has.any():
         return out
@@ -517,7 +537,7 @@ def cluster(
         train = np.zeros(train.size, bool)
         train[keep] = True
         train = train.reshape(has.shape)
-    x = _unit(emb[train])
+    x = _unit(emb.vectors[emb.index[train]])
     tree = _tree(x)
     labels = _cut(tree, threshold, None)
     found = int(labels.max()) + 1
@@ -528,7 +548,7 @@ def cluster(
     cents = np.stack([x[labels == c].mean(0) for c in np.unique(labels)])
     cents /= np.linalg.norm(cents, axis=-1, keepdims=True)
     for a in range(0, u, UNITS_AT_ONCE):
-        sim = _unit(emb[a : a + UNITS_AT_ONCE]) @ cents.T
+        sim = _unit(emb.dense(a, a + UNITS_AT_ONCE)) @ cents.T
         for c in range(a, min(u, a + UNITS_AT_ONCE)):
             rows = np.flatnonzero(has[c])
             if len(rows):
@@ -537,8 +557,9 @@ def cluster(
     return out
 
 
-#: Units whose embeddings are normalised and compared with the centroids at once: an hour has
-#: ~60 000 x 3 x 192 of them (50 MB per copy); each row's numbers are the same whatever the slice.
+#: Units whose embeddings are laid out [units, k, 192], normalised and compared with the
+#: centroids at once: an hour has ~21 000 x 3 x 192 (50 MB per copy); each row's numbers are the
+#: same whatever the slice.
 UNITS_AT_ONCE = 4096
 
 
