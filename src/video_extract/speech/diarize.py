@@ -480,14 +480,14 @@ def _tree(x: np.ndarray) -> np.ndarray | None:
     fastcluster's NN-chain works inside the condensed distances it is handed, where scipy's
     copies them first: 64 MB instead of 128 MB at ``max_tree`` rows. Its extension is called
     directly: ``fastcluster.linkage`` (1.3.0) copies its input whatever ``preserve_input`` says."""
+    import fastcluster  # first: a missing install is reported by its package name
     from _fastcluster import linkage_wrap
-    from fastcluster import mthidx
     from scipy.spatial.distance import pdist
 
     if len(x) == 1:
         return None
     z = np.empty((len(x) - 1, 4))
-    linkage_wrap(len(x), pdist(np.asarray(x, np.float64), "cosine"), z, mthidx["average"])
+    linkage_wrap(len(x), pdist(np.asarray(x, np.float64), "cosine"), z, fastcluster.mthidx["average"])
     return z
 
 
