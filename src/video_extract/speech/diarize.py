@@ -136,7 +136,7 @@ class Segmentation:
     """Local-speaker activity per window and frame: hard (``active``, 0/1, the powerset argmax)
     and soft (``soft``: each local speaker's marginal probability; ``speech``: 1 - P(nobody))."""
 
-    active: np.ndarray  # [window, frame, local speaker]
+    active: np.ndarray  # [window, frame, local speaker] uint8
     starts: np.ndarray  # window start times (s)
     frame_step: float
     frame_duration: float
@@ -199,7 +199,7 @@ def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8
 
     n = int(WINDOW_SEC * SR)
     starts = window_starts(len(samples) / SR, step_sec)
-    hard, soft, speech = [], [], []
+    hard = soft = speech = None
     with torch.inference_mode():
         for i in range(0, len(starts), batch):
             part = starts[i : i + batch]
@@ -208,11 +208,18 @@ def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8
                 piece = samples[int(round(s * SR)) : int(round(s * SR)) + n]
                 chunks[j, 0, : len(piece)] = piece
             logp = segmenter.model(torch.from_numpy(chunks)).numpy()
+            if hard is None:
+                # filled in place, not stacked from per-batch pieces (two copies at the end);
+                # the hard activity is 0/1, kept as bytes (a quarter of float32: ~19 MB an hour)
+                frames, k = logp.shape[1], segmenter.powerset.shape[1]
+                hard = np.empty((len(starts), frames, k), np.uint8)
+                soft = np.empty((len(starts), frames, k), np.float32)
+                speech = np.empty((len(starts), frames), np.float32)
             prob = np.exp(logp)
-            hard.append(segmenter.powerset[logp.argmax(-1)])
-            soft.append(prob @ segmenter.powerset)
-            speech.append(1.0 - prob[..., 0])  # class 0 is the empty set
-    return Segmentation(np.concatenate(hard), starts, segmenter.frame_step, segmenter.frame_duration, np.concatenate(soft), np.concatenate(speech))
+            hard[i : i + len(part)] = segmenter.powerset[logp.argmax(-1)]
+            soft[i : i + len(part)] = prob @ segmenter.powerset
+            speech[i : i + len(part)] = 1.0 - prob[..., 0]  # class 0 is the empty set
+    return Segmentation(hard, starts, segmenter.frame_step, segmenter.frame_duration, soft, speech)
 
 
 @dataclass
@@ -323,7 +330,12 @@ def frame_embedding_chunks(blocks: Iterator[np.ndarray], mean: np.ndarray, embed
                 if name == "stats":
                     break
                 h = layer(h)
-        return h[0].T.numpy()
+        out = h[0].T.numpy()
+        # the pass's activations (~100 MB), freed, back to the system: glibc otherwise keeps them
+        # in its heap, where the next chunk's did not always fit (an hour grew ~100 MB more than
+        # two minutes did); a trim costs a few ms per 30 s chunk
+        release()
+        return out
 
     for b in blocks:
         pending.append(b)
@@ -391,26 +403,41 @@ def pool(stats: np.ndarray, embedder) -> np.ndarray:
         return embedder.xvector.dense(torch.from_numpy(stats.astype(np.float32))).numpy()
 
 
-def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """One embedding per (unit, local speaker): ``(emb [u, k, 192] NaN where none, clean_sec [u, k])``.
+@dataclass
+class UnitEmbeddings:
+    """The embeddings of the (unit, local speaker) pairs that have one, in (unit, speaker) order:
+    about a fifth of the pairs do, so an hour holds ~10 MB instead of a 50 MB [u, k, 192] array."""
+
+    vectors: np.ndarray  # [n, 192] float32
+    index: np.ndarray  # [u, k] row of ``vectors``, -1 where none
+
+    def dense(self, a: int, b: int) -> np.ndarray:
+        """Units ``a:b`` as [b - a, k, 192], NaN where none."""
+        index = self.index[a:b]
+        out = np.full((*index.shape, self.vectors.shape[1]), np.nan, np.float32)
+        out[index >= 0] = self.vectors[index[index >= 0]]
+        return out
+
+
+def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: float = 0.3) -> tuple[UnitEmbeddings, np.ndarray]:
+    """One embedding per (unit, local speaker) where there is speech enough: ``(emb, clean_sec [u, k])``.
 
     Pooled over the frames where the speaker talks alone (overlap would mix two voices into
     it); over all its frames when that is under ``min_sec``; none when even that is.
     """
     u, f, k = units.shape
-    emb = np.full((u, k, EMBED_DIM), np.nan, np.float32)
+    index = np.full((u, k), -1, np.int32)
+    pooled: list[np.ndarray] = []
     clean_sec = np.zeros((u, k))
     span = int(np.ceil(WINDOW_SEC / EMBED_HOP)) + 2
-    stats, where = [], []
+    stats = []
+    n = 0
 
     def flush() -> None:
         # pooled 4096 at a time as they come (the same batches as pooling them all at the end):
         # an hour of audio has ~60 000 of these statistics vectors, ~250 MB held together
-        out = pool(np.stack(stats), embedder)
-        for (c, s), e in zip(where, out):
-            emb[c, s] = e
+        pooled.append(pool(np.stack(stats), embedder))
         stats.clear()
-        where.clear()
 
     for c in range(u):
         active = units.active(c)
@@ -436,28 +463,46 @@ def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: fl
             if sel.sum() >= 5:
                 chosen = frames[lo : lo + len(centres)][sel]
                 stats.append(np.concatenate([chosen.mean(0), chosen.std(0, ddof=1)]))
-                where.append((c, s))
+                index[c, s], n = n, n + 1
                 if len(stats) == POOL_BATCH:
                     flush()
     if stats:
         flush()
-    return emb, clean_sec
+    vectors = np.concatenate(pooled) if pooled else np.zeros((0, EMBED_DIM), np.float32)
+    return UnitEmbeddings(vectors, index), clean_sec
 
 
 # -------------------------------------------------------------------------------- clustering
-def _cut(x: np.ndarray, threshold: float | None, n_clusters: int | None) -> np.ndarray:
-    from scipy.cluster.hierarchy import fcluster, linkage
+def _tree(x: np.ndarray) -> np.ndarray | None:
+    """Average-linkage (cosine) merge tree of the rows of ``x``, as scipy's ``linkage`` gives
+    it (same merges, distances within ~1e-15); None for a single row.
+
+    fastcluster's NN-chain works inside the condensed distances it is handed, where scipy's
+    copies them first: 64 MB instead of 128 MB at ``max_tree`` rows. Its extension is called
+    directly: ``fastcluster.linkage`` (1.3.0) copies its input whatever ``preserve_input`` says."""
+    import fastcluster  # first: a missing install is reported by its package name
+    from _fastcluster import linkage_wrap
+    from scipy.spatial.distance import pdist
 
     if len(x) == 1:
+        return None
+    z = np.empty((len(x) - 1, 4))
+    linkage_wrap(len(x), pdist(np.asarray(x, np.float64), "cosine"), z, fastcluster.mthidx["average"])
+    return z
+
+
+def _cut(z: np.ndarray | None, threshold: float | None, n_clusters: int | None) -> np.ndarray:
+    from scipy.cluster.hierarchy import fcluster
+
+    if z is None:
         return np.zeros(1, int)
-    z = linkage(x, method="average", metric="cosine")
     if n_clusters is not None:
         return fcluster(z, n_clusters, criterion="maxclust") - 1
     return fcluster(z, threshold, criterion="distance") - 1
 
 
 def cluster(
-    emb: np.ndarray,
+    emb: UnitEmbeddings,
     clean_sec: np.ndarray,
     threshold: float = DEFAULT_THRESHOLD,
     num_speakers: int | None = None,
@@ -476,8 +521,8 @@ def cluster(
     """
     from scipy.optimize import linear_sum_assignment
 
-    u, k, _ = emb.shape
-    has = ~np.isnan(emb[..., 0])
+    u, k = emb.index.shape
+    has = emb.index >= 0
     out = np.full((u, k), -1, int)
     if not has.any():
         return out
@@ -492,17 +537,18 @@ def cluster(
         train = np.zeros(train.size, bool)
         train[keep] = True
         train = train.reshape(has.shape)
-    x = _unit(emb[train])
-    labels = _cut(x, threshold, None)
+    x = _unit(emb.vectors[emb.index[train]])
+    tree = _tree(x)
+    labels = _cut(tree, threshold, None)
     found = int(labels.max()) + 1
     want = num_speakers if num_speakers is not None else int(np.clip(found, min_speakers, max_speakers))
     want = min(want, len(x))
     if want != found:
-        labels = _cut(x, None, want)
+        labels = _cut(tree, None, want)
     cents = np.stack([x[labels == c].mean(0) for c in np.unique(labels)])
     cents /= np.linalg.norm(cents, axis=-1, keepdims=True)
     for a in range(0, u, UNITS_AT_ONCE):
-        sim = _unit(emb[a : a + UNITS_AT_ONCE]) @ cents.T
+        sim = _unit(emb.dense(a, a + UNITS_AT_ONCE)) @ cents.T
         for c in range(a, min(u, a + UNITS_AT_ONCE)):
             rows = np.flatnonzero(has[c])
             if len(rows):
@@ -511,8 +557,9 @@ def cluster(
     return out
 
 
-#: Units whose embeddings are normalised and compared with the centroids at once: an hour has
-#: ~60 000 x 3 x 192 of them (50 MB per copy); each row's numbers are the same whatever the slice.
+#: Units whose embeddings are laid out [units, k, 192], normalised and compared with the
+#: centroids at once: an hour has ~21 000 x 3 x 192 (50 MB per copy); each row's numbers are the
+#: same whatever the slice.
 UNITS_AT_ONCE = 4096
 
 
