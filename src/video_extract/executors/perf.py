@@ -97,8 +97,6 @@ class PerfExecutor(Executor):
             threads = 1 if still is not None and _pixels(job) > LARGE_PIXELS else self.threads
             job.concurrent = threads > 1
             rank = critical_path(job.plan, lambda stage: self.runtime.registry.manifests[stage.plugin].resources.seconds)
-            if os.environ.get("VE_IMPORT_AHEAD", "1") == "1":
-                import_ahead(self.runtime.registry, job.plan)
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="video-extract-stage") as pool:
                 while pending or running:
                     if cancel.is_set():
@@ -139,24 +137,6 @@ class PerfExecutor(Executor):
                 events.put(CompleteEvent(op=op, path=path, elapsed=round(time.perf_counter() - started, 4), cached=record.cached))
             else:
                 events.put(ErrorEvent(op=op, error=record.error or record.status))
-
-
-def import_ahead(registry, plan: Plan) -> None:
-    """Import the plugins of the stages that wait for others, on a thread of their own, while the
-    first stages decode: a cold process would otherwise import fusion's tracker and keyword
-    libraries (~0.5 s) only once everything else has finished."""
-    waiting = [stage.plugin for stage in plan.stages.values() if stage.upstream]
-    if not waiting:
-        return
-
-    def load() -> None:
-        for name in dict.fromkeys(waiting):
-            try:
-                registry.plugin_class(name)
-            except Exception:  # noqa: BLE001 - the stage itself reports what cannot be loaded
-                pass
-
-    threading.Thread(target=load, name="video-extract-import-ahead", daemon=True).start()
 
 
 def critical_path(plan: Plan, seconds: Callable[[Stage], float]) -> dict[str, float]:
