@@ -6,6 +6,7 @@ import gc
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -101,20 +102,27 @@ def speech_clip_60s() -> tuple[Path, list[tuple[float, float, str]]]:
     return path, [tuple(x) for x in json.loads(truth_path.read_text())]
 
 
-def peak_rss_mb(argv: list[str]) -> float:
-    """Peak resident memory of a command run in a child process (MiB).
+#: Runs the command in its arguments from a small process and prints the command's peak RSS.
+#: Linux counts the RSS of the process a child was forked from in its ``ru_maxrss`` (kept
+#: across exec): measured straight from this benchmark process, which may hold warm models
+#: from an earlier section (~1 GB), every command's peak read as that.
+_PEAK = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
 
-    From that child's own rusage (wait4): RUSAGE_CHILDREN would report the largest of every
-    child this benchmark process has waited for so far.
-    """
+
+def peak_rss_mb(argv: list[str]) -> float:
+    """Peak resident memory of a command (MiB), run by a small launcher process (see ``_PEAK``)."""
     import subprocess
 
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, argv)
-    return usage.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", _PEAK, *argv], capture_output=True, text=True, check=True).stdout.split()
+    code, kib = int(out[0]), int(out[1])
+    if code != 0:
+        raise subprocess.CalledProcessError(code, argv)
+    return kib / 1024
 
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
