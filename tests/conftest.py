@@ -65,6 +65,25 @@ def out_dir(tmp_path) -> Path:
     return tmp_path / "out"
 
 
+@pytest.fixture
+def made_temp_dirs(tmp_path, monkeypatch) -> list[str]:
+    """Every folder ``tempfile.mkdtemp`` makes during the test (in a temp dir of the test's own)."""
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    made: list[str] = []
+    real = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    return made
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """The real command, as a user runs it (a fresh process: exit status, stdout, stderr)."""
     full_env = {**os.environ, **(env or {})}

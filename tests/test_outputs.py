@@ -197,13 +197,11 @@ def test_a_record_published_from_memory_makes_its_folder_and_replaces_whole(tmp_
     assert target.read_text() == "[]\n" and sorted(p.name for p in target.parent.iterdir()) == ["text.json"]  # no temporary left
 
 
-def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_path, scene_clip, still_png, monkeypatch):
+def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_path, scene_clip, still_png, made_temp_dirs):
     """With the cache off, a stage's record goes to its consumers and to the output folder from
     memory: the files are the bytes a cached run publishes (a record file alone, one beside
     other files, one inside a folder of frames), the summary lists the same files, and a stage
     that writes nothing but its record makes no scratch folder at all."""
-    import tempfile
-
     ops = "metadata,scenes,frames:fps=2,keyframes"
     cached = Client(output_dir=tmp_path / "cached", cache_dir=tmp_path / "cache")
     uncached = Client(output_dir=tmp_path / "uncached", use_cache=False)
@@ -215,24 +213,14 @@ def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_pat
         assert {"metadata.json", "scenes.json", "scenes.csv", "frames/index.json", "keyframes/index.json"} <= set(expected)
         assert _published(Path(b.output_dir)) == expected
 
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    made = []
-    real = tempfile.mkdtemp
-
-    def mkdtemp(*args, **kwargs):
-        made.append(real(*args, **kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    made_temp_dirs.clear()
     result = uncached.run(still_png, "metadata")
-    assert result.ok and [Path(p).parent for p in made] == [uncached.output_dir]  # the writability probe alone
-    assert not list(scratch.iterdir())
+    assert result.ok and [Path(p).parent for p in made_temp_dirs] == [uncached.output_dir]  # the writability probe alone
+    assert not list((tmp_path / "scratch").iterdir())
     assert json.loads((Path(result.output_dir) / "metadata.json").read_text())["path"] == str(still_png)
-    made.clear()
+    made_temp_dirs.clear()
     assert uncached.run(still_png, "metadata,scenes").ok  # scenes.csv is written beside its record: a scratch folder
-    assert len(made) == 2 and not list(scratch.iterdir())  # ... gone with the request
+    assert len(made_temp_dirs) == 2 and not list((tmp_path / "scratch").iterdir())  # ... gone with the request
 
 
 # -- names and kinds -------------------------------------------------------------------------

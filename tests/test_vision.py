@@ -399,25 +399,14 @@ def test_what_opencv_would_read_otherwise_is_left_to_pillow(tmp_path):
 
 
 @needs_shared_models
-def test_detectors_on_a_still_without_a_cache_make_no_scratch_folder(astronaut_png, tmp_path, monkeypatch):
+def test_detectors_on_a_still_without_a_cache_make_no_scratch_folder(astronaut_png, tmp_path, made_temp_dirs):
     """Cache off, objects and faces on a still: the frame, the records and metadata.json travel
     in memory; the folder holds the same files as with a cache, and nothing is made in the temp dir."""
-    import tempfile
-
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    made = []
-    real = tempfile.mkdtemp
-
-    def mkdtemp(*args, **kwargs):
-        made.append(real(*args, **kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     client = Client(use_cache=False, output_dir=tmp_path / "o", models_dir=SHARED_MODELS)
     result = client.run(astronaut_png, ["objects", "faces"])
-    assert result.ok and [p for p in made if not Path(p).name.startswith(".video-extract-probe-")] == [] and not list(scratch.iterdir())
+    assert (
+        result.ok and [p for p in made_temp_dirs if not Path(p).name.startswith(".video-extract-probe-")] == [] and not list((tmp_path / "scratch").iterdir())
+    )
     folder = tmp_path / "o" / "astronaut"
     assert sorted(p.name for p in folder.iterdir()) == [".input", "faces.json", "metadata.json", "objects.json", "summary.json"]
     cached = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "with_cache", models_dir=SHARED_MODELS).run(astronaut_png, ["objects", "faces"])
