@@ -137,9 +137,9 @@ class RayEngine:
         # priority where it may; where it may not, actors are started again with niceness 0
         # asked of Ray the way its job supervisor does (a runtime_env: new worker processes
         # instead of Ray's prestarted ones, ~0.8 s more per actor, so not the first choice).
-        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)
-        self.actor_class = remote(RayFileWorker)
-        self.reniced_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0, runtime_env={"env_vars": {"RAY_worker_niceness": "0"}})(RayFileWorker)
+        options = {"num_cpus": cpus, "num_gpus": gpus, "max_restarts": 0}
+        self.actor_class = ray.remote(**options)(RayFileWorker)
+        self.reniced_class = ray.remote(**options, runtime_env={"env_vars": {"RAY_worker_niceness": "0"}})(RayFileWorker)
         if not self.settings.threads:
             self.settings = replace(self.settings, threads=max(1, int(cpus)))
         for _ in range(min(self.workers, len(tasks))):
