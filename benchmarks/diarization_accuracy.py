@@ -42,8 +42,9 @@ def _methods():
     from video_extract.speech.vad import speech_segments
 
     store = ModelStore(allow_download=False)
-    segmenter = ours.load_segmenter(str(store.path("pyannote-segmentation-3.0")))
-    embedder = ours.load_embedder(str(store.path("campplus-sv-zh-en")))
+    # as the diarization stage loads them: on ONNX Runtime, exported once into the model cache
+    segmenter = ours.load_segmenter(str(store.path("pyannote-segmentation-3.0")), store.cache_dir)
+    embedder = ours.load_embedder(str(store.path("campplus-sv-zh-en")), store.cache_dir)
     encoder = old.load_encoder(str(store.path("resemblyzer")))
 
     def baseline(x):

@@ -1,5 +1,6 @@
 """A cold process pays only for what it uses: no heavy import on a path that does not need it,
-MiniLM without sentence-transformers."""
+MiniLM without sentence-transformers, and no torch at all for the default speech and text
+models (ONNX Runtime runs their exports)."""
 
 from __future__ import annotations
 
@@ -36,26 +37,56 @@ def test_commands_that_load_no_model_import_no_heavy_library(command, scene_clip
     )
 
 
-def test_minilm_runs_without_sentence_transformers_or_transformers():
+def _exports_made() -> ModelStore:
+    """The ONNX copies of MiniLM and the diarization networks in the model cache, as the first
+    process to use them makes them (that one run imports torch to export)."""
+    from video_extract.models.bert_sentences import BertSentenceEncoder
+    from video_extract.speech import diarize
+
+    store = ModelStore()
+    assert BertSentenceEncoder(store.checkpoint("all-MiniLM-L6-v2"), store.cache_dir).runtime == "onnx"
+    assert type(diarize.load_segmenter(str(store.path("pyannote-segmentation-3.0")), store.cache_dir).model).__name__ == "OnnxSegmentation"
+    assert type(diarize.load_embedder(str(store.path("campplus-sv-zh-en")), store.cache_dir)).__name__ == "OnnxEmbedder"
+    return store
+
+
+def test_minilm_runs_without_torch_sentence_transformers_or_transformers():
+    _exports_made()
     loaded = _imported_after(
         "from video_extract.models import ModelStore; from video_extract.plugins.text_embeddings import load_sentence_model;"
         "load_sentence_model(ModelStore(), 'all-MiniLM-L6-v2').encode(['a cat'])"
     )
-    assert loaded == "['torch']"
+    assert loaded == "['onnxruntime']"
 
 
-def test_minilm_on_torch_alone_gives_sentence_transformers_vectors():
+def test_a_cold_run_with_speakers_and_text_embeddings_imports_no_torch(speech_clip, tmp_path):
+    # torch's import alone was ~0.8 s of a cold run on 2 cores, and it held the GIL the stages
+    # starting beside it needed; its networks now run on ONNX Runtime, exported once
+    _exports_made()
+    argv = ["perf", str(speech_clip[0]), "--ops", "vad,transcription,diarization,text_embeddings", "-o", str(tmp_path / "o"), "--no-cache", "-q"]
+    loaded = _imported_after(
+        f"from video_extract.cli import main; import contextlib, io; contextlib.redirect_stdout(io.StringIO()).__enter__(); main({argv!r})"
+    )
+    assert "torch" not in loaded and "faster_whisper" in loaded and "onnxruntime" in loaded, loaded
+    assert (tmp_path / "o" / "speech" / "diarization.json").is_file() and (tmp_path / "o" / "speech" / "embeddings" / "text.npy").is_file()
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_minilm_without_sentence_transformers_gives_its_vectors(runtime):
     """The swap is for speed only: the same vectors within 1e-5 (float32 rounding), for short,
-    empty, truncated (over 256 tokens) and non-ASCII texts, in batches of any size."""
+    empty, truncated (over 256 tokens) and non-ASCII texts, in batches of any size, on ONNX
+    Runtime (the default) and on the torch code it is exported from."""
     from sentence_transformers import SentenceTransformer
 
     from video_extract.models.bert_sentences import BertSentenceEncoder, supported
 
-    folder = ModelStore().checkpoint("all-MiniLM-L6-v2")
+    store = _exports_made() if runtime == "onnx" else ModelStore()
+    folder = store.checkpoint("all-MiniLM-L6-v2")
     assert supported(folder)
     texts = ["Welcome to video extract.", "", "a cup of coffee and a cat " * 60, "Ünïcödé café, 東京 and ½", "Hello", "THE SAME IN CAPITALS"]
     reference = SentenceTransformer(str(folder), device="cpu", local_files_only=True).encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-    ours = BertSentenceEncoder(folder)
+    ours = BertSentenceEncoder(folder, store.cache_dir if runtime == "onnx" else None)
+    assert ours.runtime == runtime
     for batch_size in (1, 4, 32):
         vectors = ours.encode(texts, batch_size=batch_size)
         assert vectors.dtype == np.float32 and vectors.shape == (len(texts), 384)

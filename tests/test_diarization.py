@@ -145,8 +145,9 @@ def ami():
     from video_extract.speech import diarize
 
     store = ModelStore(allow_download=False)
-    segmenter = diarize.load_segmenter(str(store.path("pyannote-segmentation-3.0")))
-    embedder = diarize.load_embedder(str(store.path("campplus-sv-zh-en")))
+    # as the diarization stage loads them: on ONNX Runtime, exported once into the model cache
+    segmenter = diarize.load_segmenter(str(store.path("pyannote-segmentation-3.0")), store.cache_dir)
+    embedder = diarize.load_embedder(str(store.path("campplus-sv-zh-en")), store.cache_dir)
     reference = {**load_rttm(AMI / "debug.train.rttm"), **load_rttm(AMI / "debug.development.rttm")}
     uems = {**load_uem(AMI / "debug.train.uem"), **load_uem(AMI / "debug.development.uem")}
 
@@ -161,6 +162,32 @@ def ami():
         return turns, der, len(reference[name].crop(extent).labels()), len(hyp.crop(extent).labels())
 
     return run
+
+
+@needs_ami
+@pytest.mark.parametrize("name", ["trn03", "dev01"])
+def test_onnx_runtime_gives_the_turns_torch_gives_on_a_real_meeting(name):
+    """The export is for speed only: to the millisecond the output keeps, the same turns and
+    speakers as the torch modules it was exported from (a two-person and a four-person meeting)."""
+    import soundfile
+
+    from video_extract.models import ModelStore
+    from video_extract.speech import diarize
+
+    store = ModelStore(allow_download=False)
+    seg_path, emb_path = str(store.path("pyannote-segmentation-3.0")), str(store.path("campplus-sv-zh-en"))
+    onnx = diarize.load_segmenter(seg_path, store.cache_dir), diarize.load_embedder(emb_path, store.cache_dir)
+    torch = diarize.load_segmenter(seg_path), diarize.load_embedder(emb_path)
+    assert [type(onnx[0].model).__name__, type(onnx[1]).__name__] == ["OnnxSegmentation", "OnnxEmbedder"]
+    assert [type(torch[0].model).__name__, type(torch[1]).__name__] == ["TorchSegmentation", "TorchEmbedder"]
+    samples = soundfile.read(AMI / f"{name}.wav", dtype="float32")[0]
+
+    def turns(models):
+        return [(round(float(t["start"]), 3), round(float(t["end"]), 3), t["speaker"]) for t in diarize.diarize(samples, *models)]
+
+    found = turns(onnx)
+    assert len({speaker for *_, speaker in found}) >= 2
+    assert found == turns(torch)
 
 
 @needs_ami

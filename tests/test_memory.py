@@ -88,8 +88,8 @@ def test_diarization_read_from_the_file_matches_the_whole_array(speech_wav):
     from video_extract.speech import diarize as seg
 
     store = ModelStore()
-    segmenter = seg.load_segmenter(str(store.path("pyannote-segmentation-3.0")))
-    embedder = seg.load_embedder(str(store.path("campplus-sv-zh-en")))
+    segmenter = seg.load_segmenter(str(store.path("pyannote-segmentation-3.0")), store.cache_dir)  # as the stage runs them: on ONNX Runtime
+    embedder = seg.load_embedder(str(store.path("campplus-sv-zh-en")), store.cache_dir)
     whole = seg.diarize(read_wav(speech_wav).samples, segmenter, embedder)
     assert len({t["speaker"] for t in whole}) >= 2
     assert seg.diarize(WavSamples(speech_wav), segmenter, embedder) == whole
@@ -271,8 +271,8 @@ def test_hard_activity_kept_as_bytes_gives_the_float_pipelines_turns(speech_wav)
     from video_extract.speech import diarize as seg
 
     store = ModelStore()
-    segmenter = seg.load_segmenter(str(store.path("pyannote-segmentation-3.0")))
-    embedder = seg.load_embedder(str(store.path("campplus-sv-zh-en")))
+    segmenter = seg.load_segmenter(str(store.path("pyannote-segmentation-3.0")), store.cache_dir)  # as the stage runs them: on ONNX Runtime
+    embedder = seg.load_embedder(str(store.path("campplus-sv-zh-en")), store.cache_dir)
     windows = seg.segment(WavSamples(speech_wav), segmenter)
     assert windows.active.dtype == np.uint8 and set(np.unique(windows.active)) <= {0, 1}
     # filled in place a batch at a time: other batch edges (and a short last batch), same arrays

