@@ -57,8 +57,9 @@ def output_dir_for(root: Path, input_path: InputLike, batch: Iterable[InputLike]
     Deterministic: inputs sharing a stem within a batch all get the hash suffix (whatever the
     order), and a directory already owned by a different input is never reused.
     """
-    identity = _identity(input_path)
-    stem = folder_stem(input_path if isinstance(input_path, InputName) else input_path.resolve())
+    resolved = input_path if isinstance(input_path, InputName) else input_path.resolve()  # once: what _identity gives
+    identity = resolved.identity if isinstance(resolved, InputName) else str(resolved)
+    stem = folder_stem(resolved)
     clashes = {_identity(p) for p in batch if folder_stem(p) == stem} - {identity}
     if not clashes:
         candidate = root / stem
@@ -70,7 +71,11 @@ def output_dir_for(root: Path, input_path: InputLike, batch: Iterable[InputLike]
 
 def ensure_output_root(root: Path) -> Path:
     """Check up front that the output directory can be made and written (creating nothing yet,
-    so a request that fails before any work leaves no empty folder behind)."""
+    so a request that fails before any work leaves no empty folder behind).
+
+    The check really writes (a folder made and removed), once per state of the folder: a folder
+    that passed and has not changed since (``_folder_state``) is not tried again on every request.
+    """
     from video_extract.errors import UsageError, show_path
 
     existing = root
@@ -78,16 +83,43 @@ def ensure_output_root(root: Path) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"cannot write to the output directory: {show_path(existing)} is not a directory", root)
+    key = str(existing)
+    state = _folder_state(key)
+    if state is not None and _writable.get(key) == state:
+        return root
     try:  # really try: permission bits say nothing for root, or on read-only and special filesystems
         os.rmdir(tempfile.mkdtemp(prefix=".video-extract-probe-", dir=existing))
     except OSError as exc:
         raise UsageError(f"cannot write to the output directory: {exc.strerror or exc} in {show_path(existing)}", root) from None
+    state = _folder_state(key)
+    if state is not None:
+        _writable[key] = state
     return root
 
 
+#: Folder -> its ``_folder_state`` right after a write in it succeeded.
+_writable: dict[str, tuple] = {}
+
+
+def _folder_state(folder: str) -> tuple | None:
+    """What would change if a folder stopped taking writes: its identity, owner and mode (a
+    chmod, chown or ACL change moves its ctime), the filesystem's read-only flag, and whether
+    it has space and inodes left. None (the folder is tried) when it cannot be read or is full."""
+    try:
+        st, fs = os.stat(folder), os.statvfs(folder)
+    except OSError:
+        return None
+    if fs.f_bavail == 0 or (fs.f_files and fs.f_favail == 0):
+        return None  # full: only a real write says whether a few bytes still fit
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_ctime_ns, fs.f_flag & os.ST_RDONLY)
+
+
 def claim_output_dir(directory: Path, input_path: InputLike) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Make ``directory`` and record its owner, unless that is done (one stat: every stage calls this)."""
     owner = directory / OWNER_FILE
+    if owner.exists():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
     if not owner.exists():
         atomic_write_text(owner, _identity(input_path) + "\n")
 
@@ -261,6 +293,11 @@ def _is_inside(name: str) -> bool:
     return bool(parts) and not PurePosixPath(name).is_absolute() and all(p not in ("", ".", "..") for p in parts)
 
 
+@functools.lru_cache(maxsize=4096)
+def _top(name: str) -> str:
+    return PurePosixPath(name).parts[0]
+
+
 def prune_outputs(directory: Path, current: Iterable[str]) -> list[str]:
     """Remove from ``directory`` what video-extract wrote there before and ``current`` (the files
     this run's summary lists) does not: the frames of an operation that failed this time, or was
@@ -274,7 +311,7 @@ def prune_outputs(directory: Path, current: Iterable[str]) -> list[str]:
         return []
     removed = []
     for name in sorted(project_names(directory) - keep):
-        if PurePosixPath(name).parts[0] in present and _discard(directory / name):
+        if _top(name) in present and _discard(directory / name):
             removed.append(name)
     for name in removed:
         parent = PurePosixPath(name).parent
@@ -313,9 +350,32 @@ def remove_stale_temporaries(directory: Path) -> None:
     """Leftovers of a killed run (``.name.….tmp`` / ``.old``) are garbage, never outputs.
 
     Only those whose writer is gone: another run may be writing into the same folder now.
+    Every folder below is searched (not through links), all found before any is deleted.
     """
-    if not directory.is_dir():
+    found: list[str] = []
+    _hidden_temporaries(str(directory), found)
+    for entry in found:
+        path = Path(entry)
+        if writer_is_dead(path):
+            _delete(path)
+
+
+def _hidden_temporaries(folder: str, found: list[str]) -> None:
+    """``.*.tmp`` and ``.*.old`` entries in ``folder`` and below, parents before what they hold
+    (``Path.rglob(".*")`` filtered, at a fraction of its cost: os.scandir, no Path per entry)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
         return
-    for entry in list(directory.rglob(".*")):
-        if entry.name.endswith((".tmp", ".old")) and writer_is_dead(entry):
-            _delete(entry)
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") and name.endswith((".tmp", ".old")):
+            found.append(entry.path)
+    for entry in entries:
+        try:
+            descend = entry.is_dir() and not entry.is_symlink()
+        except OSError:
+            continue
+        if descend:
+            _hidden_temporaries(entry.path, found)
