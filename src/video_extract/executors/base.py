@@ -43,7 +43,7 @@ from video_extract.outputs import (
     remove_stale_temporaries,
 )
 from video_extract.plan import Plan, Stage
-from video_extract.plugins.base import Artifact, Inputs, Source, StageContext, drain, record_mismatch
+from video_extract.plugins.base import Artifact, Inputs, Manifest, Plugin, Source, StageContext, drain, record_mismatch
 from video_extract.registry import Registry, default_registry
 from video_extract.results import FileResult, FramesResult, OpResult, Record, StageRecord, output_type
 from video_extract.sources import Opened, SourceError, SourcePolicy, Sources, describe, display_name
@@ -357,16 +357,10 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         reason = f"needs {upstream.output_type} from {upstream.label()}, which failed: {job.failures[needed[0]]}"
         return _record(job, stage, "skipped", requested, error=reason)
 
-    params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
     plugin = runtime.registry.plugin(stage.plugin)
-    fingerprint = plugin.model_fingerprint(stage.operation, runtime.models)
-    if fingerprint:
-        params["model_files"] = fingerprint  # other weights under the same name are another result
-    # A failed input (only a gatherer runs past one) is part of the key: what was fused without
-    # it must not be served once it succeeds.
-    upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]
-    key = stage_key(job.source.digest, stage.plugin, stage.version, params, upstream_keys)
-    job.keys[stage.id] = key
+    # Keys are for the cache alone (this stage's entry, or a later stage's, keyed by its
+    # upstream's): without a cache, neither they nor the weights' fingerprints are worked out.
+    params, key = _cache_key(runtime, job, stage, plugin, manifest) if runtime.cache is not None else ({}, "")
     cache = runtime.cache if manifest.cache.enabled and plugin.cacheable(job.source, stage.operation) else None
     started = time.perf_counter()
     try:
@@ -393,6 +387,21 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
             log.debug("stage %s raised", stage.label(), exc_info=True)
         return _record(job, stage, "failed", requested, error=message, seconds=time.perf_counter() - started)
     return _record(job, stage, "ok", requested, cached=artifact.cached, seconds=time.perf_counter() - started, files=files)
+
+
+def _cache_key(runtime: Runtime, job: Job, stage: Stage, plugin: Plugin, manifest: Manifest) -> tuple[dict, str]:
+    """The stage's parameters as its cache entry records them, and its key (kept in ``job.keys``
+    for the stages that read it)."""
+    params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
+    fingerprint = plugin.model_fingerprint(stage.operation, runtime.models)
+    if fingerprint:
+        params["model_files"] = fingerprint  # other weights under the same name are another result
+    # A failed input (only a gatherer runs past one) is part of the key: what was fused without
+    # it must not be served once it succeeds.
+    upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]
+    key = stage_key(job.source.digest, stage.plugin, stage.version, params, upstream_keys)
+    job.keys[stage.id] = key
+    return params, key
 
 
 def _hit(cache: Cache, entry: Entry, stage: Stage, lease: Lease | None) -> Artifact | None:
