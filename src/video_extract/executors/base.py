@@ -31,16 +31,15 @@ from video_extract.media.limits import set_max_pixels
 from video_extract.media.probe import probe
 from video_extract.models.runtime import model_threads
 from video_extract.outputs import (
-    SUMMARY_FILE,
     InputLike,
     InputName,
-    atomic_write_json,
     claim_output_dir,
     output_dir_for,
     owned_by,
     prune_outputs,
     publish_path,
     remove_stale_temporaries,
+    write_summary,
 )
 from video_extract.plan import Plan, Stage
 from video_extract.plugins.base import Artifact, Inputs, Manifest, Plugin, Source, StageContext, drain, record_mismatch
@@ -293,7 +292,7 @@ def _settle_unreadable(path: Path, error: InputError, output_root: Path, batch: 
     )
     remove_stale_temporaries(directory)
     prune_outputs(directory, [])
-    atomic_write_json(directory / SUMMARY_FILE, result.model_dump(mode="json"))
+    write_summary(directory, result.model_dump(mode="json"))
 
 
 def request_key(specs: Sequence[OutputSpec | str]) -> list[str]:
@@ -604,7 +603,7 @@ def finish(job: Job) -> FileResult:
     # (a CLI process exits right after it).
     job.release()
     if writes:
-        atomic_write_json(job.out_dir / SUMMARY_FILE, result.model_dump(mode="json"))
+        write_summary(job.out_dir, result.model_dump(mode="json"))
     return result
 
 
