@@ -229,15 +229,18 @@ def publish_path(src: Path, dst: Path) -> Path:
 
 
 def publish_text(text: str, dst: Path) -> Path:
-    """``publish_path`` for a file held in memory: ``dst`` is always either old or complete."""
-    for attempt in range(3):  # a concurrent run may remove an emptied parent (``embeddings/``) meanwhile
-        dst.parent.mkdir(parents=True, exist_ok=True)
+    """``publish_path`` for a file held in memory: ``dst`` is always either old or complete.
+
+    Written first, its folder made only when it is missing (most records go straight into the
+    output folder, which is there)."""
+    for attempt in range(4):  # a concurrent run may remove an emptied parent (``embeddings/``) meanwhile
         try:
             atomic_write_text(dst, text)
             break
         except FileNotFoundError:
-            if attempt == 2 or dst.parent.exists():
+            if attempt == 3 or dst.parent.exists():
                 raise
+        dst.parent.mkdir(parents=True, exist_ok=True)
     return dst
 
 
