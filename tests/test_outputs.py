@@ -226,6 +226,52 @@ def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_pat
     assert len(scratch_folders()) == 1 and not list((tmp_path / "scratch").iterdir())  # ... gone with the request
 
 
+def test_the_writability_probe_is_tried_again_only_when_the_folder_changed(tmp_path, made_temp_dirs):
+    from video_extract.errors import UsageError
+    from video_extract.outputs import ensure_output_root
+
+    root = tmp_path / "out"
+    root.mkdir()
+
+    def probes() -> int:
+        return sum(1 for p in made_temp_dirs if Path(p).parent == root)
+
+    ensure_output_root(root)
+    ensure_output_root(root)
+    assert probes() == 1  # the folder has not changed since a write in it succeeded
+    root.chmod(0o700)
+    ensure_output_root(root)
+    assert probes() == 2  # its mode changed: tried again
+    ensure_output_root(root / "a" / "b")  # not made yet: the check is in the nearest folder there is
+    assert probes() == 2
+    shutil.rmtree(root)
+    root.write_text("not a folder")
+    with pytest.raises(UsageError, match="is not a directory"):
+        ensure_output_root(root)
+
+
+def test_a_summary_another_writer_replaced_is_read_for_what_it_lists(tmp_path, still_png, monkeypatch):
+    """The next run prunes by the summary.json in the folder: the one this process wrote is known
+    without reading it; one written since by another process is read."""
+    from video_extract import outputs
+
+    reads: list[Path] = []
+    read_summary = outputs.read_summary
+    monkeypatch.setattr(outputs, "read_summary", lambda folder: reads.append(folder) or read_summary(folder))
+    client = Client(output_dir=tmp_path / "out", use_cache=False)
+    folder = Path(client.run(still_png, "metadata,frames").output_dir)
+    reads.clear()
+    assert client.run(still_png, "metadata,frames").ok and reads == []  # its own summary: not parsed again
+
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["ops"]["loudness"] = {"status": "ok", "files": ["loudness.json"]}  # a plugin this process does not have
+    (folder / "loudness.json").write_text("{}\n")
+    (folder / "notes.txt").write_text("mine\n")
+    atomic_write_json(folder / "summary.json", summary)  # as another process's run leaves it
+    assert client.run(still_png, "metadata").ok and reads == [folder]
+    assert _entries(folder) == {"metadata.json", "summary.json", ".input", "notes.txt"}  # frames/ and loudness.json went, the user's file stayed
+
+
 # -- names and kinds -------------------------------------------------------------------------
 
 
