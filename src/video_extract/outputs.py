@@ -299,11 +299,20 @@ def project_names(directory: Path) -> set[str]:
     intermediates. Nothing else there is ours."""
     from video_extract.results import OUTPUT_TYPES
 
-    names = {name.rstrip("/") for output in OUTPUT_TYPES.values() for name in output.files}
-    names.update(_listed_before(directory))
+    names = set(_ours(tuple((output, output.files) for output in OUTPUT_TYPES.values())))
+    names.update(n for n in _listed_before(directory) if _is_ours(n))
     with contextlib.suppress(OSError):
-        names.update(f"{INTERMEDIATES}/{e.name}" for e in (directory / INTERMEDIATES).iterdir() if _INTERMEDIATE_NAME.match(e.name))
-    return {n for n in names if _is_inside(n) and n not in (SUMMARY_FILE, OWNER_FILE)}
+        names.update(f"{INTERMEDIATES}/{name}" for name in os.listdir(directory / INTERMEDIATES) if _INTERMEDIATE_NAME.match(name))
+    return names
+
+
+@functools.lru_cache(maxsize=8)  # the declared output types: the same every run
+def _ours(declared: tuple[tuple[type, tuple[str, ...]], ...]) -> frozenset[str]:
+    return frozenset(n for n in (name.rstrip("/") for _, files in declared for name in files) if _is_ours(n))
+
+
+def _is_ours(name: str) -> bool:
+    return _is_inside(name) and name not in (SUMMARY_FILE, OWNER_FILE)
 
 
 @functools.lru_cache(maxsize=4096)  # the same few dozen names, every run
