@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from video_extract.errors import InputError
-from video_extract.media.container import check_readable
+from video_extract.media.container import check_readable, readable
 from video_extract.media.limits import check_size
 from video_extract.media.video import count
 from video_extract.results import MediaInfo, VideoStreamInfo
@@ -74,8 +74,11 @@ def _exif_rotation(image) -> int:
 def probe_image(path: str | Path) -> MediaInfo:
     """What metadata.json says of a still, from its header: nothing is decoded, and a picture
     over the pixel budget is described (the operations that need its pixels refuse it)."""
-    path = check_readable(path)
-    st = path.stat()
+    return describe_image(*readable(path))
+
+
+def describe_image(path: Path, st: os.stat_result) -> MediaInfo:
+    """``probe_image`` of a file ``readable`` has checked (``st``: its stat then)."""
     width, height, rotation, fmt = _header(path, st)
     display = (height, width) if rotation in (90, 270) else (width, height)
     return MediaInfo(
