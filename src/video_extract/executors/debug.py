@@ -58,7 +58,7 @@ class _StageProgress:
 
         self.label, self.duration, self.count = label, duration, 0
         self.live = None
-        if sys.stderr.isatty() and log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logging.INFO) and sys.stderr.isatty():  # the level first: no ioctl per stage for a quiet log
             from rich.console import Console
 
             self.live = Console(stderr=True).status(f"{label} …")
