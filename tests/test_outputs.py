@@ -29,6 +29,54 @@ from .conftest import run_cli
 # -- atomic writes ---------------------------------------------------------------------------
 
 
+def _json_value(rng, depth: int = 0):
+    """A random JSON-able value: every scalar kind, nested lists, tuples and dicts with keys of every kind json takes."""
+    texts = ["", "a", "é ü 漢字", 'q"uote\\back', "new\nline\ttab", "\x00\x1f\x7f", "\u2028\u2029", "\ud800", "emoji 🎬"]
+    scalars = [None, True, False, 0, -1, 2**70, 0.0, -0.0, 1.5, 1e-05, 1e16, -2.5e-300, 0.1 + 0.2, float("nan"), float("inf"), float("-inf")]
+    kind = rng.randrange(6 if depth < 4 else 2)
+    if kind == 0:
+        return rng.choice(texts)
+    if kind == 1:
+        return rng.choice(scalars)
+    if kind in (2, 3):
+        items = [_json_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+        return tuple(items) if kind == 3 else items
+    keys = [rng.choice(texts), rng.choice(texts) + "x", 7, -3, 2.5, True, False, None, float("nan")]
+    return {rng.choice(keys): _json_value(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+def test_the_json_text_of_outputs_is_json_dumps_indent_2_byte_for_byte():
+    """``jsontext.dumps``, which writes every record and summary, is ``json.dumps(indent=2,
+    ensure_ascii=False)`` for any value, and refuses what json refuses the way json does."""
+    import enum
+    import random
+    from collections import OrderedDict
+
+    from video_extract import jsontext
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Name(str):
+        pass
+
+    class Ratio(float):
+        pass
+
+    edge = [[], {}, [[]], {"a": {}}, (), (1, (2,)), OrderedDict(b=1, a=2), {Level.HIGH: Level.HIGH, Name("k"): Name("v"), Ratio(0.5): Ratio(0.25)}]
+    rng = random.Random(20261126)
+    for value in edge + [_json_value(rng) for _ in range(2000)]:
+        assert jsontext.dumps(value) == json.dumps(value, indent=2, ensure_ascii=False)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        jsontext.dumps({"a": [object()]})
+    with pytest.raises(TypeError, match="keys must be"):
+        jsontext.dumps({(1, 2): 3})
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        jsontext.dumps({"loop": loop})
+
+
 def _rows(writer: int, n: int) -> list[BatchRow]:
     return [BatchRow(input=f"/data/w{writer}/clip{i}.mp4", status="ok", ops={"metadata": "ok"}, seconds=0.1 * i) for i in range(n)]
 
@@ -213,14 +261,63 @@ def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_pat
         assert {"metadata.json", "scenes.json", "scenes.csv", "frames/index.json", "keyframes/index.json"} <= set(expected)
         assert _published(Path(b.output_dir)) == expected
 
+    def scratch_folders() -> list[str]:  # besides the writability probe in the output folder
+        return [p for p in made_temp_dirs if Path(p).parent != uncached.output_dir]
+
     made_temp_dirs.clear()
     result = uncached.run(still_png, "metadata")
-    assert result.ok and [Path(p).parent for p in made_temp_dirs] == [uncached.output_dir]  # the writability probe alone
+    assert result.ok and scratch_folders() == []
     assert not list((tmp_path / "scratch").iterdir())
     assert json.loads((Path(result.output_dir) / "metadata.json").read_text())["path"] == str(still_png)
     made_temp_dirs.clear()
     assert uncached.run(still_png, "metadata,scenes").ok  # scenes.csv is written beside its record: a scratch folder
-    assert len(made_temp_dirs) == 2 and not list((tmp_path / "scratch").iterdir())  # ... gone with the request
+    assert len(scratch_folders()) == 1 and not list((tmp_path / "scratch").iterdir())  # ... gone with the request
+
+
+def test_the_writability_probe_is_tried_again_only_when_the_folder_changed(tmp_path, made_temp_dirs):
+    from video_extract.errors import UsageError
+    from video_extract.outputs import ensure_output_root
+
+    root = tmp_path / "out"
+    root.mkdir()
+
+    def probes() -> int:
+        return sum(1 for p in made_temp_dirs if Path(p).parent == root)
+
+    ensure_output_root(root)
+    ensure_output_root(root)
+    assert probes() == 1  # the folder has not changed since a write in it succeeded
+    root.chmod(0o700)
+    ensure_output_root(root)
+    assert probes() == 2  # its mode changed: tried again
+    ensure_output_root(root / "a" / "b")  # not made yet: the check is in the nearest folder there is
+    assert probes() == 2
+    shutil.rmtree(root)
+    root.write_text("not a folder")
+    with pytest.raises(UsageError, match="is not a directory"):
+        ensure_output_root(root)
+
+
+def test_a_summary_another_writer_replaced_is_read_for_what_it_lists(tmp_path, still_png, monkeypatch):
+    """The next run prunes by the summary.json in the folder: the one this process wrote is known
+    without reading it; one written since by another process is read."""
+    from video_extract import outputs
+
+    reads: list[Path] = []
+    read_summary = outputs.read_summary
+    monkeypatch.setattr(outputs, "read_summary", lambda folder: reads.append(folder) or read_summary(folder))
+    client = Client(output_dir=tmp_path / "out", use_cache=False)
+    folder = Path(client.run(still_png, "metadata,frames").output_dir)
+    reads.clear()
+    assert client.run(still_png, "metadata,frames").ok and reads == []  # its own summary: not parsed again
+
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["ops"]["loudness"] = {"status": "ok", "files": ["loudness.json"]}  # a plugin this process does not have
+    (folder / "loudness.json").write_text("{}\n")
+    (folder / "notes.txt").write_text("mine\n")
+    atomic_write_json(folder / "summary.json", summary)  # as another process's run leaves it
+    assert client.run(still_png, "metadata").ok and reads == [folder]
+    assert _entries(folder) == {"metadata.json", "summary.json", ".input", "notes.txt"}  # frames/ and loudness.json went, the user's file stayed
 
 
 # -- names and kinds -------------------------------------------------------------------------

@@ -107,3 +107,36 @@ def test_save_intermediates_keeps_what_internal_stages_made(third_party, scene_c
     (kept,) = (result.output_dir / "intermediates").iterdir()
     assert kept.name.startswith("01-audio-") and (kept / "audio.wav").stat().st_size > 90_000
     assert not (result.output_dir / "audio.wav").exists()  # not requested, so not a top-level output
+
+
+# -- plans reused --------------------------------------------------------------------------------
+
+
+def test_a_plan_is_reused_for_the_same_request_and_file_facts_as_a_copy(still_png, scene_clip):
+    registry = Registry.discover(entry_points=False)
+    still, clip = probe(still_png), probe(scene_clip.path, scan=False)
+    first = registry.plan(["frames:fps=2", "metadata"], still)
+    again = registry.plan(["frames:fps=2", "metadata"], still)
+    assert again is not first and again == first and all(again.stages[sid] is first.stages[sid] for sid in first.stages)
+    again.outputs.clear()  # a caller's copy: what it does to it is not what the next request gets
+    assert registry.plan(["frames:fps=2", "metadata"], still) == first
+    assert registry.plan(["frames:fps=3", "metadata"], still) != first  # other parameters: planned for them
+    assert registry.plan(["audio", "metadata"], still).skipped == {"audio": "still.png has no audio stream"}
+    assert registry.plan(["audio", "metadata"], clip).outputs.keys() == {"audio", "metadata"}  # the same request, a file with audio
+
+
+def test_a_reused_plan_is_checked_again_and_replanned_when_something_changed(still_png, tmp_path):
+    registry = Registry.discover(entry_points=False)
+    info = probe(still_png)
+    weights = tmp_path / "detector.onnx"
+    weights.write_bytes(b"not really a model")
+    request = [f"objects:model={weights}"]
+    first = registry.plan(request, info)
+    assert registry.plan(request, info) == first
+    weights.unlink()  # the model file named by the request is gone: planning says so, as the first time would
+    with pytest.raises(UsageError, match="model file not found"):
+        registry.plan(request, info)
+    before = registry.plan(["frames:fps=2"], info)
+    registry.manifests["frames"] = registry.manifests["frames"].model_copy(update={"version": "999"})  # another plugin version
+    bumped = registry.plan(["frames:fps=2"], info)
+    assert [s.version for s in before.stages.values()] != ["999"] and [s.version for s in bumped.stages.values()] == ["999"]

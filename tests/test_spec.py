@@ -131,3 +131,23 @@ def test_malformed_spec_file_names_the_file(tmp_path):
 def test_canonical_form_ignores_how_params_were_written():
     assert parse_op("keyframes:max_frames=5").canonical() == Keyframes(max_frames=5).canonical()
     assert Keyframes().canonical() != Keyframes(max_frames=5).canonical()
+
+
+def test_a_request_of_strings_parsed_before_is_the_same_request(monkeypatch):
+    """Parsed once (the Request is frozen), while the operations it names are the same classes;
+    what is refused is refused every time."""
+    first = parse_request("objects:confidence_threshold=0.5,metadata")
+    assert parse_request("objects:confidence_threshold=0.5,metadata") is first
+    with pytest.raises(UsageError, match="too many operations"):
+        parse_request("objects:confidence_threshold=0.5,metadata", max_ops=1)  # the limit is part of the request
+    for _ in range(2):
+        with pytest.raises(UsageError, match="requested twice"):
+            parse_request("metadata,metadata")
+
+    monkeypatch.setitem(OPERATIONS, "objects", ObjectDetection)  # put back after the test
+
+    class Objects(ObjectDetection):  # another plugin's operation now answers to the name (registered as it is defined)
+        name = "objects"
+
+    again = parse_request("objects:confidence_threshold=0.5,metadata")
+    assert type(again.specs[0].operation) is Objects and again.specs[0].operation.confidence_threshold == 0.5

@@ -414,6 +414,47 @@ def test_detectors_on_a_still_without_a_cache_make_no_scratch_folder(astronaut_p
         assert (folder / name).read_bytes() == (Path(cached.output_dir) / name).read_bytes()
 
 
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+@needs_shared_models
+def test_a_still_asked_again_gives_the_same_bytes_and_a_changed_one_is_read_again(astronaut_png, tmp_path):
+    """Requests after the first reuse what it learnt of the file (digest, header, plan) and of the
+    folder (its summary, its writability): the files are the bytes the first wrote, summary.json
+    apart from its timings. The same file changed in place is read again."""
+    import json
+
+    from PIL import Image
+    from skimage import data
+
+    from video_extract.cache import file_digest
+
+    client = Client(use_cache=False, output_dir=tmp_path / "o", models_dir=SHARED_MODELS)
+    folder = tmp_path / "o" / "astronaut"
+
+    def snapshot() -> dict:
+        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+        return {**files, "summary.json": _without_timings(json.loads(files["summary.json"]))}
+
+    first = client.run(astronaut_png, ["objects", "faces"])
+    cold = snapshot()
+    assert first.ok and sorted(cold) == [".input", "faces.json", "metadata.json", "objects.json", "summary.json"]
+    for _ in range(2):
+        assert client.run(astronaut_png, ["objects", "faces"]).ok
+        assert snapshot() == cold
+
+    Image.fromarray(data.astronaut()[:256, :384]).save(astronaut_png)  # rewritten in place: the same inode
+    changed = client.run(astronaut_png, ["objects", "faces"])
+    stream = json.loads((folder / "metadata.json").read_text())["streams"][0]
+    assert changed.ok and (stream["width"], stream["height"]) == (384, 256)
+    assert changed.result.digest == file_digest(astronaut_png) != first.result.digest
+
+
 @needs_shared_models
 def test_detections_on_a_still_are_the_same_from_either_decoder(tmp_path, monkeypatch):
     """objects.json and faces.json of a JPEG and a PNG still, byte for byte, whether OpenCV or

@@ -89,9 +89,10 @@ _digests_lock = threading.Lock()
 
 
 def file_digest(path: Path) -> str:
-    """BLAKE3 of a file's bytes (memory-mapped, multithreaded), memoised per (inode, size, mtime)."""
+    """BLAKE3 of a file's bytes (memory-mapped, multithreaded), memoised per (device, inode, size,
+    mtime): the file itself, by whatever path it is named (no path to resolve on every request)."""
     st = path.stat()
-    memo_key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    memo_key = _memo_key(st)
     with _digests_lock:
         if memo_key in _digests:
             return _digests[memo_key]
@@ -106,7 +107,11 @@ def remember_digest(path: Path, digest: str) -> None:
     does not read the file a second time."""
     st = path.stat()
     with _digests_lock:
-        _digests[(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)] = digest
+        _digests[_memo_key(st)] = digest
+
+
+def _memo_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _blake3_of(path: Path | str, size: int) -> str:

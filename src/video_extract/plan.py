@@ -7,8 +7,9 @@ audio) share one stage. Executors walk ``stages`` in order, or run independent o
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import blake3
 
@@ -36,6 +37,10 @@ class Stage:
         return blake3.blake3(text.encode()).hexdigest()[:12]
 
     def label(self) -> str:
+        return self._label
+
+    @functools.cached_property
+    def _label(self) -> str:  # the operation is frozen: worked out once (logs and records ask often)
         return str(self.operation)
 
 
@@ -46,6 +51,10 @@ class Plan:
     errors: dict[str, str] = field(default_factory=dict)  # requested operation -> why it cannot run
     skipped: dict[str, str] = field(default_factory=dict)  # requested operation -> why it does not apply
     enriched: dict[str, str] = field(default_factory=dict)  # stage an enrichment replaced -> its operation
+
+    def copy(self) -> Plan:
+        """A plan of its own, with the same (frozen) stages: a reused plan is handed out as a copy."""
+        return Plan(**{f.name: dict(getattr(self, f.name)) for f in fields(self)})
 
     def add(self, stage: Stage) -> str:
         """Insert a stage whose upstream stages are already present; identical stages merge."""

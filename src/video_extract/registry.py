@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import logging
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -41,6 +42,9 @@ class Registry:
         self._plugins: dict[str, Plugin] = {}
         self._found: dict[str, bool] = {}  # optional module -> installed
         self._lock = threading.Lock()
+        #: Plans made, by what they are made from (see ``plan``): the plan, the checks it passed,
+        #: and the manifests it was made with (a manifest added or replaced since: planned afresh).
+        self._plans: OrderedDict[tuple, tuple[Plan, tuple[tuple[str, Operation], ...], tuple[Manifest, ...]]] = OrderedDict()
         for manifest in manifests:
             self.add(manifest)
 
@@ -127,6 +131,11 @@ class Registry:
         needs frames over the pixel budget: the audio of such a file is still read. ``policy``:
         which model names may be used, checked for every requested and pinned operation before
         any plugin looks at its model (a refused name is a UsageError).
+
+        A plan depends only on the specs, the source types the file offers (or refuses), its
+        name (said in a gap) and the plugins: one made before from the same is reused (a copy)
+        once the plugins' ``validate`` checks it passed pass again, in the same order (a model
+        file removed since fails them: the request is then planned afresh, to fail as it would).
         """
         from video_extract.media.limits import over_budget  # here: importing media loads PyAV, which discovery need not
 
@@ -140,13 +149,48 @@ class Registry:
                 refused["VideoStream"] = why
         if info.audio:
             available.add("AudioStream")
-        plan = Plan()
         specs = [OutputSpec.of(item) for item in specs]
         twice = {n for n, count in Counter(s.operation.name for s in specs).items() if count > 1}
         if twice:
             raise UsageError(f"operation '{sorted(twice)[0]}' is requested twice; give it once with the parameters you want")
         if policy is not None:
             check_models(specs, policy)
+        key = (
+            len(OUTPUT_TYPES),
+            json.dumps([s.to_dict() for s in specs], sort_keys=True),
+            frozenset(available),
+            tuple(sorted(refused.items())),
+            Path(info.path).name,
+        )
+        manifests = tuple(self.manifests.values())
+        with self._lock:
+            known = self._plans.get(key)
+            if known is not None:
+                self._plans.move_to_end(key)
+        if known is not None and _same(known[2], manifests) and self._still_valid(known[1]):
+            return known[0].copy()
+        checks: list[tuple[str, Operation]] = []
+        plan = self._plan(specs, info, available, refused, checks)
+        with self._lock:
+            self._plans[key] = (plan.copy(), tuple(checks), manifests)
+            while len(self._plans) > _PLANS_KEPT:
+                self._plans.popitem(last=False)
+        return plan
+
+    def _still_valid(self, checks: Iterable[tuple[str, Operation]]) -> bool:
+        try:
+            for name, operation in checks:
+                self.plugin(name).validate(operation)
+        except Exception:  # noqa: BLE001 - whatever it is, planning afresh says it as planning does
+            return False
+        return True
+
+    def _validate(self, manifest: Manifest, operation: Operation, checks: list[tuple[str, Operation]]) -> None:
+        checks.append((manifest.name, operation))
+        self.plugin(manifest.name).validate(operation)
+
+    def _plan(self, specs: list[OutputSpec], info: MediaInfo, available: set[str], refused: dict[str, str], checks: list[tuple[str, Operation]]) -> Plan:
+        plan = Plan()
         gathering = [s for s in specs if self._gathers(s)]
         # An input that a consumer takes with no parameters of its own (scenes for OCR on scene
         # frames, VAD for transcription) is the one the user asked for, if they asked for it.
@@ -158,7 +202,7 @@ class Registry:
                 continue
         for spec in [s for s in specs if s not in gathering]:
             try:
-                plan.outputs[spec.operation.name] = self._resolve(spec, info, available, plan, 0, requested_types, refused)
+                plan.outputs[spec.operation.name] = self._resolve(spec, info, available, plan, 0, requested_types, refused, checks)
             except NotApplicable as exc:
                 plan.skipped[spec.operation.name] = exc.message
             except PlanError as exc:
@@ -168,7 +212,7 @@ class Registry:
         # (the report reads fusion) after the gatherers that declare no inputs.
         for spec in sorted(gathering, key=lambda s: bool(self.for_operation(s.operation.name).inputs)):
             try:
-                self._gather(spec, plan)
+                self._gather(spec, plan, checks)
             except PlanError as exc:
                 plan.errors[spec.operation.name] = exc.message
         return plan
@@ -179,13 +223,13 @@ class Registry:
         except PlanError:
             return False
 
-    def _gather(self, spec: OutputSpec, plan: Plan) -> str | None:
+    def _gather(self, spec: OutputSpec, plan: Plan, checks: list[tuple[str, Operation]]) -> str | None:
         """Plan a gatherer over the requested outputs; returns its stage id. A gatherer it
         declares as an input (fusion for the report) is requested with it: the report's data
         is published beside it, so the page can be rebuilt."""
         manifest = self.for_operation(spec.operation.name)
         plugin = self.plugin(manifest.name)
-        plugin.validate(spec.operation)
+        self._validate(manifest, spec.operation, checks)
         include = getattr(spec.operation, "include", None)
         if include is not None:
             include = {canonical_name(op) for op in include}
@@ -202,7 +246,7 @@ class Registry:
             producer = self.producer_of(need.type)
             if producer is None or not producer.gathers_requested:
                 raise PlanError(f"{manifest.name} reads {need.type}, which no plugin that gathers the request produces")
-            sid = self._gather(OutputSpec(operation=make_operation(producer.operation, need.params)), plan)
+            sid = self._gather(OutputSpec(operation=make_operation(producer.operation, need.params)), plan, checks)
             if sid is None:  # it had nothing to gather either (said in plan.errors)
                 return None
             inputs += ((need.type, sid),)
@@ -253,13 +297,14 @@ class Registry:
         depth: int,
         requested_types: dict[str, OutputSpec],
         refused: dict[str, str],
+        checks: list[tuple[str, Operation]],
     ) -> str:
         if depth > 16:
             raise PlanError(f"plugin inputs form a cycle at '{spec.operation.name}'")
         manifest = self.for_operation(spec.operation.name)
         self._check_imports(manifest)
         plugin = self.plugin(manifest.name)
-        plugin.validate(spec.operation)
+        self._validate(manifest, spec.operation, checks)
         inputs: list[tuple[str, str]] = []
         for need in plugin.requires(spec.operation):
             if need.type in SOURCE_TYPES:
@@ -279,7 +324,7 @@ class Registry:
                 if producer is None:
                     raise PlanError(f"no installed plugin produces {need.type}, which {manifest.name} needs")
                 upstream = OutputSpec(operation=make_operation(producer.operation, need.params))
-            inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1, requested_types, refused)))
+            inputs.append((need.type, self._resolve(upstream, info, available, plan, depth + 1, requested_types, refused, checks)))
         return plan.add(_stage(manifest, spec.operation, tuple(inputs)))
 
     def _check_imports(self, manifest: Manifest) -> None:
@@ -343,6 +388,14 @@ def default_registry() -> Registry:
         if _registry is None:
             _registry = Registry.discover()
         return _registry
+
+
+#: Plans a registry keeps for reuse (a service sees the same few requests over and over).
+_PLANS_KEPT = 256
+
+
+def _same(kept: tuple[Manifest, ...], now: tuple[Manifest, ...]) -> bool:
+    return len(kept) == len(now) and all(a is b for a, b in zip(kept, now, strict=True))
 
 
 def _stage(manifest: Manifest, operation: Operation, inputs: tuple[tuple[str, str], ...]) -> Stage:

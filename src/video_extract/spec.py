@@ -11,6 +11,7 @@ import difflib
 import itertools
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -536,10 +537,38 @@ def parse_request(
     (the CLI's ``--op``) replace an operation of the same name; a spec file comes first.
     ``max_ops``: the most operations the request may name (None: no limit), checked before
     any of them is parsed, so a huge request is refused in time linear in its size.
+
+    A request of strings alone parsed before (a service sees the same few) is the same
+    Request again (it is frozen), while the operations it names are still the same classes.
     """
     overrides = list(overrides) if not isinstance(overrides, str) else [overrides]
-    file_items = _read_spec_file(spec_file) if spec_file is not None else []
     items = _items(ops)  # once: a generator is read once
+    texts = [*items, *overrides]
+    key = None
+    if spec_file is None and all(isinstance(t, str) for t in texts) and sum(map(len, texts)) <= _PARSED_MAX_CHARS:
+        key = (tuple(items), tuple(overrides), max_ops)
+        with _parsed_lock:
+            known = _parsed.get(key)
+        if known is not None and all(OPERATIONS.get(s.operation.name) is type(s.operation) for s in known.specs):
+            return known
+    request = _parse_request(items, overrides, spec_file, max_ops)
+    if key is not None:
+        with _parsed_lock:
+            if len(_parsed) >= _PARSED_KEPT:
+                del _parsed[next(iter(_parsed))]  # the oldest
+            _parsed[key] = request
+    return request
+
+
+#: Requests of (short) strings parsed before, by their strings.
+_parsed: dict[tuple, Request] = {}
+_parsed_lock = threading.Lock()
+_PARSED_KEPT = 256
+_PARSED_MAX_CHARS = 4096
+
+
+def _parse_request(items: list[Any], overrides: list[str], spec_file: str | Path | None, max_ops: int | None) -> Request:
+    file_items = _read_spec_file(spec_file) if spec_file is not None else []
     _check_count(items, overrides, file_items, max_ops)
     specs: dict[str, OutputSpec] = {}
     everything = False

@@ -31,19 +31,18 @@ from video_extract.media.limits import set_max_pixels
 from video_extract.media.probe import probe
 from video_extract.models.runtime import model_threads
 from video_extract.outputs import (
-    SUMMARY_FILE,
     InputLike,
     InputName,
-    atomic_write_json,
     claim_output_dir,
     output_dir_for,
     owned_by,
     prune_outputs,
     publish_path,
     remove_stale_temporaries,
+    write_summary,
 )
 from video_extract.plan import Plan, Stage
-from video_extract.plugins.base import Artifact, Inputs, Source, StageContext, drain, record_mismatch
+from video_extract.plugins.base import Artifact, Inputs, Manifest, Plugin, Source, StageContext, drain, record_mismatch
 from video_extract.registry import Registry, default_registry
 from video_extract.results import FileResult, FramesResult, OpResult, Record, StageRecord, output_type
 from video_extract.sources import Opened, SourceError, SourcePolicy, Sources, describe, display_name
@@ -293,7 +292,7 @@ def _settle_unreadable(path: Path, error: InputError, output_root: Path, batch: 
     )
     remove_stale_temporaries(directory)
     prune_outputs(directory, [])
-    atomic_write_json(directory / SUMMARY_FILE, result.model_dump(mode="json"))
+    write_summary(directory, result.model_dump(mode="json"))
 
 
 def request_key(specs: Sequence[OutputSpec | str]) -> list[str]:
@@ -357,16 +356,10 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         reason = f"needs {upstream.output_type} from {upstream.label()}, which failed: {job.failures[needed[0]]}"
         return _record(job, stage, "skipped", requested, error=reason)
 
-    params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
     plugin = runtime.registry.plugin(stage.plugin)
-    fingerprint = plugin.model_fingerprint(stage.operation, runtime.models)
-    if fingerprint:
-        params["model_files"] = fingerprint  # other weights under the same name are another result
-    # A failed input (only a gatherer runs past one) is part of the key: what was fused without
-    # it must not be served once it succeeds.
-    upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]
-    key = stage_key(job.source.digest, stage.plugin, stage.version, params, upstream_keys)
-    job.keys[stage.id] = key
+    # Keys are for the cache alone (this stage's entry, or a later stage's, keyed by its
+    # upstream's): without a cache, neither they nor the weights' fingerprints are worked out.
+    params, key = _cache_key(runtime, job, stage, plugin, manifest) if runtime.cache is not None else ({}, "")
     cache = runtime.cache if manifest.cache.enabled and plugin.cacheable(job.source, stage.operation) else None
     started = time.perf_counter()
     try:
@@ -393,6 +386,21 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
             log.debug("stage %s raised", stage.label(), exc_info=True)
         return _record(job, stage, "failed", requested, error=message, seconds=time.perf_counter() - started)
     return _record(job, stage, "ok", requested, cached=artifact.cached, seconds=time.perf_counter() - started, files=files)
+
+
+def _cache_key(runtime: Runtime, job: Job, stage: Stage, plugin: Plugin, manifest: Manifest) -> tuple[dict, str]:
+    """The stage's parameters as its cache entry records them, and its key (kept in ``job.keys``
+    for the stages that read it)."""
+    params = {k: v for k, v in stage.operation.params().items() if k not in manifest.cache.ignore_params}
+    fingerprint = plugin.model_fingerprint(stage.operation, runtime.models)
+    if fingerprint:
+        params["model_files"] = fingerprint  # other weights under the same name are another result
+    # A failed input (only a gatherer runs past one) is part of the key: what was fused without
+    # it must not be served once it succeeds.
+    upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]
+    key = stage_key(job.source.digest, stage.plugin, stage.version, params, upstream_keys)
+    job.keys[stage.id] = key
+    return params, key
 
 
 def _hit(cache: Cache, entry: Entry, stage: Stage, lease: Lease | None) -> Artifact | None:
@@ -595,7 +603,7 @@ def finish(job: Job) -> FileResult:
     # (a CLI process exits right after it).
     job.release()
     if writes:
-        atomic_write_json(job.out_dir / SUMMARY_FILE, result.model_dump(mode="json"))
+        write_summary(job.out_dir, result.model_dump(mode="json"))
     return result
 
 

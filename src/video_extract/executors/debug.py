@@ -26,9 +26,10 @@ class DebugExecutor(Executor):
         self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
     ) -> FileResult:
         job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates, format_hint=format_hint)
-        log.info("%s: plan of %d stage(s)", show_path(job.source.name), len(job.plan.stages))
-        for line in job.plan.describe():
-            log.info("  %s", line)
+        if log.isEnabledFor(logging.INFO):  # the plan is described only for a log that shows it
+            log.info("%s: plan of %d stage(s)", show_path(job.source.name), len(job.plan.stages))
+            for line in job.plan.describe():
+                log.info("  %s", line)
         # Failures are logged in line with the plan and stages; the caller reports them once more at the end.
         total = len(job.plan.stages)
         try:
@@ -57,7 +58,7 @@ class _StageProgress:
 
         self.label, self.duration, self.count = label, duration, 0
         self.live = None
-        if sys.stderr.isatty() and log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logging.INFO) and sys.stderr.isatty():  # the level first: no ioctl per stage for a quiet log
             from rich.console import Console
 
             self.live = Console(stderr=True).status(f"{label} …")

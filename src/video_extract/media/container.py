@@ -40,6 +40,11 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp",
 
 def check_readable(path: str | Path) -> Path:
     """Fail early, with a plain reason, on what FFmpeg would report cryptically."""
+    return readable(path)[0]
+
+
+def readable(path: str | Path) -> tuple[Path, os.stat_result]:
+    """``check_readable``, with the file's stat (for callers that need it: not taken twice)."""
     path = Path(path)
     try:
         st = path.stat()
@@ -57,7 +62,7 @@ def check_readable(path: str | Path) -> Path:
         raise InputError("file is empty (0 bytes)", path)
     if not os.access(path, os.R_OK):
         raise InputError("permission denied", path)
-    return path
+    return path, st
 
 
 def _special_kind(mode: int) -> str:

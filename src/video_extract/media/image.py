@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from video_extract.errors import InputError
-from video_extract.media.container import check_readable
+from video_extract.media.container import check_readable, readable
 from video_extract.media.limits import check_size
 from video_extract.media.video import count
 from video_extract.results import MediaInfo, VideoStreamInfo
@@ -73,16 +74,16 @@ def _exif_rotation(image) -> int:
 def probe_image(path: str | Path) -> MediaInfo:
     """What metadata.json says of a still, from its header: nothing is decoded, and a picture
     over the pixel budget is described (the operations that need its pixels refuse it)."""
-    path = check_readable(path)
-    image = _open(path)
-    with image:
-        rotation = _exif_rotation(image)
-        width, height = image.size
-        fmt = (image.format or "").lower()
+    return describe_image(*readable(path))
+
+
+def describe_image(path: Path, st: os.stat_result) -> MediaInfo:
+    """``probe_image`` of a file ``readable`` has checked (``st``: its stat then)."""
+    width, height, rotation, fmt = _header(path, st)
     display = (height, width) if rotation in (90, 270) else (width, height)
     return MediaInfo(
         path=str(path),
-        size_bytes=path.stat().st_size,
+        size_bytes=st.st_size,
         container=fmt or path.suffix.lstrip(".").lower(),
         duration=None,
         bit_rate=None,
@@ -102,6 +103,30 @@ def probe_image(path: str | Path) -> MediaInfo:
             )
         ],
     )
+
+
+#: Header facts (width, height, EXIF rotation, format) of the stills probed last, by file
+#: identity (device, inode, size, mtime, ctime): a service asked about the same unchanged
+#: file again and again (a still per request) does not parse its header every time.
+_headers: OrderedDict[tuple, tuple[int, int, int, str]] = OrderedDict()
+_headers_lock = threading.Lock()
+_HEADERS_KEPT = 1024
+
+
+def _header(path: Path, st: os.stat_result) -> tuple[int, int, int, str]:
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _headers_lock:
+        known = _headers.get(identity)
+        if known is not None:
+            _headers.move_to_end(identity)
+            return known
+    with _open(path) as image:
+        facts = (*image.size, _exif_rotation(image), (image.format or "").lower())
+    with _headers_lock:
+        _headers[identity] = facts
+        while len(_headers) > _HEADERS_KEPT:
+            _headers.popitem(last=False)
+    return facts
 
 
 #: Channel orders a still is held in: Pillow decodes RGB, OpenCV BGR (what its detectors take).

@@ -15,7 +15,7 @@ import av
 import av.error
 
 from video_extract.errors import InputError
-from video_extract.media.container import IMAGE_EXTENSIONS, check_readable, open_input
+from video_extract.media.container import IMAGE_EXTENSIONS, open_input, readable
 from video_extract.media.geometry import display_size, normalise_rotation
 from video_extract.media.limits import over_budget
 from video_extract.media.video import coded_size
@@ -35,11 +35,11 @@ def probe(path: str | Path, count_frames: bool = False, scan: bool = True) -> Me
     ``scan=False`` reads the header alone (stream kinds, codecs, sizes, container frame
     count): enough to plan, and free even on a huge file. Rotation and VFR need the scan.
     """
-    path = check_readable(path)
+    path, st = readable(path)
     if is_still_image(path):
-        from video_extract.media.image import probe_image
+        from video_extract.media.image import describe_image
 
-        return probe_image(path)
+        return describe_image(path, st)
     with open_input(path) as container:
         streams: list[StreamInfo] = []
         for stream in container.streams:
