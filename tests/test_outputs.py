@@ -29,54 +29,6 @@ from .conftest import run_cli
 # -- atomic writes ---------------------------------------------------------------------------
 
 
-def _json_value(rng, depth: int = 0):
-    """A random JSON-able value: every scalar kind, nested lists, tuples and dicts with keys of every kind json takes."""
-    texts = ["", "a", "é ü 漢字", 'q"uote\\back', "new\nline\ttab", "\x00\x1f\x7f", "\u2028\u2029", "\ud800", "emoji 🎬"]
-    scalars = [None, True, False, 0, -1, 2**70, 0.0, -0.0, 1.5, 1e-05, 1e16, -2.5e-300, 0.1 + 0.2, float("nan"), float("inf"), float("-inf")]
-    kind = rng.randrange(6 if depth < 4 else 2)
-    if kind == 0:
-        return rng.choice(texts)
-    if kind == 1:
-        return rng.choice(scalars)
-    if kind in (2, 3):
-        items = [_json_value(rng, depth + 1) for _ in range(rng.randrange(4))]
-        return tuple(items) if kind == 3 else items
-    keys = [rng.choice(texts), rng.choice(texts) + "x", 7, -3, 2.5, True, False, None, float("nan")]
-    return {rng.choice(keys): _json_value(rng, depth + 1) for _ in range(rng.randrange(5))}
-
-
-def test_the_json_text_of_outputs_is_json_dumps_indent_2_byte_for_byte():
-    """``jsontext.dumps``, which writes every record and summary, is ``json.dumps(indent=2,
-    ensure_ascii=False)`` for any value, and refuses what json refuses the way json does."""
-    import enum
-    import random
-    from collections import OrderedDict
-
-    from video_extract import jsontext
-
-    class Level(enum.IntEnum):
-        HIGH = 3
-
-    class Name(str):
-        pass
-
-    class Ratio(float):
-        pass
-
-    edge = [[], {}, [[]], {"a": {}}, (), (1, (2,)), OrderedDict(b=1, a=2), {Level.HIGH: Level.HIGH, Name("k"): Name("v"), Ratio(0.5): Ratio(0.25)}]
-    rng = random.Random(20261126)
-    for value in edge + [_json_value(rng) for _ in range(2000)]:
-        assert jsontext.dumps(value) == json.dumps(value, indent=2, ensure_ascii=False)
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        jsontext.dumps({"a": [object()]})
-    with pytest.raises(TypeError, match="keys must be"):
-        jsontext.dumps({(1, 2): 3})
-    loop: list = []
-    loop.append(loop)
-    with pytest.raises(ValueError, match="Circular reference"):
-        jsontext.dumps({"loop": loop})
-
-
 def _rows(writer: int, n: int) -> list[BatchRow]:
     return [BatchRow(input=f"/data/w{writer}/clip{i}.mp4", status="ok", ops={"metadata": "ok"}, seconds=0.1 * i) for i in range(n)]
 

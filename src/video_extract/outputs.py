@@ -24,7 +24,6 @@ from typing import Any
 
 import blake3
 
-from video_extract import jsontext
 from video_extract.errors import InputError
 from video_extract.fsutil import writer_is_dead, writer_tag
 
@@ -181,7 +180,7 @@ def _write_bytes(path: Path, data: bytes) -> os.stat_result:
 
 
 def atomic_write_json(path: Path, data: Any) -> os.stat_result:
-    return atomic_write_text(path, jsontext.dumps(data) + "\n")
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def atomic_write_with(path: Path, write: Callable[[Path], object]) -> None:

@@ -20,8 +20,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from video_extract import jsontext
-
 #: Output type name -> its declaration. Filled as ``Output`` subclasses are defined.
 OUTPUT_TYPES: dict[str, type[Output]] = {}
 
@@ -130,7 +128,7 @@ class Output(Record):
 
 
 def _record_text(body: Any) -> str:
-    return jsontext.dumps(body) + "\n"
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def _stats(data: dict[str, Any]) -> dict[str, Any]:
