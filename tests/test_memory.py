@@ -277,7 +277,9 @@ def test_hard_activity_kept_as_bytes_gives_the_float_pipelines_turns(speech_wav)
     assert windows.active.dtype == np.uint8 and set(np.unique(windows.active)) <= {0, 1}
     # filled in place a batch at a time: other batch edges (and a short last batch), same arrays
     other = seg.segment(WavSamples(speech_wav), segmenter, batch=3)
-    assert all(np.array_equal(getattr(other, a), getattr(windows, a)) for a in ("active", "soft", "speech", "starts"))
+    assert np.array_equal(other.active, windows.active) and np.array_equal(other.starts, windows.starts)
+    assert all(np.array_equal(other.soft.window(w), windows.soft.window(w)) for w in range(len(windows.starts)))
+    assert np.array_equal(other.speech.total, windows.speech.total) and np.array_equal(other.speech.weight, windows.speech.weight)
     duration = len(WavSamples(speech_wav)) / 16000
     results = []
     for w in (windows, dataclasses.replace(windows, active=windows.active.astype(np.float32))):
@@ -288,3 +290,37 @@ def test_hard_activity_kept_as_bytes_gives_the_float_pipelines_turns(speech_wav)
     (emb, clean, assign, binary), (emb_f, clean_f, assign_f, binary_f) = results
     assert np.array_equal(emb.vectors, emb_f.vectors) and np.array_equal(emb.index, emb_f.index) and np.array_equal(clean, clean_f)
     assert np.array_equal(assign, assign_f) and np.array_equal(binary, binary_f) and binary.any()
+
+
+def test_soft_activity_and_speech_kept_compactly_are_the_dense_arrays_values(speech_wav):
+    """The segmentation keeps soft activity only for the (window, local speaker) pairs with hard
+    activity (the only ones read back) and the speech probability already aggregated onto the
+    recording's frames: the values are those of the dense arrays, aggregated as before."""
+    from video_extract.models import ModelStore
+    from video_extract.speech import diarize as seg
+
+    store = ModelStore()
+    segmenter = seg.load_segmenter(str(store.path("pyannote-segmentation-3.0")), store.cache_dir)
+    samples = WavSamples(speech_wav)
+    windows = seg.segment(samples, segmenter)
+    # the dense arrays, straight from the network, window by window
+    chunks = np.zeros((len(windows.starts), 1, 160_000), np.float32)
+    for j, start in enumerate(windows.starts):
+        piece = samples[int(round(start * 16000)) : int(round(start * 16000)) + 160_000]
+        chunks[j, 0, : len(piece)] = piece
+    prob = np.exp(segmenter.model(chunks))
+    dense_soft, dense_speech = prob @ segmenter.powerset, 1.0 - prob[..., 0]
+    kept = windows.active.any(axis=1)
+    assert 0 < kept.sum() < kept.size  # some pairs are dropped, some kept
+    for w in range(len(windows.starts)):
+        got = windows.soft.window(w)
+        assert np.array_equal(got[:, kept[w]], dense_soft[w][:, kept[w]]) and not got[:, ~kept[w]].any()
+    step, frames = windows.frame_step, dense_speech.shape[1]
+    total = seg.frame_grid(len(samples) / 16000, step)
+    speech, weight, hamming = np.zeros(total), np.zeros(total), np.hamming(frames)
+    for w, start in enumerate(windows.starts):
+        a = int(round(start / step))
+        b = min(total, a + frames)
+        speech[a:b] += hamming[: b - a] * dense_speech[w, : b - a]
+        weight[a:b] += hamming[: b - a]
+    assert np.array_equal(windows.speech.total, speech) and np.array_equal(windows.speech.weight, weight)

@@ -29,7 +29,9 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def onnx_session(path: str, threads: int | None = None):
+def onnx_session(path: str, threads: int | None = None, arena: bool = True):
+    """``arena=False``: activations go back to the allocator after each run instead of being
+    kept by ONNX Runtime for the next (big models run on long inputs)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -39,6 +41,7 @@ def onnx_session(path: str, threads: int | None = None):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = arena
     if n > 1:
         # Spinning threads burn the cores other stages need while this one waits.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

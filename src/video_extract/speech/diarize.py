@@ -87,6 +87,7 @@ read, by path, through the model store). segmentation-3.0 is MIT (pyannote), CAM
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
@@ -132,17 +133,64 @@ class Segmenter:
     powerset: np.ndarray  # [classes, local speakers] 0/1
 
 
+class SoftActivity:
+    """Each local speaker's marginal probability per frame, kept only for the (window, local
+    speaker) pairs the hard activity marks somewhere in the window: only those can be embedded,
+    assigned and so read back (``Blocks.level``). About half the pairs, half of the ~25 MB an
+    hour of audio held as a dense [window, frame, local speaker] array."""
+
+    def __init__(self, windows: int, frames: int, speakers: int):
+        self.frames, self.speakers = frames, speakers
+        self.row = np.full((windows, speakers), -1, np.int64)  # -> row of the kept columns
+        self._parts: list[np.ndarray] = []  # [pairs, frame] per segmented batch, in order
+        self._first: list[int] = []  # row number of each part's first column
+        self._rows = 0
+
+    def add(self, first_window: int, soft: np.ndarray, active: np.ndarray) -> None:
+        """A batch of windows' soft activity [window, frame, local speaker]; ``active`` says which pairs to keep."""
+        w, s = np.nonzero(active.any(axis=1))
+        self.row[first_window + w, s] = self._rows + np.arange(len(w))
+        self._parts.append(np.ascontiguousarray(soft[w, :, s]))
+        self._first.append(self._rows)
+        self._rows += len(w)
+
+    def window(self, w: int) -> np.ndarray:
+        """Window ``w``'s soft activity [frame, local speaker]; zero for the pairs not kept."""
+        out = np.zeros((self.frames, self.speakers), np.float32)
+        for s in np.flatnonzero(self.row[w] >= 0):
+            r = int(self.row[w, s])
+            part = bisect.bisect_right(self._first, r) - 1
+            out[:, s] = self._parts[part][r - self._first[part]]
+        return out
+
+
+@dataclass
+class SpeechEvidence:
+    """The speech probability (1 - P(nobody)) of every window, Hamming-weighted onto the
+    recording's frame grid as it is segmented, as pyannote's ``Inference`` aggregates: two
+    arrays the length of the recording's frames instead of one [window, frame] (~8.5 MB an hour)."""
+
+    total: np.ndarray  # sum over covering windows of hamming * speech probability
+    weight: np.ndarray  # sum of the Hamming weights
+
+
 @dataclass
 class Segmentation:
     """Local-speaker activity per window and frame: hard (``active``, 0/1, the powerset argmax)
-    and soft (``soft``: each local speaker's marginal probability; ``speech``: 1 - P(nobody))."""
+    and soft (``soft``: each local speaker's marginal probability; ``speech``: 1 - P(nobody),
+    aggregated over the windows)."""
 
     active: np.ndarray  # [window, frame, local speaker] uint8
     starts: np.ndarray  # window start times (s)
     frame_step: float
     frame_duration: float
-    soft: np.ndarray | None = None  # [window, frame, local speaker]
-    speech: np.ndarray | None = None  # [window, frame]
+    soft: SoftActivity | None = None
+    speech: SpeechEvidence | None = None
+
+
+def frame_grid(duration: float, step: float) -> int:
+    """Frames of the recording's grid (``reconstruct``'s, one past the last window's end)."""
+    return int(np.ceil(duration / step)) + 1
 
 
 def _powerset(num_speakers: int, max_set: int) -> np.ndarray:
@@ -189,8 +237,10 @@ def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8
     """Local speaker activity on sliding 10 s windows (zero-padded when the audio is shorter);
     ``samples`` is an array or a ``WavSamples``, read a batch of windows at a time."""
     n = int(WINDOW_SEC * SR)
-    starts = window_starts(len(samples) / SR, step_sec)
-    hard = soft = speech = None
+    duration = len(samples) / SR
+    starts = window_starts(duration, step_sec)
+    step = segmenter.frame_step
+    hard = soft = speech = hamming = None
     for i in range(0, len(starts), batch):
         part = starts[i : i + batch]
         chunks = np.zeros((len(part), 1, n), np.float32)
@@ -203,12 +253,19 @@ def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 8
             # the hard activity is 0/1, kept as bytes (a quarter of float32: ~19 MB an hour)
             frames, k = logp.shape[1], segmenter.powerset.shape[1]
             hard = np.empty((len(starts), frames, k), np.uint8)
-            soft = np.empty((len(starts), frames, k), np.float32)
-            speech = np.empty((len(starts), frames), np.float32)
+            soft = SoftActivity(len(starts), frames, k)
+            total = frame_grid(duration, step)
+            speech = SpeechEvidence(np.zeros(total), np.zeros(total))
+            hamming = np.hamming(frames)
         prob = np.exp(logp)
         hard[i : i + len(part)] = segmenter.powerset[logp.argmax(-1)]
-        soft[i : i + len(part)] = prob @ segmenter.powerset
-        speech[i : i + len(part)] = 1.0 - prob[..., 0]  # class 0 is the empty set
+        soft.add(i, prob @ segmenter.powerset, hard[i : i + len(part)])
+        alive = 1.0 - prob[..., 0]  # class 0 is the empty set
+        for j, s in enumerate(part):
+            a = int(round(s / step))
+            b = min(total, a + frames)
+            speech.total[a:b] += hamming[: b - a] * alive[j, : b - a]
+            speech.weight[a:b] += hamming[: b - a]
     return Segmentation(hard, starts, segmenter.frame_step, segmenter.frame_duration, soft, speech)
 
 
@@ -242,7 +299,13 @@ class Blocks:
 
     def level(self, c: int) -> np.ndarray:
         """Unit ``c``'s soft activity where the segmentation gives it, else its hard one."""
-        return self._cut(self.windows.active if self.windows.soft is None else self.windows.soft, c)
+        if self.windows.soft is None:
+            return self._cut(self.windows.active, c)
+        w, b = divmod(c, self.blocks)
+        out = np.zeros((self.shape[1], self.shape[2]), np.float32)
+        lo, hi = self._edges[b], self._edges[b + 1]
+        out[lo:hi] = self.windows.soft.window(w)[lo:hi]
+        return out
 
 
 # -------------------------------------------------------------------------------- embeddings
@@ -564,21 +627,15 @@ def reconstruct(
     step = windows.frame_step
     f = windows.active.shape[1]
     n_glob = int(assign.max()) + 1 if (assign >= 0).any() else 0
-    total = int(np.ceil(duration / step)) + 1
+    total = frame_grid(duration, step)
     act = np.zeros((total, max(n_glob, 1)))
     count = np.zeros(total)
     cover = np.zeros(total)
-    speech = np.zeros(total)
-    weight = np.zeros(total)
-    hamming = np.hamming(f)
     for c, start in enumerate(windows.starts):
         a = int(round(start / step))
         b = min(total, a + f)
         count[a:b] += windows.active[c, : b - a].sum(-1)
         cover[a:b] += 1
-        if windows.speech is not None:
-            speech[a:b] += hamming[: b - a] * windows.speech[c, : b - a]
-            weight[a:b] += hamming[: b - a]
     for c, start in enumerate(units.starts):
         a = int(round(start / step))
         b = min(total, a + f)
@@ -589,6 +646,9 @@ def reconstruct(
     mean = count / np.maximum(cover, 1)
     n_spk = np.ceil(mean - count_bias).astype(int)
     if windows.speech is not None:
+        speech, weight = np.zeros(total), np.zeros(total)  # the grid of ``duration`` (segment's, unless told otherwise)
+        n = min(total, len(windows.speech.total))
+        speech[:n], weight[:n] = windows.speech.total[:n], windows.speech.weight[:n]
         # weights below 1 (one window centre) are frames at the ends of the recording seen only by
         # window edges, where the network's speech probability drifts up even on digital silence
         # (0.42 at the first frame of a silent lead-in): they need proportionally more evidence

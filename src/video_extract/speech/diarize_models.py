@@ -84,9 +84,13 @@ class TorchEmbedder:
             return self.last(torch.from_numpy(stats)).numpy()
 
 
+# Both big networks run without ONNX Runtime's memory arena: it keeps the largest activations
+# it has seen (~200 MB for 8 segmentation windows) for the rest of the process, where torch's
+# were freed after each call; measured on 60 min of audio, peak RSS of the diarization 554 MiB
+# with the arena, 338 without (torch: 603), for ~5-10 % more time in the segmentation.
 class OnnxSegmentation:
     def __init__(self, path: Path):
-        self.session = onnx_session(str(path), model_threads())
+        self.session = onnx_session(str(path), model_threads(), arena=False)
         self.config = {k: json.loads(v) for k, v in metadata_of(self.session).items() if k in _CONFIG_KEYS}
 
     def __call__(self, chunks: np.ndarray) -> np.ndarray:
@@ -95,7 +99,7 @@ class OnnxSegmentation:
 
 class OnnxEmbedder:
     def __init__(self, frames_path: Path, dense_path: Path):
-        self._frames = onnx_session(str(frames_path), model_threads())
+        self._frames = onnx_session(str(frames_path), model_threads(), arena=False)
         self._dense = onnx_session(str(dense_path), 1)
 
     def frames(self, feats: np.ndarray) -> np.ndarray:
