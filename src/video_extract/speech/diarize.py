@@ -31,7 +31,7 @@ ones held out; ``benchmarks/diarization_accuracy.py`` prints the table). The pre
 (Silero VAD + Resemblyzer d-vectors + AHC, ``diarize_resemblyzer.py``) stays available as
 ``method="resemblyzer"``.
 
-Cost (2 CPU cores, warm, on ONNX Runtime): real-time factor ~0.03, linear in length.
+Cost (2 CPU cores, warm, on ONNX Runtime): real-time factor ~0.036, linear in length.
 
 Tried and not kept (DER on the ``trn`` files): whole-window embeddings as pyannote does (0.38,
 with two same-gender voices merged in held-out ``dev01``); 1.5 s sliding windows over the
