@@ -162,8 +162,13 @@ def test_vad_on_ten_minutes_holds_no_copy_of_the_track(tmp_path):
     rng = np.random.default_rng(0)
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(16000 * 600) / 16000) * (rng.uniform(size=600).repeat(16000) > 0.5)
     path = _write_wav(tmp_path / "long.wav", tone + rng.normal(0, 0.01, tone.size))
-    grown = float(subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, check=True).stdout)
-    assert grown < 30, f"VAD on 10 min of audio grew peak RSS by {grown:.0f} MiB"
+    # The least of up to three processes: now and then one peaks 50-90 MiB higher whatever the
+    # code (seen at 1 run in 6, on the commit before this test changed too), where a copy of
+    # the track would show in every run.
+    runs = []
+    while len(runs) < 3 and (not runs or min(runs) >= 30):
+        runs.append(float(subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, check=True).stdout))
+    assert min(runs) < 30, f"VAD on 10 min of audio grew peak RSS by {min(runs):.0f} MiB (runs: {[round(r) for r in runs]})"
 
 
 def test_speech_only_reads_what_the_joined_array_holds():
