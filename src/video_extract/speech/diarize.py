@@ -154,13 +154,15 @@ class SoftActivity:
         self._first.append(self._rows)
         self._rows += len(w)
 
-    def window(self, w: int) -> np.ndarray:
-        """Window ``w``'s soft activity [frame, local speaker]; zero for the pairs not kept."""
-        out = np.zeros((self.frames, self.speakers), np.float32)
+    def window(self, w: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Window ``w``'s soft activity over frames ``lo:hi`` [frame, local speaker]; zero for
+        the pairs not kept."""
+        hi = self.frames if hi is None else hi
+        out = np.zeros((hi - lo, self.speakers), np.float32)
         for s in np.flatnonzero(self.row[w] >= 0):
             r = int(self.row[w, s])
             part = bisect.bisect_right(self._first, r) - 1
-            out[:, s] = self._parts[part][r - self._first[part]]
+            out[:, s] = self._parts[part][r - self._first[part], lo:hi]
         return out
 
 
@@ -286,26 +288,24 @@ class Blocks:
         self.frame_step, self.frame_duration = self.windows.frame_step, self.windows.frame_duration
         self._edges = np.linspace(0, f, self.blocks + 1).astype(int)
 
-    def _cut(self, a: np.ndarray, c: int) -> np.ndarray:
+    def _cut(self, c: int, rows, dtype) -> np.ndarray:
+        """Unit ``c``'s [frame, local speaker] array: its block's frames from ``rows(w, lo, hi)``, zero elsewhere."""
         w, b = divmod(c, self.blocks)
-        out = np.zeros(a.shape[1:], a.dtype)
+        out = np.zeros(self.shape[1:], dtype)
         lo, hi = self._edges[b], self._edges[b + 1]
-        out[lo:hi] = a[w, lo:hi]
+        out[lo:hi] = rows(w, lo, hi)
         return out
 
     def active(self, c: int) -> np.ndarray:
         """Unit ``c``'s hard activity [frame, local speaker]."""
-        return self._cut(self.windows.active, c)
+        active = self.windows.active
+        return self._cut(c, lambda w, lo, hi: active[w, lo:hi], active.dtype)
 
     def level(self, c: int) -> np.ndarray:
         """Unit ``c``'s soft activity where the segmentation gives it, else its hard one."""
         if self.windows.soft is None:
-            return self._cut(self.windows.active, c)
-        w, b = divmod(c, self.blocks)
-        out = np.zeros((self.shape[1], self.shape[2]), np.float32)
-        lo, hi = self._edges[b], self._edges[b + 1]
-        out[lo:hi] = self.windows.soft.window(w)[lo:hi]
-        return out
+            return self.active(c)
+        return self._cut(c, self.windows.soft.window, np.float32)
 
 
 # -------------------------------------------------------------------------------- embeddings
