@@ -37,6 +37,17 @@ def test_rotated_frames_come_out_in_display_orientation(rotated_clip):
     assert frame.image[20, 20].mean() < 50 and frame.image[300, 220].mean() < 50
 
 
+@pytest.mark.parametrize("rotation", [90, 180, 270, -90, 450])
+@pytest.mark.parametrize("shape", [(36, 64, 3), (7, 5), (9, 6, 4)])
+def test_display_rotation_turns_pixels_as_numpy_rot90_does(rotation, shape):
+    from video_extract.media.geometry import rotate_image
+
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    turned = rotate_image(image, rotation)
+    assert np.array_equal(turned, np.rot90(image, k=(rotation % 360) // 90))  # counter-clockwise
+    assert turned.flags.c_contiguous
+
+
 def test_non_square_pixels_are_stretched(tmp_path):
     clip = media.anamorphic_clip(tmp_path / "ana.mp4")
     video = probe(clip.path).video

@@ -51,6 +51,33 @@ def test_every_detector_cuts_where_scenedetect_detect_cuts(parity_clips, clip, t
     assert found_some  # the clips do have cuts to agree on
 
 
+@pytest.mark.parametrize("detector", ["content", "adaptive"])
+def test_the_one_pass_frame_score_is_pyscenedetects_own_float(parity_clips, detector):
+    """Our content/adaptive detectors score a frame with one OpenCV pass; every frame's score must
+    be the float ContentDetector computes (not merely close), and the cuts the same."""
+    from video_extract.plugins.scenes import _Timecodes, downscale_factor, make_detector
+    from video_extract.spec import Scenes
+
+    params = Scenes(detector=detector)
+    compared = 0
+    for clip in parity_clips.values():
+        theirs, ours = make_detector(params), make_detector(params, fast=True)
+        assert type(ours) is not type(theirs) and isinstance(ours, type(theirs))
+        timecodes = None
+        cuts_theirs, cuts_ours = [], []
+        for info, frame in iter_shrunk_frames(clip.path, lambda info: downscale_factor(params, info)):
+            timecodes = timecodes or _Timecodes(info.fps)
+            position = timecodes.at(frame.msec, frame.index + 1)
+            cuts_theirs += theirs.process_frame(position, frame.image)
+            cuts_ours += ours.process_frame(position, frame.image)
+            assert ours._frame_score == theirs._frame_score, (clip.path.name, frame.index)
+            compared += ours._frame_score > 0
+        cuts_theirs += theirs.post_process(position)
+        cuts_ours += ours.post_process(position)
+        assert [c.frame_num for c in cuts_ours] == [c.frame_num for c in cuts_theirs]
+    assert compared > 100  # real differences were scored, not only first frames
+
+
 @pytest.mark.parametrize(("width", "height", "rotation"), [(1920, 1080, 0), (318, 174, 0), (640, 360, 90)])
 def test_detectors_see_opencvs_pixels(tmp_path, width, height, rotation):
     """Each frame equals cv2.VideoCapture's (turned by the display matrix), shrunk as SceneManager
