@@ -168,3 +168,20 @@ def test_frames_at_come_in_display_orientation(rotated_clip):
     time = sorted(every)[5]
     [(_, image)] = list(frames_at(rotated_clip.path, [time]))
     assert image.shape == every[time].shape == (320, 240, 3) and np.array_equal(image, every[time])
+
+
+def test_a_reader_that_keeps_a_core_busy_leaves_it_to_itself(monkeypatch):
+    """The scene reader converts and shrinks every frame in its own thread: the decoder gets the
+    other cores (of a bulk worker's share, when one is set), never fewer than one thread."""
+    import os
+
+    from video_extract.media.video import decode_threads
+
+    monkeypatch.delenv("VIDEO_EXTRACT_DECODE_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert decode_threads() == 0  # FFmpeg's own count
+    assert decode_threads(busy=1) == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert decode_threads(busy=1) == 1
+    monkeypatch.setenv("VIDEO_EXTRACT_DECODE_THREADS", "2")  # a bulk worker's share
+    assert (decode_threads(), decode_threads(busy=1)) == (2, 1)

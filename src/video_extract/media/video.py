@@ -61,22 +61,24 @@ class DecodedFrameInfo(NamedTuple):
 
 def decode_threads(busy: int = 0) -> int:
     """Decoder threads: 0 lets FFmpeg use every core (one file at a time); a bulk worker sets
-    ``VIDEO_EXTRACT_DECODE_THREADS`` to its share, since the workers are the parallelism there.
+    ``VIDEO_EXTRACT_DECODE_THREADS`` to its share of the cores, since the workers are the
+    parallelism there.
 
     ``busy``: threads of the reader's own that keep a core busy beside the decoder (the scene
-    detector converts, shrinks and scores every frame). The decoder gets the other cores: frame
-    threads beyond them only take turns with the reader (60 s of 720p on 2 cores: 1.10 s with
-    one frame thread, 1.28 s with FFmpeg's own count, 1.23 s with two)."""
+    detector converts, shrinks and scores every frame). The decoder gets the other cores of the
+    share: frame threads beyond them only take turns with the reader (60 s of 720p on 2 cores:
+    1.10 s with one frame thread, 1.28 s with FFmpeg's own count, 1.23 s with two)."""
     env = os.environ.get("VIDEO_EXTRACT_DECODE_THREADS")
     if env:
-        return int(env)
-    if not busy:
+        share = int(env)
+    elif not busy:
         return 0
-    try:
-        cores = len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - busy)
+    else:
+        try:
+            share = len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # not Linux
+            share = os.cpu_count() or 1
+    return max(1, share - busy) if busy else share
 
 
 def first_video_stream(container):
