@@ -58,3 +58,82 @@ def test_an_export_that_computes_something_else_than_torch_is_refused(tmp_path):
     export = lambda dest: export_checked(SignDependent(), examples, dest, ["x"], ["y"], {"x": {0: "n"}}, atol=1e-5)  # noqa: E731
     assert onnx_copy(tmp_path / "cache", "net", weights, export) is None
     assert list((tmp_path / "cache" / "onnx").iterdir()) == []
+
+
+def _conv_net(path, seed: int = 0):
+    """A small conv net (conv+relu, conv, global pool, matmul): graphs ONNX Runtime fuses and
+    lays out for the CPU, so the optimized copy differs from the file."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(16, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(size=16).astype(np.float32), "b1"),
+        numpy_helper.from_array(rng.normal(size=(32, 16, 3, 3)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.normal(size=(32, 8)).astype(np.float32), "fc"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["c2"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("MatMul", ["f", "fc"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_a_session_is_optimized_once_and_loaded_as_optimized_with_the_same_outputs(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from video_extract.models.runtime import onnx_session
+
+    pytest.importorskip("onnx")
+    model = _conv_net(tmp_path / "net.onnx")
+    x = np.random.default_rng(1).normal(size=(1, 3, 32, 32)).astype(np.float32)
+    plain = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    cache = tmp_path / "cache"
+    first = onnx_session(str(model), threads=1, cache_dir=cache)
+    kept = list((cache / "ort").iterdir())
+    assert len(kept) == 1 and kept[0].name.startswith("net-") and kept[0].read_bytes() != model.read_bytes()
+    stamp = kept[0].stat().st_mtime_ns
+    second = onnx_session(str(model), threads=1, cache_dir=cache)  # loaded from the copy, not optimized again
+    assert kept[0].stat().st_mtime_ns == stamp and list((cache / "ort").iterdir()) == kept
+    for session in (first, second):
+        assert np.array_equal(session.run(None, {"x": x})[0], plain)  # the same bits, not merely close
+
+    _conv_net(model, seed=2)  # another model at the same path: its own copy
+    third = onnx_session(str(model), threads=1, cache_dir=cache)
+    assert len(list((cache / "ort").iterdir())) == 2
+    assert np.array_equal(third.run(None, {"x": x})[0], ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0])
+
+
+def test_a_damaged_optimized_copy_is_made_again_and_an_unwritable_cache_only_costs_time(tmp_path):
+    import numpy as np
+
+    from video_extract.models.runtime import onnx_session
+
+    pytest.importorskip("onnx")
+    model = _conv_net(tmp_path / "net.onnx")
+    x = np.ones((1, 3, 32, 32), np.float32)
+    cache = tmp_path / "cache"
+    expected = onnx_session(str(model), threads=1, cache_dir=cache).run(None, {"x": x})[0]
+    (copy,) = (cache / "ort").iterdir()
+    copy.write_bytes(copy.read_bytes()[:100])  # torn by a full disk
+    assert np.array_equal(onnx_session(str(model), threads=1, cache_dir=cache).run(None, {"x": x})[0], expected)
+    assert copy.stat().st_size > 100 and not [p for p in (cache / "ort").iterdir() if p.name.startswith(".")]
+
+    blocked = tmp_path / "not-a-folder"  # a cache that cannot be written (even by root)
+    blocked.write_bytes(b"")
+    assert np.array_equal(onnx_session(str(model), threads=1, cache_dir=blocked / "cache").run(None, {"x": x})[0], expected)

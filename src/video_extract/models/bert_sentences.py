@@ -71,7 +71,7 @@ class BertSentenceEncoder:
         if exported is not None:
             from video_extract.models.runtime import model_threads, onnx_session
 
-            session = onnx_session(str(exported), model_threads())
+            session = onnx_session(str(exported), model_threads(), cache_dir=onnx_cache)
             self._run = lambda ids, mask, types: session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
             self.runtime = "onnx"
         else:

@@ -89,7 +89,7 @@ def export_checked(
             for k, v in metadata.items():
                 graph.metadata_props.add(key=k, value=v)
             onnx.save(graph, str(path))
-        session = onnx_session(str(path), threads=1)
+        session = onnx_session(str(path), threads=1, keep_optimized=False)
         for example in examples:
             want = module(*example)
             want = want if isinstance(want, tuple) else (want,)

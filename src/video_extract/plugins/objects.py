@@ -26,7 +26,7 @@ class ObjectsPlugin(FrameDetectionPlugin):
     def load(self, ctx: StageContext, params: ObjectDetection) -> YoloxDetector:
         path = params.model if params.model.lower().endswith(".onnx") else str(ctx.models.path(params.model))
         threads = ctx.threads
-        return ctx.models.load(("yolox", path, threads), lambda: YoloxDetector(path, threads))
+        return ctx.models.load(("yolox", path, threads), lambda: YoloxDetector(path, threads, ctx.models.cache_dir))
 
     def working_side(self, params: ObjectDetection) -> int:
         return 640  # the largest YOLOX input (nano and tiny take 416)

@@ -28,7 +28,9 @@ class OcrPlugin(FrameDetectionPlugin):
         weights = str(ctx.models.path("ppocr-v4"))  # fails clearly if the package's models are missing
         threads = ctx.threads
         # The weights' path in the key sizes the engine for the warm-model budget.
-        return ctx.models.load(("rapidocr", weights, params.det_limit_side_len, threads), lambda: make_engine(params.det_limit_side_len, threads))
+        return ctx.models.load(
+            ("rapidocr", weights, params.det_limit_side_len, threads), lambda: make_engine(params.det_limit_side_len, threads, ctx.models.cache_dir)
+        )
 
     def working_side(self, params: OCR) -> int:
         return params.det_limit_side_len  # the engine shrinks frames to it (detection and the crops read)

@@ -89,8 +89,8 @@ class TorchEmbedder:
 # were freed after each call; measured on 60 min of audio, peak RSS of the diarization 554 MiB
 # with the arena, 338 without (torch: 603), for ~5-10 % more time in the segmentation.
 class OnnxSegmentation:
-    def __init__(self, path: Path):
-        self.session = onnx_session(str(path), model_threads(), arena=False)
+    def __init__(self, path: Path, cache_dir: Path | None = None):
+        self.session = onnx_session(str(path), model_threads(), arena=False, cache_dir=cache_dir)
         self.config = {k: json.loads(v) for k, v in metadata_of(self.session).items() if k in _CONFIG_KEYS}
 
     def __call__(self, chunks: np.ndarray) -> np.ndarray:
@@ -98,9 +98,9 @@ class OnnxSegmentation:
 
 
 class OnnxEmbedder:
-    def __init__(self, frames_path: Path, dense_path: Path):
-        self._frames = onnx_session(str(frames_path), model_threads(), arena=False)
-        self._dense = onnx_session(str(dense_path), 1)
+    def __init__(self, frames_path: Path, dense_path: Path, cache_dir: Path | None = None):
+        self._frames = onnx_session(str(frames_path), model_threads(), arena=False, cache_dir=cache_dir)
+        self._dense = onnx_session(str(dense_path), 1, cache_dir=cache_dir)
 
     def frames(self, feats: np.ndarray) -> np.ndarray:
         return self._frames.run(None, {"fbank": feats})[0]
@@ -115,7 +115,7 @@ def segmentation(path: str, onnx_cache: Path | None = None) -> tuple[object, dic
     if onnx_cache is not None:
         exported = onnx_copy(onnx_cache, "pyannote-segmentation-3.0", Path(path), lambda dest: _export_segmentation(path, dest))
         if exported is not None:
-            net = OnnxSegmentation(exported)
+            net = OnnxSegmentation(exported, onnx_cache)
             if set(net.config) == set(_CONFIG_KEYS):
                 return net, net.config
     model, cfg = _pyannet(path)
@@ -128,7 +128,7 @@ def embedder(path: str, onnx_cache: Path | None = None):
         frames = onnx_copy(onnx_cache, "campplus-frames", Path(path), lambda dest: _export_campplus(path, dest, "frames"))
         dense = onnx_copy(onnx_cache, "campplus-dense", Path(path), lambda dest: _export_campplus(path, dest, "dense")) if frames else None
         if frames is not None and dense is not None:
-            return OnnxEmbedder(frames, dense)
+            return OnnxEmbedder(frames, dense, onnx_cache)
     return TorchEmbedder(*_campplus(path))
 
 

@@ -10,6 +10,7 @@ columns are raw offsets decoded here. The batch dimension is fixed at 1.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -150,10 +151,10 @@ def postprocess(
 class YoloxDetector:
     """One onnxruntime session; ``detect`` takes a BGR frame in displayed orientation."""
 
-    def __init__(self, model_path: str, threads: int | None = None):
+    def __init__(self, model_path: str, threads: int | None = None, cache_dir: Path | None = None):
         from video_extract.models.runtime import onnx_session
 
-        self.session = onnx_session(model_path, threads)
+        self.session = onnx_session(model_path, threads, cache_dir=cache_dir)
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.size = int(model_input.shape[-1]) if isinstance(model_input.shape[-1], int) else 416
