@@ -619,7 +619,8 @@ def _cmd_cache(args) -> int:
 
 def _cmd_models(args) -> int:
     args.no_cache = True
-    store = _client(args).models
+    client = _client(args)
+    store = client.models
     store.allow_unpinned = getattr(args, "allow_unpinned", False)
     from video_extract.models.catalog import is_hub_id, resolve
 
@@ -652,7 +653,8 @@ def _cmd_models(args) -> int:
     if args.models_command == "fetch":
         for name in names:
             path = store.path(name, progress=_progress_printer(name))
-            print(f"{name}: {path}")
+            ready = client.prepare_model(name)  # what the first run would otherwise make
+            print(f"{name}: {path}" + (f" (ready: {ready})" if ready else ""))
         return 0
     failed = False
     for name in names:

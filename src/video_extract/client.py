@@ -227,6 +227,41 @@ class Client:
         """The model store (``locate``, ``path``, ``fetch``, ``verify``)."""
         return self.runtime.models
 
+    def prepare_model(self, name: str) -> str | None:
+        """Make once what a run makes the first time it loads model ``name`` (fetched), so that
+        the first run after ``models fetch`` starts as fast as the next: the ONNX exports of the
+        torch networks and ONNX Runtime's graphs optimized for this CPU, both kept in the model
+        cache. Returns what was made ready, or None for a model with nothing to prepare."""
+        store = self.models
+        cache = store.cache_dir
+        spec = store.spec(name)
+        if spec.name == "pyannote-segmentation-3.0":
+            from video_extract.speech.diarize import load_segmenter
+
+            model = load_segmenter(str(store.path(spec.name)), cache).model
+        elif spec.name == "campplus-sv-zh-en":
+            from video_extract.speech.diarize import load_embedder
+
+            model = load_embedder(str(store.path(spec.name)), cache)
+        elif spec.name == "all-MiniLM-L6-v2":
+            from video_extract.models.bert_sentences import BertSentenceEncoder
+
+            encoder = BertSentenceEncoder(store.checkpoint(spec.name), cache)
+            return "ONNX export, optimized for this CPU" if encoder.runtime == "onnx" else "torch (no ONNX export could be made)"
+        elif spec.name.startswith("yolox-"):
+            from video_extract.vision.yolox import YoloxDetector
+
+            YoloxDetector(str(store.path(spec.name)), cache_dir=cache)
+            return "ONNX Runtime graph optimized for this CPU"
+        elif spec.name == "ppocr-v4":
+            from video_extract.vision.ocr import make_engine
+
+            make_engine(None, 1, cache)
+            return "ONNX Runtime graphs optimized for this CPU"
+        else:
+            return None
+        return "ONNX export, optimized for this CPU" if "Onnx" in type(model).__name__ else "torch (no ONNX export could be made)"
+
     # -- requests ----------------------------------------------------------------------------
 
     def request(self, ops: RequestLike = None, overrides: Iterable[str] = (), spec_file: str | Path | None = None) -> list[OutputSpec]:
