@@ -235,32 +235,33 @@ class Client:
         store = self.models
         cache = store.cache_dir
         spec = store.spec(name)
+        exported, on_torch = "ONNX export, optimized for this CPU", "torch (no ONNX export could be made)"
         if spec.name == "pyannote-segmentation-3.0":
+            from video_extract.speech import diarize_models
             from video_extract.speech.diarize import load_segmenter
 
             model = load_segmenter(str(store.path(spec.name)), cache).model
-        elif spec.name == "campplus-sv-zh-en":
+            return exported if isinstance(model, diarize_models.OnnxSegmentation) else on_torch
+        if spec.name == "campplus-sv-zh-en":
+            from video_extract.speech import diarize_models
             from video_extract.speech.diarize import load_embedder
 
-            model = load_embedder(str(store.path(spec.name)), cache)
-        elif spec.name == "all-MiniLM-L6-v2":
+            return exported if isinstance(load_embedder(str(store.path(spec.name)), cache), diarize_models.OnnxEmbedder) else on_torch
+        if spec.name == "all-MiniLM-L6-v2":
             from video_extract.models.bert_sentences import BertSentenceEncoder
 
-            encoder = BertSentenceEncoder(store.checkpoint(spec.name), cache)
-            return "ONNX export, optimized for this CPU" if encoder.runtime == "onnx" else "torch (no ONNX export could be made)"
-        elif spec.name.startswith("yolox-"):
+            return exported if BertSentenceEncoder(store.checkpoint(spec.name), cache).runtime == "onnx" else on_torch
+        if spec.name.startswith("yolox-"):
             from video_extract.vision.yolox import YoloxDetector
 
             YoloxDetector(str(store.path(spec.name)), cache_dir=cache)
             return "ONNX Runtime graph optimized for this CPU"
-        elif spec.name == "ppocr-v4":
+        if spec.name == "ppocr-v4":
             from video_extract.vision.ocr import make_engine
 
             make_engine(None, 1, cache)
             return "ONNX Runtime graphs optimized for this CPU"
-        else:
-            return None
-        return "ONNX export, optimized for this CPU" if "Onnx" in type(model).__name__ else "torch (no ONNX export could be made)"
+        return None
 
     # -- requests ----------------------------------------------------------------------------
 
