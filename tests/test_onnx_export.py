@@ -89,11 +89,14 @@ def _conv_net(path, seed: int = 0):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
         inits,
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
 
 def test_a_session_is_optimized_once_and_loaded_as_optimized_with_the_same_outputs(tmp_path):
+    import os
+
     import numpy as np
     import onnxruntime as ort
 
@@ -113,9 +116,14 @@ def test_a_session_is_optimized_once_and_loaded_as_optimized_with_the_same_outpu
     for session in (first, second):
         assert np.array_equal(session.run(None, {"x": x})[0], plain)  # the same bits, not merely close
 
-    _conv_net(model, seed=2)  # another model at the same path: its own copy
+    other = _conv_net(tmp_path / "other" / "net.onnx", seed=3)  # another model of the same name: a copy of its own
+    onnx_session(str(other), threads=1, cache_dir=cache)
+    assert len(list((cache / "ort").iterdir())) == 2 and kept[0].exists()
+    stamp = model.stat().st_mtime_ns
+    _conv_net(model, seed=2)  # a new version at the same path: its copy replaces the old one
+    os.utime(model, ns=(stamp + 10**9, stamp + 10**9))  # same size: a later mtime tells it apart (as a copy or an edit does)
     third = onnx_session(str(model), threads=1, cache_dir=cache)
-    assert len(list((cache / "ort").iterdir())) == 2
+    assert len(list((cache / "ort").iterdir())) == 2 and not kept[0].exists()
     assert np.array_equal(third.run(None, {"x": x})[0], ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import hashlib
 import os
 import threading
@@ -76,8 +77,10 @@ def optimized_once(path: Path, options, providers: list, cache_dir: Path | None 
         cache_dir = default_model_cache()
     st = path.stat()
     level = options.graph_optimization_level
-    key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{ort.__version__}:{level}:{_cpu_identity()}".encode()).hexdigest()[:16]
-    optimized = Path(cache_dir) / "ort" / f"{path.stem}-{key}.onnx"
+    # file name: the model's place (path, CPU, level), then its version (contents, runtime)
+    where = hashlib.sha256(f"{path.resolve()}:{level}:{_cpu_identity()}".encode()).hexdigest()[:8]
+    version = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{ort.__version__}".encode()).hexdigest()[:8]
+    optimized = Path(cache_dir) / "ort" / f"{path.stem}-{where}{version}.onnx"
     if optimized.is_file():
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
@@ -91,6 +94,10 @@ def optimized_once(path: Path, options, providers: list, cache_dir: Path | None 
         options.optimized_model_filepath = str(tmp)
         session = ort.InferenceSession(str(path), options, providers=providers)
         os.replace(tmp, optimized)  # two processes at once: both whole, the last rename wins
+        for older in optimized.parent.glob(f"{glob.escape(path.stem)}-{where}*.onnx"):
+            if older != optimized:  # the same model's copy for an earlier file or runtime version
+                with contextlib.suppress(OSError):
+                    older.unlink()
         return session
     except Exception:  # noqa: BLE001 - a read-only cache, a graph that cannot be saved: optimize at every load
         options.optimized_model_filepath = ""
