@@ -29,7 +29,7 @@ from av.video.reformatter import VideoReformatter
 from video_extract.media.container import decode_stream, open_input
 from video_extract.media.geometry import normalise_rotation, rotate_image
 from video_extract.media.prefetch import prefetch
-from video_extract.media.video import count, decode_threads, open_video_stream
+from video_extract.media.video import count, open_video_stream
 
 #: OpenCV's FFmpeg backend converts with SWS_BICUBIC (it matters only where chroma is scaled).
 _INTERPOLATION = "BICUBIC"
@@ -74,8 +74,7 @@ def iter_shrunk_frames(path: str | Path, factor: Callable[[CaptureInfo], float])
     downscale, or a fixed one). Yields the capture facts with each frame.
     """
     with open_input(path) as container:
-        stream = open_video_stream(container, path)
-        stream.codec_context.thread_count = decode_threads(busy=1)  # this thread converts and shrinks every frame
+        stream = open_video_stream(container, path, busy=1)  # this thread converts and shrinks every frame
         info = capture_info(stream)
         scale = factor(info)
         tb = stream.time_base

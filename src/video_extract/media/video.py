@@ -104,16 +104,16 @@ def coded_size(stream, path: str | Path) -> tuple[int, int]:
     return image_size(path) or (0, 0)
 
 
-def open_video_stream(container, path: str | Path):
-    """The first video stream, set up for threaded decoding; InputError when there is none, or
-    when its frames are over the pixel budget (nothing decoded)."""
+def open_video_stream(container, path: str | Path, busy: int = 0):
+    """The first video stream, set up for threaded decoding (``decode_threads(busy)``);
+    InputError when there is none, or when its frames are over the pixel budget (nothing decoded)."""
     stream = first_video_stream(container)
     if stream is None:
         raise InputError("has no video stream", path)
     check_size(*coded_size(stream, path), path, still=False)
     count("video_opens")
     stream.thread_type = "AUTO"
-    stream.codec_context.thread_count = decode_threads()
+    stream.codec_context.thread_count = decode_threads(busy)
     return stream
 
 
