@@ -163,19 +163,20 @@ def test_models_fetch_leaves_the_first_run_nothing_to_prepare(tmp_path):
     """After ``models fetch``, the optimized ONNX Runtime graphs a first run would make are in
     the model cache; a model with nothing to prepare (Whisper, CTranslate2) just says where it is."""
     env = {"VIDEO_EXTRACT_MODEL_CACHE": str(tmp_path / "cache")}
-    fetched = run_cli("models", "fetch", "yolox-nano", "ppocr-v4", "whisper-tiny.en", "--models-dir", str(SHARED_MODELS), env=env)
+    fetched = run_cli("models", "fetch", "yolox-nano", "yunet", "ppocr-v4", "whisper-tiny.en", "--models-dir", str(SHARED_MODELS), env=env)
     assert fetched.returncode == 0, fetched.stderr
     lines = dict(line.split(": ", 1) for line in fetched.stdout.splitlines())
     assert lines["yolox-nano"].endswith("(ready: ONNX Runtime graph optimized for this CPU)")
+    assert lines["yunet"].endswith("(ready: ONNX Runtime graph optimized for this CPU)")
     assert lines["ppocr-v4"].endswith("(ready: ONNX Runtime graphs optimized for this CPU)")
     assert "ready" not in lines["whisper-tiny.en"]
     kept = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "ort").iterdir())
-    assert kept == ["ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer", "ch_ppocr_mobile_v2.0_cls_infer", "yolox_nano"]
+    assert kept == ["ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer", "ch_ppocr_mobile_v2.0_cls_infer", "face_detection_yunet_2026may", "yolox_nano"]
     before = sorted((tmp_path / "cache" / "ort").iterdir())
     picture = tmp_path / "card.png"
     from PIL import Image
 
     Image.new("RGB", (320, 240), (200, 120, 40)).save(picture)
-    run = run_cli("debug", str(picture), "--ops", "objects,ocr", "-o", str(tmp_path / "out"), "--models-dir", str(SHARED_MODELS), env=env)
+    run = run_cli("debug", str(picture), "--ops", "objects,faces,ocr", "-o", str(tmp_path / "out"), "--models-dir", str(SHARED_MODELS), env=env)
     assert run.returncode == 0, run.stderr
     assert sorted((tmp_path / "cache" / "ort").iterdir()) == before  # the run used what fetch made

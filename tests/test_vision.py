@@ -76,6 +76,65 @@ def test_faces_finds_the_astronaut_with_landmarks(client, vision_clip):
     assert face.landmarks["right_eye"][0] < face.landmarks["left_eye"][0]  # the subject's right is image left
 
 
+def _face_pictures() -> list[np.ndarray]:
+    """BGR pictures with and without faces: photos, two faces side by side (NMS has work),
+    odd sizes (padding), and frames of the real footage in ../shared/media when it is here."""
+    import cv2
+    from skimage import data
+
+    from video_extract.media.video import open_video_stream
+
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    pictures = [astronaut, cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR), np.hstack([astronaut, astronaut[:, ::-1]])]
+    pictures += [cv2.resize(astronaut, (w, h), interpolation=cv2.INTER_AREA) for w, h in ((333, 301), (97, 130), (640, 360))]
+    footage = SHARED_MODELS.parent / "media" / "footage"
+    for path in sorted(footage.glob("*")) if footage.is_dir() else ():
+        import av
+
+        with av.open(str(path)) as container:
+            stream = open_video_stream(container, path)
+            for i, frame in enumerate(container.decode(stream)):
+                if i % 25 == 0:
+                    bgr = frame.to_ndarray(format="bgr24")
+                    scale = min(1.0, 640 / max(bgr.shape[:2]))
+                    pictures.append(cv2.resize(bgr, (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale)), interpolation=cv2.INTER_AREA))
+                if i >= 250:
+                    break
+    return pictures
+
+
+@needs_shared_models
+def test_yunet_rows_are_opencvs_own_decoding_and_onnx_runtime_finds_the_same_faces(tmp_path):
+    """Our decoding of YuNet's outputs, given OpenCV's network outputs, is cv2.FaceDetectorYN's
+    result bit for bit; on ONNX Runtime the same faces come out, in the same order, within
+    1e-3 (px, score) of OpenCV's."""
+    import cv2
+
+    from video_extract.vision.faces import OUTPUTS, FaceDetector, decode, padded_blob
+
+    model = str(SHARED_MODELS / "face_detection_yunet_2026may.onnx")
+    net = cv2.dnn.readNet(model)
+    ours = FaceDetector(model, 0.6, 0.3, 5000, threads=2, cache_dir=tmp_path)
+    pictures, faces, most = _face_pictures(), 0, 0.0
+    for bgr in pictures:
+        height, width = bgr.shape[:2]
+        found = cv2.FaceDetectorYN.create(model, "", (width, height), 0.6, 0.3, 5000).detect(bgr)[1]
+        expected = np.zeros((0, 15), np.float32) if found is None else found
+        blob = padded_blob(bgr)
+        net.setInput(blob)
+        decoded = decode(list(net.forward(list(OUTPUTS))), blob.shape[2], blob.shape[3], 0.6, 0.3, 5000)
+        assert decoded.dtype == np.float32 and decoded.shape == expected.shape
+        assert np.array_equal(decoded.view(np.uint32), expected.view(np.uint32)), bgr.shape
+        rows = ours.rows(bgr)
+        assert rows.shape == expected.shape, bgr.shape
+        if len(rows):
+            most = max(most, float(np.abs(rows - expected).max()))
+        faces += len(expected)
+    assert faces >= 5 and most < 1e-3, (faces, most)
+    two = ours.detect(pictures[2])
+    assert len(two) == 2 and two[0]["box"][2] < 512 <= two[1]["box"][0] or two[1]["box"][2] < 512 <= two[0]["box"][0]
+
+
 @needs_shared_models
 def test_rotated_input_gives_boxes_in_displayed_orientation(tmp_path):
     from skimage import data
@@ -310,11 +369,11 @@ def test_models_take_every_core_alone_and_share_them_side_by_side(monkeypatch, s
     stage = {s.plugin: s for s in job.plan.stages.values()}
     assert side_by_side(runtime, job, stage["objects"]) == 1  # one stage at a time: each alone
     job.concurrent = True
-    # objects, ocr and vad-then-transcription (each brings a runtime of its own) overlap.
-    assert side_by_side(runtime, job, stage["objects"]) == side_by_side(runtime, job, stage["ocr"]) == 3
-    assert side_by_side(runtime, job, stage["vad"]) == side_by_side(runtime, job, stage["transcription"]) == 3  # a chain: never both at once
+    # objects, faces, ocr and vad-then-transcription (each brings a runtime of its own) overlap.
+    assert side_by_side(runtime, job, stage["objects"]) == side_by_side(runtime, job, stage["ocr"]) == side_by_side(runtime, job, stage["faces"]) == 4
+    assert side_by_side(runtime, job, stage["vad"]) == side_by_side(runtime, job, stage["transcription"]) == 4  # a chain: never both at once
     job.records[stage["transcription"].id] = job.records[stage["vad"].id] = None  # finished: they no longer compete
-    assert side_by_side(runtime, job, stage["objects"]) == 2
+    assert side_by_side(runtime, job, stage["objects"]) == 3
 
 
 def test_a_still_reads_into_the_same_pixels_whole_or_band_by_band(tmp_path, monkeypatch):

@@ -256,6 +256,11 @@ class Client:
 
             YoloxDetector(str(store.path(spec.name)), cache_dir=cache)
             return "ONNX Runtime graph optimized for this CPU"
+        if spec.name == "yunet":
+            from video_extract.vision.faces import FaceDetector
+
+            FaceDetector(str(store.path(spec.name)), cache_dir=cache)
+            return "ONNX Runtime graph optimized for this CPU"
         if spec.name == "ppocr-v4":
             from video_extract.vision.ocr import make_engine
 

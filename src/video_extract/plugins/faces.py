@@ -17,8 +17,11 @@ class FacesPlugin(FrameDetectionPlugin):
 
     def load(self, ctx: StageContext, params: FaceDetection) -> FaceDetector:
         path = params.model if params.model.lower().endswith(".onnx") else str(ctx.models.path(params.model))
-        key = ("yunet", path, params.confidence_threshold, params.nms_threshold)
-        return ctx.models.load(key, lambda: FaceDetector(path, params.confidence_threshold, params.nms_threshold))
+        threads = ctx.threads
+        key = ("yunet", path, params.confidence_threshold, params.nms_threshold, threads)
+        return ctx.models.load(
+            key, lambda: FaceDetector(path, params.confidence_threshold, params.nms_threshold, threads=threads, cache_dir=ctx.models.cache_dir)
+        )
 
     def working_side(self, params: FaceDetection) -> int | None:
         return params.max_side
