@@ -197,6 +197,27 @@ def test_a_record_published_from_memory_makes_its_folder_and_replaces_whole(tmp_
     assert target.read_text() == "[]\n" and sorted(p.name for p in target.parent.iterdir()) == ["text.json"]  # no temporary left
 
 
+def test_a_file_already_holding_the_bytes_is_left_as_it_is_and_any_other_is_replaced(tmp_path):
+    from video_extract.outputs import atomic_write_text
+
+    target = tmp_path / "faces.json"
+    atomic_write_text(target, '{"frames": []}\n')
+    before = target.stat()
+    time.sleep(0.01)
+    again = atomic_write_text(target, '{"frames": []}\n')
+    assert (again.st_ino, again.st_mtime_ns) == (before.st_ino, before.st_mtime_ns) == (target.stat().st_ino, target.stat().st_mtime_ns)
+    for text in ('{"frames": [1]}\n', '{"frames": [2]}\n', ""):  # longer, same length, empty
+        atomic_write_text(target, text)
+        assert target.read_text() == text
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("same\n")
+    target.unlink()
+    target.symlink_to(elsewhere)  # a link holding the same bytes is still replaced by a file of ours
+    atomic_write_text(target, "same\n")
+    assert not target.is_symlink() and target.read_text() == "same\n" and elsewhere.read_text() == "same\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.json", "faces.json"]  # no temporary left
+
+
 def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_path, scene_clip, still_png, made_temp_dirs):
     """With the cache off, a stage's record goes to its consumers and to the output folder from
     memory: the files are the bytes a cached run publishes (a record file alone, one beside
