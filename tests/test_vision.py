@@ -122,7 +122,7 @@ def test_yunet_rows_are_opencvs_own_decoding_and_onnx_runtime_finds_the_same_fac
         expected = np.zeros((0, 15), np.float32) if found is None else found
         blob = padded_blob(bgr)
         net.setInput(blob)
-        decoded = decode(list(net.forward(list(OUTPUTS))), blob.shape[2], blob.shape[3], 0.6, 0.3, 5000)
+        decoded = decode(list(net.forward(list(OUTPUTS))), blob.shape[3], 0.6, 0.3, 5000)
         assert decoded.dtype == np.float32 and decoded.shape == expected.shape
         assert np.array_equal(decoded.view(np.uint32), expected.view(np.uint32)), bgr.shape
         rows = ours.rows(bgr)

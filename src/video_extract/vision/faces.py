@@ -35,7 +35,7 @@ def padded_blob(bgr: np.ndarray) -> np.ndarray:
     return blob
 
 
-def decode(outputs: list[np.ndarray], padded_height: int, padded_width: int, score_threshold: float, nms_threshold: float, top_k: int) -> np.ndarray:
+def decode(outputs: list[np.ndarray], padded_width: int, score_threshold: float, nms_threshold: float, top_k: int) -> np.ndarray:
     """Network outputs (``OUTPUTS`` order) -> Nx15 float32 rows, as ``FaceDetectorYN::postProcess``."""
     threshold = np.float32(score_threshold)
     found = []
@@ -87,7 +87,7 @@ class FaceDetector:
         """``cv2.FaceDetectorYN.detect(bgr)[1]`` at this picture's size (Nx15, never None)."""
         blob = padded_blob(bgr)
         outputs = self.session.run(list(OUTPUTS), {self.input_name: blob})
-        return decode(outputs, blob.shape[2], blob.shape[3], *self.settings)
+        return decode(outputs, blob.shape[3], *self.settings)
 
     def detect(self, bgr: np.ndarray, max_side: int | None = 960) -> list[dict]:
         """Faces in ``bgr`` (pixels of that frame): [{confidence, box, landmarks}] best first."""
