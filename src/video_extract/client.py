@@ -251,15 +251,10 @@ class Client:
             from video_extract.models.bert_sentences import BertSentenceEncoder
 
             return exported if BertSentenceEncoder(store.checkpoint(spec.name), cache).runtime == "onnx" else on_torch
-        if spec.name.startswith("yolox-"):
-            from video_extract.vision.yolox import YoloxDetector
+        if spec.name.startswith("yolox-") or spec.name == "yunet":
+            from video_extract.models.runtime import onnx_session
 
-            YoloxDetector(str(store.path(spec.name)), cache_dir=cache)
-            return "ONNX Runtime graph optimized for this CPU"
-        if spec.name == "yunet":
-            from video_extract.vision.faces import FaceDetector
-
-            FaceDetector(str(store.path(spec.name)), cache_dir=cache)
+            onnx_session(str(store.path(spec.name)), cache_dir=cache)  # what YoloxDetector and FaceDetector open
             return "ONNX Runtime graph optimized for this CPU"
         if spec.name == "ppocr-v4":
             from video_extract.vision.ocr import make_engine

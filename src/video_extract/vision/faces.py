@@ -78,7 +78,6 @@ class FaceDetector:
     ):
         from video_extract.models.runtime import onnx_session
 
-        self.model_path = model_path
         self.settings = (score_threshold, nms_threshold, top_k)
         self.session = onnx_session(model_path, threads, cache_dir=cache_dir)
         self.input_name = self.session.get_inputs()[0].name
