@@ -71,6 +71,30 @@ def test_a_cold_run_with_speakers_and_text_embeddings_imports_no_torch(speech_cl
     assert (tmp_path / "o" / "speech" / "diarization.json").is_file() and (tmp_path / "o" / "speech" / "embeddings" / "text.npy").is_file()
 
 
+def test_tracking_leaves_scipy_stats_unimported_and_filterpys_logpdf_still_answers():
+    """A fresh process, as a cold CLI run is: norfair comes without scipy.stats (0.4 s), and
+    filterpy's Kalman filters still get filterpy's own logpdf when they call it."""
+    code = """
+import sys
+import numpy as np
+from video_extract.vision.tracks import import_norfair, track_detections
+from video_extract.results import Detection, FrameDetections
+box = Detection(label="cat", confidence=0.9, box=[10.0, 10.0, 50.0, 50.0])
+tracks = track_detections([FrameDetections(frame=n, time=n / 2, detections=[box]) for n in range(3)], video_end=1.5)
+assert len(tracks) == 1 and len(tracks[0].sightings) == 3, tracks
+assert "scipy.stats" not in sys.modules and "norfair" in sys.modules
+from filterpy.kalman import kalman_filter
+x, mean, cov = np.array([1.0, 2.0]), np.array([0.5, 1.0]), np.array([[2.0, 0.3], [0.3, 1.0]])
+ours = kalman_filter.logpdf(x, mean, cov)
+from scipy.stats import multivariate_normal
+assert abs(ours - multivariate_normal.logpdf(x, mean, cov)) < 1e-12, ours
+import filterpy.stats
+assert filterpy.stats.logpdf(x, mean, cov) == ours and hasattr(filterpy.stats, "norm_cdf")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_minilm_without_sentence_transformers_gives_its_vectors(runtime):
     """The swap is for speed only: the same vectors within 1e-5 (float32 rounding), for short,

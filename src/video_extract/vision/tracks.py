@@ -24,6 +24,10 @@ trackers lose them.
 from __future__ import annotations
 
 import bisect
+import importlib
+import sys
+import threading
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -79,12 +83,39 @@ def centre_distances(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     return np.linalg.norm(centres_new[:, None, :] - centres_old[None, :, :], axis=2) / np.maximum(diagonals, 1.0)[:, None]
 
 
+_IMPORTING = threading.Lock()
+
+
+def import_norfair() -> types.ModuleType:
+    """norfair, without the 0.4 s import of ``scipy.stats`` it never uses.
+
+    norfair imports ``filterpy.kalman``, whose modules each take ``logpdf`` from
+    ``filterpy.stats``, which imports ``scipy.stats`` (0.43 s of a cold run's 0.45 s norfair
+    import; our tracker's Kalman filter is norfair's own and calls none of it). While norfair is
+    imported, ``filterpy.stats`` is a module whose ``logpdf`` imports the real one on its first
+    call, so anything that does call it gets filterpy's own answer."""
+    with _IMPORTING:
+        if "norfair" in sys.modules or "filterpy.stats" in sys.modules:
+            return importlib.import_module("norfair")
+        deferred = types.ModuleType("filterpy.stats")
+
+        def logpdf(*args, **kwargs):
+            return importlib.import_module("filterpy.stats").logpdf(*args, **kwargs)
+
+        deferred.logpdf = logpdf
+        sys.modules["filterpy.stats"] = deferred
+        try:
+            return importlib.import_module("norfair")
+        finally:
+            if sys.modules.get("filterpy.stats") is deferred:
+                del sys.modules["filterpy.stats"]
+
+
 def track_detections(frames: Sequence[FrameDetections], scenes: Sequence[tuple[float, float]] = (), video_end: float | None = None) -> list[Track]:
     """Tracks of every class in ``frames`` (analysed frames, in time order), in order of first
     sight. ``scenes``: (start, end) of each scene; none means one scene."""
-    from norfair import Detection as Point
-    from norfair import Tracker
-    from norfair.distances import VectorizedDistance
+    norfair = import_norfair()
+    Point, Tracker, VectorizedDistance = norfair.Detection, norfair.Tracker, norfair.distances.VectorizedDistance
 
     frames = sorted(frames, key=lambda f: f.time)
     ends = coverage_ends(frames, video_end)
