@@ -218,6 +218,48 @@ def test_a_file_already_holding_the_bytes_is_left_as_it_is_and_any_other_is_repl
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.json", "faces.json"]  # no temporary left
 
 
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "plain-rename"])
+def test_a_file_swapped_in_replaces_files_and_links_whole_and_never_a_folder(tmp_path, monkeypatch, exchange):
+    """``swap_in`` is ``os.replace`` to anyone looking: the new bytes under the name, no
+    temporary left, a link replaced (its target untouched), a folder refused and kept. Where
+    the exchange exists, an existing file is swapped without the rename-over (the fast path)."""
+    import os
+
+    from video_extract import outputs
+
+    if exchange and outputs._renameat2() is None:
+        pytest.skip("no renameat2 here (not Linux glibc)")
+    if not exchange:
+        monkeypatch.setattr(outputs, "_renameat2", lambda: None)
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(outputs.os, "replace", lambda a, b: (renames.append(b), real_replace(a, b)))
+
+    def put(name: str, text: str):
+        tmp = tmp_path / f".{name}.tmp"
+        tmp.write_text(text)
+        outputs.swap_in(tmp, tmp_path / name)
+
+    put("summary.json", "first\n")  # nothing there yet: a plain rename either way
+    old = (tmp_path / "summary.json").stat().st_ino
+    put("summary.json", "second, longer\n")
+    assert (tmp_path / "summary.json").read_text() == "second, longer\n" and (tmp_path / "summary.json").stat().st_ino != old
+    assert len(renames) == (1 if exchange else 2)  # the existing file was exchanged, not renamed over
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("theirs\n")
+    (tmp_path / "link.json").symlink_to(elsewhere)
+    put("link.json", "ours\n")
+    assert not (tmp_path / "link.json").is_symlink() and (tmp_path / "link.json").read_text() == "ours\n"
+    assert elsewhere.read_text() == "theirs\n"
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "kept").write_text("kept\n")
+    with pytest.raises(OSError):
+        put("folder", "not a folder\n")
+    assert (tmp_path / "folder" / "kept").read_text() == "kept\n"
+    (tmp_path / ".folder.tmp").unlink()  # what atomic_write_text removes when the swap fails
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.txt", "folder", "link.json", "summary.json"]
+
+
 def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_path, scene_clip, still_png, made_temp_dirs):
     """With the cache off, a stage's record goes to its consumers and to the output folder from
     memory: the files are the bytes a cached run publishes (a record file alone, one beside

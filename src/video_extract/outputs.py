@@ -8,6 +8,7 @@ directory output (``keyframes/``) is built beside its final name and swapped in.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import functools
 import json
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 from collections import OrderedDict
@@ -165,11 +167,53 @@ def atomic_write_text(path: Path, text: str) -> os.stat_result:
     tmp = _temporary(path)
     try:
         written = _write_bytes(tmp, data)
-        os.replace(tmp, path)
+        swap_in(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return written
+
+
+def swap_in(tmp: Path, path: Path) -> None:
+    """``os.replace(tmp, path)``, without the wait ext4 adds when ``path`` exists.
+
+    Renaming over an existing file makes ext4 write the new file's data out before the rename
+    returns (``auto_da_alloc``, its guard for programs that do not fsync): 0.1-0.3 ms a file
+    here, on every repeated request (``summary.json`` changes each time). Exchanging the two
+    names (``renameat2(RENAME_EXCHANGE)``) and removing the old file, now under the temporary's
+    name, takes ~5 us. Readers see the old file or the new one whole, as with a rename; two
+    writers at once both end whole, the last one in place. Given up: after a crash of the machine
+    (not of the process) in the next seconds, the new file may be empty, as any file written
+    without fsync may be. Where there is no exchange (not Linux, a filesystem without it), or
+    ``path`` is missing or a folder, this is ``os.replace``."""
+    exchange = _renameat2()
+    if exchange is not None:
+        try:
+            swappable = not stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            swappable = False
+        if swappable and exchange(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0:
+            tmp.unlink(missing_ok=True)
+            return
+    os.replace(tmp, path)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+@functools.cache
+def _renameat2():
+    """glibc's ``renameat2`` (2.28+), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2  # the C library Python runs on
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 #: Files up to this size are compared with what would replace them.
@@ -224,7 +268,7 @@ def atomic_write_with(path: Path, write: Callable[[Path], object]) -> None:
     tmp = _temporary(path)
     try:
         write(tmp)
-        os.replace(tmp, path)
+        swap_in(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
