@@ -100,6 +100,9 @@ from video_extract.media import WavSamples
 
 SR = 16000
 WINDOW_SEC = 10.0  # what segmentation-3.0 was trained on
+#: Recordings longer than this give their phases' freed memory back between phases (shorter ones
+#: free too little for peak memory to notice).
+TRIM_AFTER_SEC = 60.0
 
 #: Cosine distance (1 - cosine similarity, average linkage) at which clusters stop merging.
 #: Calibrated on the 10 AMI ``trn`` excerpts: mean DER 0.38 / 0.36 / 0.37 at 0.55 / 0.6 / 0.65
@@ -372,14 +375,15 @@ def frame_embedding_chunks(blocks: Iterator[np.ndarray], mean: np.ndarray, embed
     have = 0
     last = None
 
-    def run(piece: np.ndarray) -> np.ndarray:
+    def run(piece: np.ndarray, more: bool) -> np.ndarray:
         if len(piece) < 10:  # too short for the network; repeat the last outputs
             return np.repeat(last[-1:], (len(piece) + 1) // 2, axis=0)
         out = embedder.frames(np.ascontiguousarray((piece - mean).T[None]))[0].T
-        # the pass's activations (~100 MB), freed, back to the system: glibc otherwise keeps them
-        # in its heap, where the next chunk's did not always fit (an hour grew ~100 MB more than
-        # two minutes did); a trim costs a few ms per 30 s chunk
-        release()
+        if more:
+            # the pass's activations (~100 MB), freed, back to the system before the next chunk:
+            # glibc otherwise keeps them in its heap, where the next chunk's did not always fit
+            # (an hour grew ~100 MB more than two minutes did); a trim costs a few ms per chunk
+            release()
         return out
 
     for b in blocks:
@@ -387,11 +391,11 @@ def frame_embedding_chunks(blocks: Iterator[np.ndarray], mean: np.ndarray, embed
         have += len(b)
         while have >= chunk_frames:
             joined = np.concatenate(pending)
-            last = run(joined[:chunk_frames])
+            last = run(joined[:chunk_frames], more=True)
             yield last
             pending, have = [joined[chunk_frames:]], have - chunk_frames
     if have:
-        yield run(np.concatenate(pending))
+        yield run(np.concatenate(pending), more=False)
 
 
 def frame_embeddings(feats: np.ndarray, embedder, chunk_frames: int = 3000) -> np.ndarray:
@@ -702,11 +706,15 @@ def diarize(
     if len(x) < SR // 2:
         return []
     duration = len(x) / SR
+    # Each phase's temporaries, freed, back to the system before the next (allocator.py), where
+    # they are worth it: a trim also empties the other stages' heaps, whose pages are then
+    # faulted in again (on the 10 s demo in perf mode, three trims cost ~25 ms of a 1.1 s run).
+    trim = release if duration > TRIM_AFTER_SEC else lambda: None
     windows = segment(x, segmenter, step_sec)
-    release()  # each phase's temporaries, freed, back to the system before the next (allocator.py)
+    trim()
     units = Blocks(windows, blocks)
     emb, clean_sec = embed(units, streamed_frames(x, embedder), embedder)
-    release()
+    trim()
     assign = cluster(emb, clean_sec, threshold, num_speakers, min_speakers, max_speakers)
     binary = reconstruct(units, assign, windows, duration)
     # frame i covers [i * step, (i + 1) * step) shifted to the centre of its receptive field
