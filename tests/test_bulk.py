@@ -246,6 +246,55 @@ def test_ray_two_node_cluster_runs_files_on_both_nodes(tmp_path):
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
+@pytest.mark.slow
+def test_a_ray_actor_that_dies_hands_back_the_file_queued_behind_its_own(tmp_path):
+    """One actor, two files in flight (the one it runs, the next queued): the crashing file
+    fails after its retry, and the files queued behind it each run once, on new actors, none
+    charged an attempt. Inputs and outputs given relative to the command's folder."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    if not ray_bin.exists():
+        pytest.skip("the ray command is not installed")
+    env = {**os.environ, **nap_env(tmp_path), "RAY_AUTH_MODE": "disabled"}
+    port = _free_port()
+    ray_folder = tmp_path / "ray"
+    ray_folder.mkdir()
+    try:
+        subprocess.run(
+            [
+                str(ray_bin),
+                "start",
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=1",
+                "--disable-usage-stats",
+                f"--port={port}",
+                "--include-dashboard=false",
+            ],
+            cwd=ray_folder,  # where the cluster, hence its actors, runs
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        make_clips(tmp_path / "in", 4)
+        crash = media.scene_clip(tmp_path / "in" / "crash.mp4", cuts=(16,), frames=41, width=96, height=64, seed=102).path
+        # the largest file goes first (longest first), so a file is queued behind it both times
+        assert all(crash.stat().st_size > p.stat().st_size for p in (tmp_path / "in").glob("clip*.mp4"))
+        argv = [sys.executable, "-m", "video_extract.cli", "bulk", "in", "--op", "nap:seconds=0.2", "-o", "o", "--cache-dir", "c"]
+        argv += ["--workers", "1", "--retries", "1", "--ray-address", f"127.0.0.1:{port}", "--progress", "none"]
+        proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        rows = {Path(f["input"]).name: f for f in json.loads((tmp_path / "o" / "batch_summary.json").read_text())["files"]}
+        assert rows["crash.mp4"]["status"] == "failed" and rows["crash.mp4"]["attempts"] == 2 and "Ray worker died" in rows["crash.mp4"]["error"]
+        for name in (f"clip{i:02d}.mp4" for i in range(4)):
+            assert rows[name]["status"] == "ok" and rows[name]["attempts"] == 1, rows[name]
+            assert rows[name]["input"] == f"in/{name}"  # as given
+            assert (tmp_path / "o" / Path(name).stem / "nap.txt").read_text().isdigit()
+        assert (tmp_path / "c" / "v1" / "entries").is_dir() and not list(ray_folder.iterdir())  # nothing in the actors' folder
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
 def test_names_that_map_to_one_folder_get_separate_folders(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

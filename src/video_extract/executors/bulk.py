@@ -323,6 +323,13 @@ class FileWorker:
 # -- the scheduler, and the engines it drives -----------------------------------------------------
 
 Report = Callable[[BatchRow], None]
+
+
+class Requeued(str):
+    """Why a task that never started was handed back: its worker was lost while the task waited
+    queued behind another file. It goes first in line again, its attempt not counted."""
+
+
 #: What ``Engine.poll`` returns for a finished task: its row, or why its worker was lost.
 Outcome = tuple[Task, "BatchRow | str"]
 
@@ -332,11 +339,12 @@ class Engine(Protocol):
 
     name: str
 
-    def start(self, tasks: Sequence[Task]) -> None:
-        """Start workers for a batch of these tasks (at most one per task)."""
+    def start(self, tasks: Sequence[Task], timed: bool = False) -> None:
+        """Start workers for a batch of these tasks (at most one per task). ``timed``: files have
+        a timeout, counted from their hand-over, so none may wait queued behind another."""
 
     def idle(self) -> int:
-        """Workers ready to take a file now."""
+        """Files the workers can take now."""
 
     def submit(self, task: Task, output_root: Path) -> None:
         """Hand a file to an idle worker."""
@@ -364,7 +372,7 @@ class Scheduler:
     def run(self, tasks: list[Task], output_root: Path, report: Report) -> None:
         pending = list(tasks)
         running: dict[int, tuple[Task, float]] = {}
-        self.engine.start(tasks)
+        self.engine.start(tasks, timed=self.timeout is not None)
         try:
             while pending or running:
                 while pending and self.engine.idle():
@@ -374,7 +382,11 @@ class Scheduler:
                     running[task.index] = (task, time.monotonic())
                 for task, outcome in self.engine.poll(self._interval()):
                     running.pop(task.index, None)
-                    if isinstance(outcome, BatchRow):
+                    if isinstance(outcome, Requeued):
+                        log.debug("%s: %s; queued again", show_path(task.display or task.input), outcome)
+                        task.attempts -= 1
+                        pending.insert(0, task)
+                    elif isinstance(outcome, BatchRow):
                         outcome.attempts = task.attempts
                         report(outcome)
                     else:
@@ -435,7 +447,7 @@ class LocalEngine:
         child.close()
         return _LocalWorker(process, parent)
 
-    def start(self, tasks: Sequence[Task]) -> None:
+    def start(self, tasks: Sequence[Task], timed: bool = False) -> None:
         self.pool = [self._spawn() for _ in range(min(self.workers, len(tasks)))]
 
     def idle(self) -> int:
