@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from video_extract.errors import UsageError, VideoExtractError, show_path
+from video_extract.exiting import exit_now
 from video_extract.fsutil import human_size
 from video_extract.outputs import ensure_output_root
 
@@ -248,22 +249,6 @@ def entry() -> None:
     if command in QUICK_EXIT_COMMANDS:
         exit_now(code)
     sys.exit(code)
-
-
-def exit_now(code: int) -> None:
-    """End the process with ``code`` once stdout, stderr, logging and the ``atexit`` handlers
-    are done, skipping the teardown of every loaded module and object."""
-    import atexit
-    import os
-
-    logging.shutdown()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # closed, or a reader that went away
-            pass
-    os._exit(code)
 
 
 def _version() -> str:
