@@ -95,6 +95,36 @@ assert filterpy.stats.logpdf(x, mean, cov) == ours and hasattr(filterpy.stats, "
     assert done.returncode == 0, done.stderr
 
 
+def test_a_late_stages_model_loads_ahead_in_the_background_and_a_cached_run_loads_nothing(speech_clip, tmp_path):
+    """MiniLM (text embeddings come after the transcript) is loaded by the preload thread while
+    transcription runs, in a fresh process as a cold CLI run is; the same request again, all of
+    it from the cache, starts no preload."""
+    _exports_made()
+    code = f"""
+import threading
+from video_extract import Client
+from video_extract.models import bert_sentences
+loaded, started = [], []
+real_init, real_start = bert_sentences.BertSentenceEncoder.__init__, threading.Thread.start
+def init(self, *args, **kwargs):
+    loaded.append(threading.current_thread().name)
+    real_init(self, *args, **kwargs)
+def start(self):
+    started.append(self.name)
+    real_start(self)
+bert_sentences.BertSentenceEncoder.__init__, threading.Thread.start = init, start
+client = Client(cache_dir={str(tmp_path / "c")!r}, output_dir={str(tmp_path / "o")!r})
+result = client.run({str(speech_clip[0])!r}, ["transcription", "text_embeddings"])
+assert result.ok and result.text_embeddings.rows, result
+first, started[:] = list(started), []
+assert client.run({str(speech_clip[0])!r}, ["transcription", "text_embeddings"]).ok
+print(loaded, "video-extract-preload" in first, "video-extract-preload" in started)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["['video-extract-preload']", "True", "False"], done.stdout
+
+
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_minilm_without_sentence_transformers_gives_its_vectors(runtime):
     """The swap is for speed only: the same vectors within 1e-5 (float32 rounding), for short,

@@ -40,14 +40,20 @@ class Keyword:
     shown_in: list[int] = field(default_factory=list)  # indices of the texts that hold it
 
 
+def import_keywords():
+    """YAKE, imported when there is text (0.1 s cold, most of it networkx)."""
+    import yake
+
+    return yake
+
+
 def extract_keywords(words: Sequence[Word], transcript: str, texts: Sequence[str], language: str | None = None, top: int = TOP) -> list[Keyword]:
     """The ``top`` keywords of ``transcript`` and ``texts`` (on-screen texts) together, each with
     where it is said (``words``: the transcript's words with times) and which texts hold it."""
     document = "\n".join([transcript.strip(), *(t.strip() + "." for t in texts)]).strip()
     if not document:
         return []
-    import yake  # ~0.2 s to import: only when there is text
-
+    yake = import_keywords()
     extractor = yake.KeywordExtractor(lan=(language or "en").split("-")[0], n=MAX_WORDS, top=top * 2)
     word_tokens = [(t, w) for w in words for t in tokens(w.word)]
     text_tokens = [tokens(t) for t in texts]

@@ -288,6 +288,13 @@ class Plugin:
         """Once per worker process, before the first run: load what every run reuses, through
         ``models.load`` (the warm-model budget counts it, and ``teardown`` undoes it)."""
 
+    def preload(self, models: Any, params: Operation) -> None:
+        """Load (or import) ahead what a run with ``params`` will load, so that the run finds it
+        warm: called from a background thread once the request is known to compute something,
+        while earlier stages run (a cold process's late stages otherwise load on its critical
+        path). Through ``models.load``, which makes a run asking at the same time wait for this
+        one load. Failures are ignored here: the run reports them."""
+
     def ensure_setup(self, models: Any) -> None:
         with self._setup_lock:  # two stages of one plugin starting at once set it up once
             if not self._ready:

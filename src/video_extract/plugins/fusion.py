@@ -16,6 +16,7 @@ come); ``extract_entities=false`` leaves entities and relationships out, whateve
 from __future__ import annotations
 
 from video_extract.entities import extract
+from video_extract.entities.keywords import import_keywords
 from video_extract.entities.relationships import build_relationships
 from video_extract.entities.spans import length, merge
 from video_extract.errors import OperationError
@@ -41,7 +42,7 @@ from video_extract.spec import Fusion, canonical_name
 from video_extract.speech.words import join_spelled, spelled_words
 from video_extract.vision.crops import save_crops
 from video_extract.vision.runs import coverage_ends, timed_runs
-from video_extract.vision.tracks import Track, track_detections
+from video_extract.vision.tracks import Track, import_norfair, track_detections
 
 #: Where track crops go, in the output directory (``Entity.crop`` is relative to it).
 CROPS = "entities"
@@ -86,6 +87,12 @@ class FusionPlugin(Plugin):
     def validate(self, params: Fusion) -> None:
         for op in params.include or ():
             canonical_name(op)  # raises a UsageError listing the valid names
+
+    def preload(self, models, params: Fusion) -> None:
+        """The trackers' and keywords' libraries (0.1-0.15 s to import cold, as the last stage)."""
+        if params.extract_entities:
+            import_norfair()
+            import_keywords()
 
     def run(self, ctx: StageContext, inputs: Inputs, params: Fusion) -> None:
         info = ctx.source.info
