@@ -28,8 +28,9 @@ log = logging.getLogger("video_extract")
 
 #: Files queued on an actor behind the one it runs. Without it an actor idles for a round trip
 #: between files (its result to this process, the next file back: ~3 ms of every ~80 ms file on
-#: 2 cores). None are queued when files have a timeout: a file's clock starts when it is handed
-#: over, and a queued one would spend its time waiting.
+#: 2 cores). None are queued when files have a timeout (a file's clock starts when it is handed
+#: over, and a queued one would spend its time waiting), nor after an actor died holding two
+#: (``RayEngine._lost``).
 AHEAD = 1
 
 
@@ -196,7 +197,7 @@ class RayEngine:
         return [(self.inflight.pop(ref)[1], Requeued("its Ray worker was replaced before it started")) for ref in queued]
 
     def idle(self) -> int:
-        return sum(self.depth - self.load[slot] for slot in self.ready)
+        return sum(max(0, self.depth - self.load[slot]) for slot in self.ready)
 
     def submit(self, task: Task, output_root: Path) -> None:
         slot = min((s for s in self.ready if self.load[s] < self.depth), key=lambda s: self.load[s])
@@ -240,18 +241,42 @@ class RayEngine:
             try:
                 row = ray.get(ref)
             except (RayActorError, RayTaskError, GetTimeoutError) as exc:
-                # Every file of a dead actor fails, in no set order: the one it was running is
-                # the first it was handed (the one that may have killed it); the rest waited.
-                running = next(t for s, t in self.inflight.values() if s == slot)
-                handed_back = self._replace(slot)
-                outcomes += [(t, f"Ray worker died ({type(exc).__name__})") if t is running else (t, why) for t, why in handed_back]
+                outcomes += self._lost(slot, f"Ray worker died ({type(exc).__name__})")
                 continue
-            del self.inflight[ref]
-            self.load[slot] -= 1
-            if row.input == absolute(task.input):
-                row.input = task.input  # as the user gave it, as local workers report it
-            outcomes.append((task, row))
+            outcomes.append(self._done(ref, row))
         return outcomes
+
+    def _done(self, ref, row) -> Outcome:
+        slot, task = self.inflight.pop(ref)
+        self.load[slot] -= 1
+        if row.input == absolute(task.input):
+            row.input = task.input  # as the user gave it, as local workers report it
+        return task, row
+
+    def _lost(self, slot: int, why: str) -> list[Outcome]:
+        """The actor in ``slot`` failed, and every file it held with it. Files whose rows came
+        back keep them. One file left: it was running, and gets ``why`` (a retry used). Two: which
+        one was running cannot be told (a finished file's row can die with the actor before it
+        reaches this process, measured), so neither is charged, both go back in line, and from
+        then on each actor holds one file at a time, so that the next death names its file."""
+        import ray
+
+        mine = [ref for ref, (s, _) in self.inflight.items() if s == slot]
+        ready, _ = ray.wait(mine, num_returns=len(mine), timeout=0)
+        outcomes: list[Outcome] = []
+        for ref in mine:
+            if ref in ready:
+                try:
+                    outcomes.append(self._done(ref, ray.get(ref)))
+                except Exception:  # noqa: BLE001 - a failed file of the dead actor: dealt with below
+                    pass
+        handed_back = self._replace(slot)
+        if len(handed_back) == 1:
+            return outcomes + [(handed_back[0][0], why)]
+        if handed_back and self.depth > 1:
+            log.info("a Ray actor died holding %d files; each actor now takes one file at a time", len(handed_back))
+            self.depth = 1
+        return outcomes + handed_back
 
     def cancel(self, task: Task) -> None:
         for ref, (slot, running) in list(self.inflight.items()):
