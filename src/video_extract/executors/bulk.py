@@ -327,8 +327,9 @@ Report = Callable[[BatchRow], None]
 
 
 class Requeued(str):
-    """Why a task that never started was handed back: its worker was lost while the task waited
-    queued behind another file. It goes first in line again, its attempt not counted."""
+    """Why a task was handed back without using a retry: its worker was lost while holding it
+    queued behind another file, or without telling which of its files was running. It goes
+    first in line again, its attempt not counted."""
 
 
 #: What ``Engine.poll`` returns for a finished task: its row, or why its worker was lost.

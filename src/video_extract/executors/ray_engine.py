@@ -187,14 +187,14 @@ class RayEngine:
         self.booting[actor.ready.remote()] = slot
 
     def _replace(self, slot: int) -> list[Outcome]:
-        """A new actor in ``slot``; the files queued on the old one, handed back (they never
-        started: the actor runs its files in the order they were handed over)."""
+        """A new actor in ``slot``; the files the old one still held, handed back uncharged
+        (``Requeued``): the caller charges the one that was running, where it can tell."""
         import ray
 
         ray.kill(self.actors[slot], no_restart=True)
         queued = [ref for ref, (s, _) in self.inflight.items() if s == slot]
         self._spawn(slot)
-        return [(self.inflight.pop(ref)[1], Requeued("its Ray worker was replaced before it started")) for ref in queued]
+        return [(self.inflight.pop(ref)[1], Requeued("its Ray worker was replaced")) for ref in queued]
 
     def idle(self) -> int:
         return sum(max(0, self.depth - self.load[slot]) for slot in self.ready)
