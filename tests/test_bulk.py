@@ -338,3 +338,15 @@ def test_a_ray_actor_raises_itself_from_rays_niceness_where_it_may():
         assert out == "15"  # not allowed: the engine starts the actors again with niceness 0 asked of Ray
     else:
         assert out == "0"
+
+
+def test_a_worker_that_cannot_read_the_request_fails_the_file_with_one_line(tmp_path):
+    """A plugin on the driver's node but not on a worker's (a Ray cluster installed unevenly):
+    the worker reports a failed row naming the operation, instead of dying on every file."""
+    from video_extract.executors.bulk import FileWorker, Settings
+
+    clip = make_clips(tmp_path / "in", 1)[0]
+    worker = FileWorker(Settings(use_cache=False))
+    row = worker.process(str(clip), [{"operation": "nap", "params": {"seconds": 0.1}}], str(tmp_path / "o"), [])
+    assert row.status == "failed" and "unknown operation 'nap'" in row.error and "installation" in row.error, row
+    assert worker.process(str(clip), [{"operation": "metadata", "params": {}}], str(tmp_path / "o"), []).status == "ok"  # and goes on

@@ -296,9 +296,14 @@ class FileWorker:
 
         started = time.perf_counter()
         began_at = time.time()
-        outputs = [OutputSpec.of(s) for s in specs]
         shown = display_name(input_path)
         try:
+            try:
+                outputs = [OutputSpec.of(s) for s in specs]
+            except VideoExtractError as exc:
+                # the driver read this request: a worker that cannot lacks what the driver has
+                # (a plugin installed on one node of a Ray cluster and not on this one)
+                raise VideoExtractError(f"this worker cannot read the request ({exc.message}); is its installation the same as the driver's?") from None
             result = self.executor.run_file(input_path, outputs, output_root, batch=[_name(p) for p in batch])
             row = BatchRow(
                 input=result.input,
