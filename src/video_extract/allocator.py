@@ -16,7 +16,6 @@ unmapped) made the same run ~25% slower. ``VIDEO_EXTRACT_MALLOC=default`` leaves
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 from functools import cache
@@ -27,7 +26,9 @@ def _trim():
     if not sys.platform.startswith("linux") or os.environ.get("VIDEO_EXTRACT_MALLOC") == "default":
         return None
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim  # glibc; musl has none
+        # the C library Python runs on (``find_library`` would start a subprocess, ~6 ms, in
+        # the first long stage of a cold run); glibc's malloc_trim, which musl does not have
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
 

@@ -484,8 +484,8 @@ def _preload(runtime: Runtime, job: Job) -> None:
         if job.preloading:
             return
         job.preloading = True
-    registry = runtime.registry
-    ahead = [(sid, stage) for sid, stage in job.plan.stages.items() if type(registry.plugin(stage.plugin)).preload is not Plugin.preload]
+    plugins = {sid: runtime.registry.plugin(stage.plugin) for sid, stage in job.plan.stages.items()}
+    ahead = [(sid, stage) for sid, stage in job.plan.stages.items() if type(plugins[sid]).preload is not Plugin.preload]
     if not ahead:  # no thread for a request with nothing to load ahead (a still's objects)
         return
 
@@ -494,7 +494,7 @@ def _preload(runtime: Runtime, job: Job) -> None:
             if sid in job.records or sid in job.artifacts:
                 continue
             try:
-                registry.plugin(stage.plugin).preload(runtime.models, stage.operation)
+                plugins[sid].preload(runtime.models, stage.operation)
             except Exception:  # noqa: BLE001 - the stage itself reports what went wrong
                 log.debug("preloading %s failed", stage.label(), exc_info=True)
 
