@@ -163,3 +163,42 @@ def test_transcript_segments_stream_even_when_speakers_are_attributed(dialogue_c
     kinds = [(e.type, getattr(e, "op", None)) for e in events]
     assert ("partial", "transcription") in kinds
     assert kinds.index(("partial", "transcription")) < kinds.index(("complete", "transcription"))
+
+
+def test_blas_runs_on_the_calling_thread_inside_and_is_put_back_however_callers_overlap():
+    """Whisper's mel product runs inside this: OpenBLAS's second thread would spin a core away."""
+    import threading
+
+    import threadpoolctl
+
+    from video_extract.models.runtime import blas_on_calling_thread
+
+    def counts() -> set[int]:
+        """numpy's BLAS (a library loaded later, such as scipy's, is not known to the helper)."""
+        return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]}
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert counts() == {2}
+        with blas_on_calling_thread():
+            assert counts() == {1}
+        assert counts() == {2}
+        for helper_leaves_first in (True, False):
+            inside, leave = threading.Event(), threading.Event()
+
+            def other(inside: threading.Event, leave: threading.Event) -> None:
+                with blas_on_calling_thread():
+                    inside.set()
+                    leave.wait(10)
+
+            helper = threading.Thread(target=other, args=(inside, leave))
+            with blas_on_calling_thread():
+                helper.start()
+                assert inside.wait(10)
+                assert counts() == {1}
+                if helper_leaves_first:
+                    leave.set()
+                    helper.join(10)
+                    assert counts() == {1}
+            leave.set()
+            helper.join(10)
+            assert counts() == {2}, helper_leaves_first

@@ -35,6 +35,33 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+@contextlib.contextmanager
+def blas_on_calling_thread():
+    """numpy's BLAS runs on the thread that calls it, inside.
+
+    The one product in a run large enough for OpenBLAS to share out (Whisper's mel filters,
+    80 x 201 by 201 x ~3000) gains ~0.4 ms from a second thread, which then spins for more work
+    (OpenBLAS's thread timeout): 0.07-0.09 s of a core per transcription, measured, taken from
+    the stages beside it. Each element of a product is summed by one thread either way: the
+    same bits. OpenBLAS has one setting per process; threadpoolctl lets the first thread to
+    set it do so and puts it back when that thread leaves (another thread inside at the same
+    time may then get the second thread back: slower, never different)."""
+    try:
+        limiter = _blas_pools().limit(limits=1, user_api="blas")
+    except Exception:  # noqa: BLE001 - no BLAS found, or one threadpoolctl cannot set: as it is
+        limiter = contextlib.nullcontext()
+    with limiter:
+        yield
+
+
+@functools.cache
+def _blas_pools():
+    """The thread pools of the libraries loaded in this process (found once: ~3 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def onnx_session(path: str, threads: int | None = None, arena: bool = True, cache_dir: Path | None = None, keep_optimized: bool = True):
     """``arena=False``: activations go back to the allocator after each run instead of being
     kept by ONNX Runtime for the next (big models run on long inputs).

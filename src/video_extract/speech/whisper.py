@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from video_extract.models.catalog import check_name
+from video_extract.models.runtime import blas_on_calling_thread
 from video_extract.results import TranscriptSegment, Word
 from video_extract.speech.vad import SpeechSegment
 
@@ -104,7 +105,9 @@ class MelColumns:
         part[: len(real)] = real
         window = np.hanning(n_fft + 1)[:-1].astype("float32")
         stft = self.fx.stft(part[idx - lo], n_fft, hop, window=window, center=False, return_complex=True).astype("complex64")
-        mel = self.fx.mel_filters @ (np.abs(stft) ** 2)
+        power = np.abs(stft) ** 2
+        with blas_on_calling_thread():
+            mel = self.fx.mel_filters @ power
         return np.log10(np.clip(mel, a_min=1e-10, a_max=None))
 
     def __getitem__(self, key) -> np.ndarray | MelColumns:
