@@ -185,3 +185,56 @@ def test_a_reader_that_keeps_a_core_busy_leaves_it_to_itself(monkeypatch):
     assert decode_threads(busy=1) == 1
     monkeypatch.setenv("VIDEO_EXTRACT_DECODE_THREADS", "2")  # a bulk worker's share
     assert (decode_threads(), decode_threads(busy=1)) == (2, 1)
+
+
+def test_a_stage_decodes_on_its_share_of_the_cores_and_small_frames_on_one_thread(monkeypatch):
+    import os
+
+    from video_extract.media.video import decode_threads, stage_cores
+
+    monkeypatch.delenv("VIDEO_EXTRACT_DECODE_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    token = stage_cores.set(2)  # a stage beside another busy one on 4 cores
+    try:
+        assert (decode_threads(pixels=1280 * 720), decode_threads(busy=1, pixels=1280 * 720)) == (2, 1)
+        assert decode_threads(pixels=320 * 240) == decode_threads(busy=1, pixels=320 * 240) == 1
+        monkeypatch.setenv("VIDEO_EXTRACT_DECODE_THREADS", "3")  # a bulk worker's share comes first
+        assert decode_threads(pixels=1280 * 720) == 3
+    finally:
+        stage_cores.reset(token)
+
+
+def test_the_frames_stage_decodes_in_its_prefetch_thread_on_the_stage_share(tmp_path, monkeypatch):
+    """The executor says how many cores a stage has; the decoder thread it starts hears it."""
+    import os
+    import threading
+
+    import video_extract.media.video as video
+    from video_extract import Client
+
+    opened: list[tuple[str, int]] = []
+    real = video.open_video_stream
+
+    def spy(container, path, busy=0):
+        stream = real(container, path, busy)
+        opened.append((threading.current_thread().name, stream.codec_context.thread_count))
+        return stream
+
+    monkeypatch.setattr(video, "open_video_stream", spy)
+    monkeypatch.delenv("VIDEO_EXTRACT_DECODE_THREADS", raising=False)
+    monkeypatch.delenv("VIDEO_EXTRACT_MODEL_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    big, small = tmp_path / "big.mp4", tmp_path / "small.mp4"
+    media.scene_clip(big, cuts=(5,), frames=10, width=640, height=400)
+    media.scene_clip(small, cuts=(5,), frames=10, width=320, height=240)
+    client = Client(use_cache=False, output_dir=tmp_path / "o")  # debug: one stage at a time
+    client.run(big, ["frames"])
+    assert opened == [("video-extract-prefetch", 3)]  # alone: every core
+    monkeypatch.setenv("VIDEO_EXTRACT_MODEL_THREADS", "1")  # what stages side by side get on few cores
+    opened.clear()
+    client.run(big, ["frames"])
+    assert opened == [("video-extract-prefetch", 1)]
+    monkeypatch.delenv("VIDEO_EXTRACT_MODEL_THREADS")
+    opened.clear()
+    client.run(small, ["frames"])
+    assert opened == [("video-extract-prefetch", 1)]  # small frames: one thread

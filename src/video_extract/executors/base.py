@@ -29,6 +29,7 @@ from video_extract.errors import InputError, OperationError, VideoExtractError, 
 from video_extract.media.image import LARGE_PIXELS, Still
 from video_extract.media.limits import set_max_pixels
 from video_extract.media.probe import probe
+from video_extract.media.video import stage_cores
 from video_extract.models.runtime import model_threads
 from video_extract.outputs import (
     InputLike,
@@ -444,6 +445,7 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
         )
         if not ctx.in_memory:
             _ = ctx.work_dir  # made up front, whatever the plugin writes
+        cores = stage_cores.set(ctx.threads)  # its decoders' share too
         try:
             if on_partial is not None and plugin.manifest.streams:
                 drain(plugin.stream(ctx, inputs, stage.operation), lambda part: on_partial(stage, _jsonable(part)))
@@ -454,6 +456,8 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
             if cache and work_dir is not None:
                 cache.abandon(work_dir)
             raise
+        finally:
+            stage_cores.reset(cores)
     data = ctx.kept or {}
     if cache is None:
         if ctx.written is not None:

@@ -7,6 +7,7 @@ instead of taking turns. The queue is bounded, so a fast decoder never piles up 
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -51,7 +52,8 @@ def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
                 close()
         _put_final(slots, _END, stop)
 
-    worker = threading.Thread(target=produce, name="video-extract-prefetch", daemon=True)
+    # in the consumer's context: the decoder sizes its threads by the stage it decodes for
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name="video-extract-prefetch", daemon=True)
     worker.start()
     try:
         while True:
