@@ -171,3 +171,20 @@ def test_openmp_threads_sleep_at_barriers_unless_the_user_chose(preset, expected
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": preset} if preset else {})
     probe = "import video_extract, os; import ctranslate2; print(os.environ['OMP_WAIT_POLICY'])"
     assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=120).stdout.strip() == expected
+
+
+def test_openblas_threads_sleep_instead_of_spinning_after_numpy_loads():
+    """Imported before numpy, video_extract keeps OpenBLAS's threads from spinning for work (0.04-0.1 s
+    of a core after numpy's import and after each shared product, measured); a user's value wins."""
+    import os
+
+    probe = (
+        "import video_extract, os, time, threading; import numpy as np;"
+        "a = np.ones((80, 201), np.float32); b = np.ones((201, 3000), np.float32); a @ b;"
+        "t0 = time.process_time(); time.sleep(0.4); print(os.environ['OPENBLAS_THREAD_TIMEOUT'], round(time.process_time() - t0, 3))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS")}
+    timeout, idle_cpu = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert timeout == "4" and float(idle_cpu) < 0.02
+    env["OPENBLAS_THREAD_TIMEOUT"] = "20"
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=120).stdout.split()[0] == "20"

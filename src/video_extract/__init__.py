@@ -15,6 +15,11 @@ from typing import Any
 # 2.8-13.7 s of CPU per warm run spinning, 2.2-2.4 s passive. Read once, when OpenMP loads, so
 # set here, before any model library; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenBLAS (numpy's, scipy's) is the same: its threads spin 2^28 cycles for more work before
+# they sleep, at numpy's import (0.08 s of CPU, measured) and after every product they share.
+# 2^4: they sleep at once, and still share a large product (Whisper's mel: 10.3 vs 9.5 ms for
+# 20, against 16.3 ms on one thread). Read once, when OpenBLAS loads: before numpy.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from video_extract.errors import InputError, PlanError, UsageError, VideoExtractError
 from video_extract.spec import Operation, OutputSpec
