@@ -205,7 +205,8 @@ def test_a_stage_decodes_on_its_share_of_the_cores_and_small_frames_on_one_threa
 
 
 def test_the_frames_stage_decodes_in_its_prefetch_thread_on_the_stage_share(tmp_path, monkeypatch):
-    """The executor says how many cores a stage has; the decoder thread it starts hears it."""
+    """The executor says how many cores a stage has; the decoder thread it starts hears it, and
+    a stage with one core decodes in its own thread."""
     import os
     import threading
 
@@ -233,8 +234,41 @@ def test_the_frames_stage_decodes_in_its_prefetch_thread_on_the_stage_share(tmp_
     monkeypatch.setenv("VIDEO_EXTRACT_MODEL_THREADS", "1")  # what stages side by side get on few cores
     opened.clear()
     client.run(big, ["frames"])
-    assert opened == [("video-extract-prefetch", 1)]
+    assert opened == [(threading.current_thread().name, 1)]  # one core: no prefetch thread either
     monkeypatch.delenv("VIDEO_EXTRACT_MODEL_THREADS")
     opened.clear()
     client.run(small, ["frames"])
     assert opened == [("video-extract-prefetch", 1)]  # small frames: one thread
+
+
+def test_prefetch_reads_in_the_consumers_thread_when_the_stage_has_one_core():
+    import threading
+
+    from video_extract.media.prefetch import prefetch, stage_cores
+
+    def produce(log: list, closed: list):
+        try:
+            for i in range(5):
+                log.append((i, threading.current_thread().name))
+                if i == 3:
+                    raise ValueError("bad frame")
+                yield i
+        finally:
+            closed.append(True)
+
+    for cores, inline in ((1, True), (2, False)):
+        token = stage_cores.set(cores)
+        try:
+            log: list = []
+            closed: list = []
+            with pytest.raises(ValueError, match="bad frame"):
+                assert list(prefetch(produce(log, closed))) == [0, 1, 2]
+            assert closed == [True]
+            assert all((name == threading.current_thread().name) == inline for _, name in log)
+            log, closed = [], []
+            reader = prefetch(produce(log, closed), depth=1)
+            assert next(reader) == 0
+            reader.close()  # a consumer that stops: the producer is closed too
+            assert closed == [True]
+        finally:
+            stage_cores.reset(token)

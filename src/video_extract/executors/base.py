@@ -28,8 +28,8 @@ from video_extract.cache import LAYOUT, Cache, Entry, Lease, file_digest, rememb
 from video_extract.errors import InputError, OperationError, VideoExtractError, missing_package, show_path
 from video_extract.media.image import LARGE_PIXELS, Still
 from video_extract.media.limits import set_max_pixels
+from video_extract.media.prefetch import stage_cores
 from video_extract.media.probe import probe
-from video_extract.media.video import stage_cores
 from video_extract.models.runtime import model_threads
 from video_extract.outputs import (
     InputLike,

@@ -14,7 +14,6 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,7 +27,7 @@ from video_extract.errors import InputError
 from video_extract.media.container import decode_stream, open_input
 from video_extract.media.geometry import fit_within, rotate_image, scaled_size
 from video_extract.media.limits import check_size
-from video_extract.media.prefetch import prefetch
+from video_extract.media.prefetch import prefetch, stage_cores
 
 if TYPE_CHECKING:
     from video_extract.media.image import Still
@@ -64,10 +63,6 @@ class DecodedFrameInfo(NamedTuple):
 #: measured on 2 cores: 320x240 H.264 took 1.4x the time and 1.9x the CPU with two threads;
 #: 640x360 and larger real footage took 0.70-0.86x the time with two (at 1.05-1.3x the CPU).
 SMALL_FRAME = 200_000
-
-#: The cores of the stage running in this context: set by the executor from the stages that
-#: run side by side (``models.runtime.model_threads``); None where no stage says.
-stage_cores: ContextVar[int | None] = ContextVar("video_extract_stage_cores", default=None)
 
 
 def decode_threads(busy: int = 0, pixels: int = 0) -> int:
