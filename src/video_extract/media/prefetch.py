@@ -11,14 +11,13 @@ import contextvars
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from contextvars import ContextVar
 from typing import TypeVar
 
 T = TypeVar("T")
 
 #: The cores of the stage running in this context: set by the executor from the stages that
 #: run side by side (``models.runtime.model_threads``); None where no stage says.
-stage_cores: ContextVar[int | None] = ContextVar("video_extract_stage_cores", default=None)
+stage_cores: contextvars.ContextVar[int | None] = contextvars.ContextVar("video_extract_stage_cores", default=None)
 
 _END = object()
 
@@ -36,7 +35,8 @@ def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
 
     A stage with one core (``stage_cores``) gets no such thread: ``items`` is read as the
     consumer asks. Two threads on one core can only take turns, and each hand-over wakes the
-    other thread: 2 bulk workers on 2 cores (one core each) kept only 1.77-1.84 cores busy.
+    other thread. Measured on the warm full pipeline on 2 cores, where most stages have one:
+    0.97-0.98 s a run before, 0.93-0.97 s after.
     """
     if stage_cores.get() == 1:
         yield from items
