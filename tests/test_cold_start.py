@@ -125,6 +125,30 @@ print(loaded, "video-extract-preload" in first, "video-extract-preload" in start
     assert done.stdout.split() == ["['video-extract-preload']", "True", "False"], done.stdout
 
 
+def test_diarizations_clustering_libraries_are_imported_ahead_in_the_background(speech_clip, tmp_path):
+    """scipy and fastcluster (~0.2 s to import cold, needed once the segmentation is done) are
+    imported by the preload thread in a fresh process, and the turns are there."""
+    _exports_made()
+    code = f"""
+import sys, threading
+from video_extract import Client
+from video_extract.speech import diarize
+callers = []
+real = diarize.import_clustering
+def record():
+    callers.append(threading.current_thread().name)
+    real()
+diarize.import_clustering = record
+client = Client(use_cache=False, output_dir={str(tmp_path / "o")!r})
+result = client.run({str(speech_clip[0])!r}, ["diarization"])
+assert result.ok and result.diarization.segments, result
+print(callers, "scipy.optimize" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["['video-extract-preload']", "True"], done.stdout
+
+
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_minilm_without_sentence_transformers_gives_its_vectors(runtime):
     """The swap is for speed only: the same vectors within 1e-5 (float32 rounding), for short,
