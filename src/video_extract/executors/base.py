@@ -144,6 +144,7 @@ class Job:
     leases: list[Lease] = field(default_factory=list)  # cache entries this job reads: not evicted
     concurrent: bool = False  # stages may run side by side (the perf executor): they share the cores
     preloading: bool = False  # the later stages' models are being loaded ahead (``_preload``)
+    begun: set[str] = field(default_factory=set)  # stages whose run has started computing
 
     def hold(self, lease: Lease) -> Lease:
         with self.lock:
@@ -371,6 +372,7 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         entry = cache.get(key, manifest.cache.invalidate_before, lease) if cache else None
         artifact = _hit(cache, entry, stage, lease) if cache and entry else None
         if artifact is None:
+            job.begun.add(stage.id)
             _preload(runtime, job)
             artifact = _execute(runtime, job, stage, key, cache, params, on_partial, lease)
             if time.perf_counter() - started > LONG_STAGE:
@@ -492,10 +494,16 @@ def _preload(runtime: Runtime, job: Job) -> None:
     ahead = [(sid, stage) for sid, stage in job.plan.stages.items() if type(plugins[sid]).preload is not Plugin.preload]
     if not ahead:  # no thread for a request with nothing to load ahead (a still's objects)
         return
+    # In the order the stages will want them: Whisper (wanted once the VAD is done) before
+    # diarization's clustering libraries (wanted after its segmentation), which in plan order
+    # came first and made the transcription stage load Whisper itself.
+    seconds = {sid: runtime.registry.manifests[stage.plugin].resources.seconds for sid, stage in job.plan.stages.items()}
+    start = job.plan.start_times(lambda stage: seconds[stage.id])
+    ahead.sort(key=lambda item: start[item[0]] + plugins[item[0]].preload_needed_at * seconds[item[0]])
 
     def load_ahead() -> None:
         for sid, stage in ahead:
-            if sid in job.records or sid in job.artifacts:
+            if sid in job.records or sid in job.artifacts or (sid in job.begun and not plugins[sid].preload_needed_at):
                 continue
             try:
                 plugins[sid].preload(runtime.models, stage.operation)

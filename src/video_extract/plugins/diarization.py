@@ -31,6 +31,8 @@ class DiarizationPlugin(Plugin):
         needs = super().requires(params)
         return needs if params.method == "resemblyzer" else [n for n in needs if n.type != "VoiceActivity"]
 
+    preload_needed_at = 0.8  # the clustering comes after the segmentation and the embeddings
+
     def preload(self, models, params: Diarization) -> None:
         """The clustering's libraries (scipy and fastcluster, ~0.2 s to import cold), imported while
         the segmentation runs instead of after it."""
