@@ -37,6 +37,18 @@ def test_commands_that_load_no_model_import_no_heavy_library(command, scene_clip
     )
 
 
+def test_a_command_that_logs_nothing_does_not_import_rich_and_one_that_logs_shows_it(scene_clip, tmp_path):
+    """rich (~15 ms of a cold start) is imported for the first log record, not before."""
+    run = "from video_extract.cli import main; import contextlib, io, sys; contextlib.redirect_stdout(io.StringIO()).__enter__(); main({argv!r}); print('rich' in sys.modules, file=sys.__stdout__)"
+    quiet = ["perf", str(scene_clip.path), "--ops", "metadata", "-o", str(tmp_path / "o"), "--no-cache", "-q"]
+    done = subprocess.run([sys.executable, "-c", run.format(argv=quiet)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", (done.stdout, done.stderr)
+    chatty = ["debug", str(scene_clip.path), "--ops", "metadata", "-o", str(tmp_path / "o2"), "--no-cache"]  # logs each stage at INFO
+    done = subprocess.run([sys.executable, "-c", run.format(argv=chatty)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "True", (done.stdout, done.stderr)
+    assert "metadata" in done.stderr and "INFO" in done.stderr  # rich's level column, on stderr
+
+
 def _exports_made() -> ModelStore:
     """The ONNX copies of MiniLM and the diarization networks in the model cache, as the first
     process to use them makes them (that one run imports torch to export)."""

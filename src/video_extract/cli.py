@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from video_extract.errors import UsageError, VideoExtractError, show_path
@@ -258,15 +258,33 @@ def _version() -> str:
 
 
 def _setup_logging(verbose: bool, quiet: bool, command: str) -> None:
-    from rich.console import Console
-    from rich.logging import RichHandler
+    def rich_handler() -> logging.Handler:
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False, markup=False, rich_tracebacks=verbose)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        return handler
 
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO if command == "debug" else logging.WARNING
-    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False, markup=False, rich_tracebacks=verbose)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.handlers[:] = [handler]
+    log.handlers[:] = [_OnFirstRecord(rich_handler)]
     log.setLevel(level)
     log.propagate = False
+
+
+class _OnFirstRecord(logging.Handler):
+    """A handler made when the first record comes: importing rich took ~15 ms of every cold
+    command, and a perf or quiet run usually logs nothing."""
+
+    def __init__(self, make: Callable[[], logging.Handler]):
+        super().__init__()
+        self._make = make
+        self._handler: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._handler is None:
+            self._handler = self._make()
+        self._handler.handle(record)
 
 
 def _client(args, executor: str = "debug", **options):
