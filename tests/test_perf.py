@@ -55,14 +55,6 @@ def test_critical_path_ranks_a_stage_by_what_waits_for_it(scene_clip, tmp_path):
     assert rank[by_plugin["metadata"]] == 0.5
 
 
-def test_start_times_add_up_the_longest_chain_of_upstream_stages(scene_clip, tmp_path):
-    plan = Client(cache_dir=tmp_path / "c").plan(scene_clip.path, "scenes,scene_frames,metadata")
-    by_plugin = {stage.plugin: sid for sid, stage in plan.stages.items()}
-    start = plan.start_times(lambda stage: {"scenes": 1.0, "scene_frames": 2.0, "metadata": 0.5}[stage.plugin])
-    assert start[by_plugin["scenes"]] == 0.0 and start[by_plugin["metadata"]] == 0.0
-    assert start[by_plugin["scene_frames"]] == 1.0  # once scenes is done
-
-
 def test_a_failing_operation_is_an_error_event_while_the_others_complete(scene_clip, tmp_path, monkeypatch):
     monkeypatch.setenv("VIDEO_EXTRACT_OFFLINE", "1")
     monkeypatch.setenv("VIDEO_EXTRACT_MODEL_CACHE", str(tmp_path / "m"))

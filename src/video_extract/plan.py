@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import blake3
@@ -67,14 +66,6 @@ class Plan:
 
     def dependents_of(self, stage_id: str) -> list[str]:
         return [s.id for s in self.stages.values() if stage_id in s.upstream]
-
-    def start_times(self, seconds: Callable[[Stage], float]) -> dict[str, float]:
-        """When each stage can start at the earliest, its upstream stages taking ``seconds`` each
-        and running as soon as theirs are done (stages are in topological order)."""
-        start: dict[str, float] = {}
-        for sid, stage in self.stages.items():
-            start[sid] = max((start[up] + seconds(self.stages[up]) for up in stage.upstream), default=0.0)
-        return start
 
     def streams_for(self, stage_id: str) -> list[str]:
         """Operations whose partial results this stage yields: its own, or the one it is the base of

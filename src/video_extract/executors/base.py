@@ -494,17 +494,11 @@ def _preload(runtime: Runtime, job: Job) -> None:
     ahead = [(sid, stage) for sid, stage in job.plan.stages.items() if type(plugins[sid]).preload is not Plugin.preload]
     if not ahead:  # no thread for a request with nothing to load ahead (a still's objects)
         return
-    # In the order the stages will want them: Whisper (wanted once the VAD is done) before
-    # diarization's clustering libraries (wanted after its segmentation), which in plan order
-    # came first and made the transcription stage load Whisper itself.
-    seconds = {sid: runtime.registry.manifests[stage.plugin].resources.seconds for sid, stage in job.plan.stages.items()}
-    start = job.plan.start_times(lambda stage: seconds[stage.id])
-    ahead.sort(key=lambda item: start[item[0]] + plugins[item[0]].preload_needed_at * seconds[item[0]])
 
     def load_ahead() -> None:
         for sid, stage in ahead:
-            if sid in job.records or sid in job.artifacts or (sid in job.begun and not plugins[sid].preload_needed_at):
-                continue
+            if sid in job.records or sid in job.artifacts or sid in job.begun:
+                continue  # a stage that has started loads its own: waiting on it would hold up the next
             try:
                 plugins[sid].preload(runtime.models, stage.operation)
             except Exception:  # noqa: BLE001 - the stage itself reports what went wrong

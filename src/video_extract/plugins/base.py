@@ -288,12 +288,6 @@ class Plugin:
         """Once per worker process, before the first run: load what every run reuses, through
         ``models.load`` (the warm-model budget counts it, and ``teardown`` undoes it)."""
 
-    #: When in its run the stage first needs what ``preload`` loads, as a fraction of the run
-    #: (0: at its start, a model; near 1: a library its last phase imports). The preload thread
-    #: takes the stages in the order their needs are expected to come, and skips a stage that
-    #: has started and needed it at its start (its run is loading it).
-    preload_needed_at: float = 0.0
-
     def preload(self, models: Any, params: Operation) -> None:
         """Load (or import) ahead what a run with ``params`` will load, so that the run finds it
         warm: called from a background thread once the request is known to compute something,

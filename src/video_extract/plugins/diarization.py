@@ -31,16 +31,6 @@ class DiarizationPlugin(Plugin):
         needs = super().requires(params)
         return needs if params.method == "resemblyzer" else [n for n in needs if n.type != "VoiceActivity"]
 
-    preload_needed_at = 0.8  # the clustering comes after the segmentation and the embeddings
-
-    def preload(self, models, params: Diarization) -> None:
-        """The clustering's libraries (scipy and fastcluster, ~0.2 s to import cold), imported while
-        the segmentation runs instead of after it."""
-        if params.method != "resemblyzer":
-            from video_extract.speech import diarize as seg
-
-            seg.import_clustering()
-
     def run(self, ctx: StageContext, inputs: Inputs, params: Diarization) -> None:
         samples, offset, speech = speech_inputs(inputs)
         if params.method == "resemblyzer":

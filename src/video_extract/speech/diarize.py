@@ -524,14 +524,6 @@ def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: fl
 
 
 # -------------------------------------------------------------------------------- clustering
-def import_clustering() -> None:
-    """What ``cluster`` imports (scipy's distances, tree cutting and assignment; fastcluster)."""
-    import fastcluster  # noqa: F401
-    import scipy.cluster.hierarchy  # noqa: F401
-    import scipy.optimize  # noqa: F401
-    import scipy.spatial.distance  # noqa: F401
-
-
 def _tree(x: np.ndarray) -> np.ndarray | None:
     """Average-linkage (cosine) merge tree of the rows of ``x``, as scipy's ``linkage`` gives
     it (same merges, distances within ~1e-15); None for a single row.
