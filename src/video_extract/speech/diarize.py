@@ -244,8 +244,8 @@ def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 2
 
     Two windows a batch: the network's activations (~15 MB a window, freed after each run) were
     the phase's peak, ~100 MB over its start with 8, ~30 with 2, and on an hour glibc's heap
-    kept growing by some of them (a 60-minute run's peak: 259 MiB with 8, 213 with 4, 188 with 2;
-    the same time, 108-115 s). The outputs are the same bits whatever the batch."""
+    kept growing by some of them (the phase alone on an hour peaked at 259 MiB with 8, 213 with 4,
+    188 with 2, in the same time, 108-115 s). The outputs are the same bits whatever the batch."""
     n = int(WINDOW_SEC * SR)
     duration = len(samples) / SR
     starts = window_starts(duration, step_sec)
