@@ -137,39 +137,6 @@ print(loaded, "video-extract-preload" in first, "video-extract-preload" in start
     assert done.stdout.split() == ["['video-extract-preload']", "True", "False"], done.stdout
 
 
-def test_the_preload_thread_loads_whisper_before_minilm(speech_clip, tmp_path):
-    """Whisper first (wanted once the VAD is done), then MiniLM (after the transcript), both on
-    the preload thread of a fresh process: in plan order the transcription stage had started,
-    and loaded Whisper itself, while the preload thread was still busy."""
-    _exports_made()
-    code = f"""
-import threading
-import faster_whisper
-from video_extract import Client
-from video_extract.plugins.diarization import DiarizationPlugin
-from video_extract.plugins.text_embeddings import TextEmbeddingsPlugin
-from video_extract.plugins.transcription import TranscriptionPlugin
-calls, whisper = [], []
-for cls in (TextEmbeddingsPlugin, TranscriptionPlugin):
-    def preload(self, models, params, real=cls.preload, name=cls.__name__):
-        calls.append(name)
-        real(self, models, params)
-    cls.preload = preload
-real_init = faster_whisper.WhisperModel.__init__
-def init(self, *args, **kwargs):
-    whisper.append(threading.current_thread().name)
-    real_init(self, *args, **kwargs)
-faster_whisper.WhisperModel.__init__ = init
-client = Client(use_cache=False, output_dir={str(tmp_path / "o")!r})
-result = client.run({str(speech_clip[0])!r}, ["text_embeddings", "diarization", "transcription"])
-assert result.ok and result.diarization.segments and result.text_embeddings.rows, result
-print(",".join(calls), whisper)
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["TranscriptionPlugin,TextEmbeddingsPlugin", "['video-extract-preload']"], done.stdout
-
-
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_minilm_without_sentence_transformers_gives_its_vectors(runtime):
     """The swap is for speed only: the same vectors within 1e-5 (float32 rounding), for short,

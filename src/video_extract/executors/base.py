@@ -144,7 +144,6 @@ class Job:
     leases: list[Lease] = field(default_factory=list)  # cache entries this job reads: not evicted
     concurrent: bool = False  # stages may run side by side (the perf executor): they share the cores
     preloading: bool = False  # the later stages' models are being loaded ahead (``_preload``)
-    begun: set[str] = field(default_factory=set)  # stages whose run has started computing
 
     def hold(self, lease: Lease) -> Lease:
         with self.lock:
@@ -372,7 +371,6 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         entry = cache.get(key, manifest.cache.invalidate_before, lease) if cache else None
         artifact = _hit(cache, entry, stage, lease) if cache and entry else None
         if artifact is None:
-            job.begun.add(stage.id)
             _preload(runtime, job)
             artifact = _execute(runtime, job, stage, key, cache, params, on_partial, lease)
             if time.perf_counter() - started > LONG_STAGE:
@@ -497,8 +495,8 @@ def _preload(runtime: Runtime, job: Job) -> None:
 
     def load_ahead() -> None:
         for sid, stage in ahead:
-            if sid in job.records or sid in job.artifacts or sid in job.begun:
-                continue  # a stage that has started loads its own: waiting on it would hold up the next
+            if sid in job.records or sid in job.artifacts:
+                continue
             try:
                 plugins[sid].preload(runtime.models, stage.operation)
             except Exception:  # noqa: BLE001 - the stage itself reports what went wrong

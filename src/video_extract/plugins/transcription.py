@@ -39,11 +39,6 @@ class TranscriptionPlugin(Plugin):
         needs = super().requires(params)
         return needs if params.vad_filter else [n for n in needs if n.type != "VoiceActivity"]
 
-    def preload(self, models, params: Transcription) -> None:
-        """Whisper (0.4-0.5 s to load cold, a CTranslate2 int8 conversion), loaded while the VAD
-        runs instead of after it."""
-        load_whisper(models, params.model, params.device, params.compute_type)
-
     def stream(self, ctx: StageContext, inputs: Inputs, params: Transcription) -> Iterator[TranscriptSegment]:
         model = load_whisper(ctx.models, params.model, params.device, params.compute_type)
         samples, offset, speech = speech_inputs(inputs)
