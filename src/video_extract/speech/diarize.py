@@ -530,26 +530,29 @@ def _tree(x: np.ndarray) -> np.ndarray | None:
 
     fastcluster's NN-chain works inside the condensed distances it is handed, where scipy's
     copies them first: 64 MB instead of 128 MB at ``max_tree`` rows. Its extension is called
-    directly: ``fastcluster.linkage`` (1.3.0) copies its input whatever ``preserve_input`` says."""
-    import fastcluster  # first: a missing install is reported by its package name
+    directly: ``fastcluster.linkage`` (1.3.0) copies its input whatever ``preserve_input`` says,
+    and ``import fastcluster`` imports scipy (the plan has checked that fastcluster is there)."""
     from _fastcluster import linkage_wrap
-    from scipy.spatial.distance import pdist
+
+    from video_extract.speech.speaker_clusters import cosine_distances
 
     if len(x) == 1:
         return None
     z = np.empty((len(x) - 1, 4))
-    linkage_wrap(len(x), pdist(np.asarray(x, np.float64), "cosine"), z, fastcluster.mthidx["average"])
+    linkage_wrap(len(x), cosine_distances(x), z, _AVERAGE)
     return z
 
 
+#: fastcluster's code for average linkage (``fastcluster.mthidx["average"]``).
+_AVERAGE = 2
+
+
 def _cut(z: np.ndarray | None, threshold: float | None, n_clusters: int | None) -> np.ndarray:
-    from scipy.cluster.hierarchy import fcluster
+    from video_extract.speech.speaker_clusters import flat_clusters
 
     if z is None:
         return np.zeros(1, int)
-    if n_clusters is not None:
-        return fcluster(z, n_clusters, criterion="maxclust") - 1
-    return fcluster(z, threshold, criterion="distance") - 1
+    return flat_clusters(z, threshold, n_clusters) - 1
 
 
 def cluster(
@@ -570,7 +573,7 @@ def cluster(
     embedding then goes to its most similar centroid, one local speaker per centroid in a unit
     (Hungarian); a unit's extra local speakers (more than there are clusters) get none.
     """
-    from scipy.optimize import linear_sum_assignment
+    from video_extract.speech.speaker_clusters import assign
 
     u, k = emb.index.shape
     has = emb.index >= 0
@@ -603,7 +606,7 @@ def cluster(
         for c in range(a, min(u, a + UNITS_AT_ONCE)):
             rows = np.flatnonzero(has[c])
             if len(rows):
-                r, g = linear_sum_assignment(-sim[c - a, rows])
+                r, g = assign(-sim[c - a, rows])
                 out[c, rows[r]] = g
     return out
 

@@ -83,32 +83,61 @@ def centre_distances(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     return np.linalg.norm(centres_new[:, None, :] - centres_old[None, :, :], axis=2) / np.maximum(diagonals, 1.0)[:, None]
 
 
-_IMPORTING = threading.Lock()
+_IMPORTING = threading.RLock()
+
+#: Modules norfair imports as it loads, with the names it takes from them, that our tracker never
+#: calls: ``filterpy.kalman`` imports ``filterpy.stats``, which imports ``scipy.stats`` (0.4 s
+#: cold), and ``scipy.linalg`` (0.15 s); ``scipy.spatial.distance`` imports the rest of
+#: ``scipy.spatial`` (0.1 s more). Our tracker's Kalman filter is norfair's own and its distance
+#: is ours (``centre_distances``): tracking needs none of scipy.
+_DEFERRED = {"filterpy.kalman": ("KalmanFilter",), "scipy.spatial.distance": ("cdist",)}
 
 
 def import_norfair() -> types.ModuleType:
-    """norfair, without the 0.4 s import of ``scipy.stats`` it never uses.
+    """norfair, without importing the modules of ``_DEFERRED``.
 
-    norfair imports ``filterpy.kalman``, whose modules each take ``logpdf`` from
-    ``filterpy.stats``, which imports ``scipy.stats`` (0.43 s of a cold run's 0.45 s norfair
-    import; our tracker's Kalman filter is norfair's own and calls none of it). While norfair is
-    imported, ``filterpy.stats`` is a module whose ``logpdf`` imports the real one on its first
-    call, so anything that does call it gets filterpy's own answer."""
+    While norfair is imported, each of them is a stand-in whose names load the real module on
+    their first call (or first look, for any other name), so whatever does call them gets the
+    library's own answer; once norfair is in, the stand-ins leave ``sys.modules``."""
     with _IMPORTING:
-        if "norfair" in sys.modules or "filterpy.stats" in sys.modules:
+        if "norfair" in sys.modules:
             return importlib.import_module("norfair")
-        deferred = types.ModuleType("filterpy.stats")
-
-        def logpdf(*args, **kwargs):
-            return importlib.import_module("filterpy.stats").logpdf(*args, **kwargs)
-
-        deferred.logpdf = logpdf
-        sys.modules["filterpy.stats"] = deferred
+        stand_ins = {name: _stand_in(name, names) for name, names in _DEFERRED.items() if name not in sys.modules}
+        sys.modules.update(stand_ins)
         try:
             return importlib.import_module("norfair")
         finally:
-            if sys.modules.get("filterpy.stats") is deferred:
-                del sys.modules["filterpy.stats"]
+            for name, stand_in in stand_ins.items():
+                if sys.modules.get(name) is stand_in:
+                    del sys.modules[name]
+
+
+def _stand_in(name: str, names: Sequence[str]) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__["_video_extract_stand_in"] = True
+
+    def load():
+        with _IMPORTING:  # a thread that imported the stand-in while norfair loaded waits for the real one
+            if getattr(sys.modules.get(name), "_video_extract_stand_in", False):
+                del sys.modules[name]
+            return importlib.import_module(name)
+
+    def deferred(attr: str):
+        def call(*args, **kwargs):
+            return getattr(load(), attr)(*args, **kwargs)
+
+        call.__name__ = attr
+        return call
+
+    def other(attr: str):
+        if attr.startswith("__"):  # what the import system looks for (``__path__``): not a reason to load
+            raise AttributeError(attr)
+        return getattr(load(), attr)
+
+    for attr in names:
+        setattr(module, attr, deferred(attr))
+    module.__getattr__ = other
+    return module
 
 
 def track_detections(frames: Sequence[FrameDetections], scenes: Sequence[tuple[float, float]] = (), video_end: float | None = None) -> list[Track]:
