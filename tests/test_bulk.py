@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -350,3 +351,32 @@ def test_a_worker_that_cannot_read_the_request_fails_the_file_with_one_line(tmp_
     row = worker.process(str(clip), [{"operation": "nap", "params": {"seconds": 0.1}}], str(tmp_path / "o"), [])
     assert row.status == "failed" and "unknown operation 'nap'" in row.error and "installation" in row.error, row
     assert worker.process(str(clip), [{"operation": "metadata", "params": {}}], str(tmp_path / "o"), []).status == "ok"  # and goes on
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file name of bytes that are not UTF-8 is a Linux (POSIX) one")
+def test_a_file_name_that_is_not_utf8_is_processed_and_named_back_exactly(tmp_path):
+    """Linux takes any bytes in a name (an old Latin-1 archive): such a file is processed like
+    any other, and every record names it so that ``os.fsencode(json.loads(...))`` gives its bytes
+    back, on a strict UTF-8 stdout too (a user's locale), where it failed the file and its batch."""
+    folder = tmp_path / "in"
+    clip = make_clips(folder, 1)[0]
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9 clip.mp4")  # Latin-1 "café"
+    os.rename(clip, odd)
+    out = tmp_path / "out"
+    argv = ["bulk", str(folder), "--ops", "metadata,scenes", "-o", str(out), "--no-cache", "--progress", "jsonl", "--export", "parquet,webdataset"]
+    proc = run_cli(*argv, env={"PYTHONIOENCODING": "utf-8:strict"})
+    assert proc.returncode == 0, proc.stderr
+    assert [os.fsencode(json.loads(line)["input"]) for line in proc.stdout.splitlines()] == [odd]
+    row = json.loads((out / "batch_summary.json").read_text(encoding="utf-8"))["files"][0]
+    assert row["status"] == "ok" and os.fsencode(row["input"]) == odd
+    summary = json.loads((Path(row["output_dir"]) / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "ok" and os.fsencode(summary["input"]) == odd
+    assert json.loads((Path(row["output_dir"]) / "scenes.json").read_text(encoding="utf-8"))["cuts"][0]["frame"] == 16
+    escaped = [str(folder / "caf\\udce9 clip.mp4")]  # Parquet strings are UTF-8: the odd byte as its escape
+    assert pq.read_table(out / "batch_summary.parquet").column("input").to_pylist() == escaped
+    assert pq.read_table(out / "export" / "parquet" / "files").column("input").to_pylist() == escaped
+    with tarfile.open(next((out / "export" / "webdataset").glob("*.tar"))) as shard:
+        sample = json.loads(shard.extractfile(next(m for m in shard.getmembers() if m.name.endswith(".json"))).read())
+    assert os.fsencode(sample["input"]) == odd
+    again = run_cli("bulk", str(folder), "--ops", "metadata,scenes", "-o", str(out), "--no-cache", "--progress", "none")
+    assert again.returncode == 0 and json.loads((out / "batch_summary.json").read_text())["totals"]["skipped"] == 1  # its folder is known as its own

@@ -27,9 +27,11 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def line(self) -> str:
-        """One JSON Lines record."""
+        """One JSON Lines record. A file name that is not UTF-8 (lone surrogates) keeps its odd
+        bytes as ``\\udcXX`` escapes, which ``json.loads`` turns back into the name: the line
+        prints on a strict UTF-8 stream and reads as JSON anywhere."""
         data = {k: v for k, v in self.model_dump(mode="json").items() if v is not None}
-        return json.dumps(data, ensure_ascii=False)
+        return json.dumps(data, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class PartialEvent(Event):

@@ -53,7 +53,7 @@ def _identity(item: InputLike) -> str:
 
 
 def path_tag(path: InputLike) -> str:
-    return blake3.blake3(_identity(path).encode()).hexdigest()[:8]
+    return blake3.blake3(_identity(path).encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
 def output_dir_for(root: Path, input_path: InputLike, batch: Iterable[InputLike] = ()) -> Path:
@@ -126,7 +126,7 @@ def claim_output_dir(directory: Path, input_path: InputLike) -> None:
         return
     directory.mkdir(parents=True, exist_ok=True)
     if not owner.exists():
-        atomic_write_text(owner, _identity(input_path) + "\n")
+        atomic_write_text(owner, _identity(input_path) + "\n", errors="surrogateescape")  # the name's own bytes
 
 
 def owned_by(directory: Path, input_path: InputLike) -> bool:
@@ -142,7 +142,7 @@ def recorded_input(directory: Path) -> str | None:
 
 def _owner(directory: Path) -> str | None:
     try:
-        return (directory / OWNER_FILE).read_text(encoding="utf-8").strip()
+        return (directory / OWNER_FILE).read_text(encoding="utf-8", errors="surrogateescape").strip()
     except OSError:
         return None
 
@@ -156,11 +156,16 @@ def _temporary(path: Path, suffix: str = ".tmp") -> Path:
     return path.with_name(f".{path.name}.{writer_tag()}{suffix}")
 
 
-def atomic_write_text(path: Path, text: str) -> os.stat_result:
+def atomic_write_text(path: Path, text: str, errors: str = "backslashreplace") -> os.stat_result:
     """Write ``text`` to a temporary beside ``path`` and rename it over ``path``; returns the
     written file's stat (taken before the rename: another writer may replace it right after).
-    A file that already holds exactly these bytes is left as it is (``_holding``)."""
-    data = text.encode("utf-8")
+    A file that already holds exactly these bytes is left as it is (``_holding``).
+
+    A file name that is not UTF-8 (Linux takes any bytes) comes as lone surrogates (Python's
+    ``surrogateescape``): by default each is written as ``\\udcXX``, in JSON the escape that
+    ``json.loads`` and ``os.fsencode`` turn back into the very name, instead of failing the file
+    and its batch."""
+    data = text.encode("utf-8", errors)
     same = _holding(path, data)
     if same is not None:
         return same
@@ -255,6 +260,12 @@ def _write_bytes(path: Path, data: bytes) -> os.stat_result:
         return os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as valid UTF-8, for stores that take nothing else (Parquet strings): a file
+    name's undecodable bytes (lone surrogates) become the six characters ``\\udcXX``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def atomic_write_json(path: Path, data: Any) -> os.stat_result:

@@ -42,6 +42,7 @@ from video_extract.outputs import (
     folder_stem,
     output_dir_for,
     read_summary,
+    utf8_text,
 )
 from video_extract.results import Record
 from video_extract.sources import SourcePolicy, Sources, describe, display_name
@@ -657,20 +658,24 @@ def _write_parquet(path: Path, rows: list[BatchRow]) -> None:
 
     table = pa.table(
         {
-            "input": [r.input for r in rows],
+            "input": [utf8_text(r.input) for r in rows],
             "status": [r.status for r in rows],
             "ops": [sorted(r.ops) for r in rows],
             "failed_ops": [sorted(op for op, s in r.ops.items() if s == "failed") for r in rows],
             "skipped_ops": [sorted(r.skipped) for r in rows],
             "seconds": [float(r.seconds) for r in rows],
-            "error": [r.error for r in rows],
-            "output_dir": [r.output_dir for r in rows],
+            "error": [_maybe(r.error) for r in rows],
+            "output_dir": [_maybe(r.output_dir) for r in rows],
             "attempts": [int(r.attempts) for r in rows],
             "worker_pid": [r.worker.pid if r.worker else None for r in rows],
-            "worker_host": [r.worker.host if r.worker else None for r in rows],
+            "worker_host": [utf8_text(r.worker.host) if r.worker else None for r in rows],
         }
     )
     atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _maybe(text: str | None) -> str | None:
+    return None if text is None else utf8_text(text)
 
 
 def default_workers() -> int:

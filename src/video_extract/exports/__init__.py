@@ -85,4 +85,4 @@ def _write(output_root: Path, result: ExportResult, shard_size: int, include_aud
         result.files = result.counts["samples"]
         details = {"shard_size": shard_size, **result.counts}
     manifest = {"format": result.format, "files": result.files, "left_out": [{"input": i.input, "reason": i.reason} for i in result.left_out], **details}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8", errors="backslashreplace")

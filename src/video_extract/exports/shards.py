@@ -47,7 +47,7 @@ def sample(f: ExportedFile, key: str, include_audio: bool) -> dict[str, bytes | 
         data["fusion"] = fusion.model_dump(mode="json")
     else:
         data["outputs"] = {op: record.model_dump(mode="json") for records in f.outputs.values() for op, record in records}
-    members["json"] = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+    members["json"] = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8", "backslashreplace")  # an odd file name as \\udcXX
     transcript = f.first("Transcription")
     if isinstance(transcript, TranscriptionResult):
         members["txt"] = transcript.text.strip().encode("utf-8")

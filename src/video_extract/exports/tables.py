@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from video_extract.exports.records import ExportedFile
+from video_extract.outputs import utf8_text
 from video_extract.results import (
     DetectionsResult,
     DiarizationResult,
@@ -162,7 +163,7 @@ def _extent(spans: list[Span]) -> dict:
 
 def _files(f: ExportedFile) -> list[dict]:
     info = f.first("Metadata")
-    row: dict = {"input": f.input, "ops": sorted(op for op, s in f.result.ops.items() if s.status == "ok")}
+    row: dict = {"input": utf8_text(f.input), "ops": sorted(op for op, s in f.result.ops.items() if s.status == "ok")}
     if isinstance(info, MediaInfo):
         video = info.video
         row |= {
