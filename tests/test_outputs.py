@@ -38,6 +38,36 @@ def _write_summaries(root: str, writer: int, times: int) -> None:
         write_batch_summary(Path(root), _rows(writer, 50 + k % 7), 1.0, "local")
 
 
+def test_batch_summary_parquet_has_its_rows_in_a_fixed_schema_without_pandas(tmp_path):
+    """A fresh process, as the end of a bulk command is: the Parquet rows are the JSON's, every
+    column has its type even when no row has a value (no errors), and pandas, which pyarrow
+    imports to build columns from Python lists (0.18 s), stays out."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json, sys
+from pathlib import Path
+import pyarrow.parquet as pq
+from video_extract.executors.bulk import BatchRow, write_batch_summary
+rows = [BatchRow(input=f"/data/clip{{i}}.mp4", status="ok", ops={{"metadata": "ok", "scenes": "ok"}}, seconds=0.25 * i, attempts=1) for i in range(3)]
+rows.append(BatchRow(input="/data/bad.mp4", status="failed", ops={{"scenes": "failed"}}, skipped={{"ocr": "no video"}}, error="scenes: truncated", seconds=2))
+root = Path({str(tmp_path)!r})
+write_batch_summary(root, rows[:3], 1.0, "local")
+assert "pandas" not in sys.modules  # (reading Parquet back may import it)
+assert str(pq.read_schema(root / "batch_summary.parquet").field("error").type) == "string"
+write_batch_summary(root, rows, 1.0, "local")
+table = pq.read_table(root / "batch_summary.parquet").to_pylist()
+files = json.loads((root / "batch_summary.json").read_text())["files"]
+assert [(r["input"], r["status"], r["seconds"], r["error"], r["attempts"]) for r in table] == [(f["input"], f["status"], f["seconds"], f.get("error"), f["attempts"]) for f in files]
+assert table[3]["ops"] == ["scenes"] and table[3]["failed_ops"] == ["scenes"] and table[3]["skipped_ops"] == ["ocr"] and table[0]["ops"] == ["metadata", "scenes"]
+write_batch_summary(root, [], 1.0, "local")
+assert pq.read_table(root / "batch_summary.parquet").num_rows == 0
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_concurrent_batch_summaries_are_never_torn(tmp_path):
     """Two processes rewrite batch_summary.json and .parquet while a reader parses them."""
     write_batch_summary(tmp_path, _rows(0, 3), 1.0, "local")
