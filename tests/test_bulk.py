@@ -247,6 +247,60 @@ def test_ray_two_node_cluster_runs_files_on_both_nodes(tmp_path):
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
+LIST_POOLS = """
+import logging, sys, ray
+from ray.util import list_named_actors
+ray.init(address=sys.argv[1], log_to_driver=False, logging_level=logging.ERROR)
+print(sorted(a["name"] for a in list_named_actors(all_namespaces=True) if a["namespace"] == "video-extract"))
+"""
+
+
+@pytest.mark.slow
+def test_ray_workers_kept_between_commands_take_the_next_one_and_end_when_idle(tmp_path):
+    """--ray-keep-workers: a second command's files run in the first command's actors (their
+    models loaded once), a command with other settings gets actors of its own, a command without
+    the flag leaves none behind, and an idle pool ends by itself."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    if not ray_bin.exists():
+        pytest.skip("the ray command is not installed")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    address = f"127.0.0.1:{_free_port()}"
+    # a kept pool holds its actors' CPUs until it ends: room for two pools and a command's own actors
+    start = [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", "--num-cpus=6", "--disable-usage-stats"]
+
+    def bulk(out: str, cache: str, *keep: str) -> list[dict]:
+        argv = ["bulk", str(tmp_path / "in"), "--ops", "metadata,scenes", "-o", str(tmp_path / out), "--cache-dir", str(tmp_path / cache)]
+        proc = run_cli(*argv, "--workers", "2", "--ray-address", address, "--progress", "none", *keep, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads((tmp_path / out / "batch_summary.json").read_text())["files"]
+
+    def pools() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", LIST_POOLS, address], env=env, capture_output=True, text=True, timeout=120, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+    try:
+        subprocess.run(start + [f"--port={address.rsplit(':', 1)[1]}", "--include-dashboard=false"], env=env, check=True, capture_output=True, timeout=120)
+        make_clips(tmp_path / "in", 4)
+        first, second = bulk("o1", "c", "--ray-keep-workers", "0.4"), bulk("o2", "c", "--ray-keep-workers", "0.4")
+        workers = {r["worker"]["pid"] for r in first}
+        assert {r["worker"]["pid"] for r in second} == workers and len(workers) == 2
+        assert sum(max(r["worker"]["files"] for r in second if r["worker"]["pid"] == pid) for pid in workers) == 8  # 4 files each command
+        kept = pools()
+        assert len(kept) == 2, kept
+        assert not {r["worker"]["pid"] for r in bulk("o3", "c2", "--ray-keep-workers", "0.4")} & workers  # another cache: another pool
+        assert len(pools()) == 4
+        bulk("o4", "c")  # no flag: its actors end with it
+        assert len(pools()) == 4
+        deadline = time.monotonic() + 60
+        while pools() and time.monotonic() < deadline:  # 24 s idle each
+            time.sleep(2)
+        assert pools() == []
+        refused = run_cli("bulk", str(tmp_path / "in"), "--ops", "metadata", "-o", str(tmp_path / "o5"), "--ray-keep-workers", "5")
+        assert refused.returncode == 2 and "--ray-keep-workers" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
 @pytest.mark.slow
 def test_a_ray_actor_that_dies_hands_back_the_file_queued_behind_its_own(tmp_path):
     """One actor, two files in flight (the one it runs, the next queued): the crashing file

@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--workers", type=int, help="worker processes or Ray actors (default: number of cores)")
     bulk.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes, or Ray (one machine or a cluster)")
     bulk.add_argument("--ray-address", help="join this Ray cluster (e.g. 10.0.0.5:6379) instead of starting a local Ray")
+    bulk.add_argument(
+        "--ray-keep-workers",
+        type=float,
+        metavar="MINUTES",
+        help="leave the Ray actors (models loaded) on the cluster for the next command with the same settings; each ends after MINUTES idle",
+    )
     bulk.add_argument("--retries", type=int, default=1, help="times a file is retried after its worker crashed or timed out (default 1)")
     bulk.add_argument("--timeout", type=float, help="seconds one file may take before its worker is killed (a worker's first file includes loading its models)")
     bulk.add_argument("--progress", choices=["auto", "rich", "jsonl", "none"], default="auto", help="auto: a bar on a terminal, nothing otherwise")
@@ -398,6 +404,7 @@ def _cmd_bulk(args) -> int:
         workers=args.workers,
         engine=args.engine,
         ray_address=args.ray_address,
+        ray_keep_workers=args.ray_keep_workers,
         retries=args.retries,
         timeout=args.timeout,
         progress=args.progress,

@@ -387,6 +387,7 @@ class Client:
         workers: int | None = None,
         engine: str = "local",
         ray_address: str | None = None,
+        ray_keep_workers: float | None = None,
         retries: int = 1,
         timeout: float | None = None,
         progress: str | Callable[[ProgressEvent], None] = "none",
@@ -408,6 +409,8 @@ class Client:
         ``batch_summary.parquet`` in the output directory; files already finished for the same
         request are skipped; files in the folders that are not media are listed (``not_media``).
         ``progress``: ``rich``, ``jsonl`` (stdout), ``none``, or a function given each ``progress`` event.
+        ``ray_keep_workers``: minutes the Ray actors (and their loaded models) stay on the cluster
+        at ``ray_address`` once idle, for the next command with the same settings to take them.
 
         ``export``: ``"parquet"``, ``"webdataset"`` or both: after the batch, the finished files'
         outputs as datasets under ``{output_dir}/export/`` (``batch.exports``; failed files are
@@ -433,7 +436,7 @@ class Client:
             if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], (str, PathLike)) for p in pairs):
                 raise UsageError("execute_bulk: give ops for all paths or URLs, or (path, ops) pairs / {'path', 'ops'} dicts")
             inputs = [BatchInput(path=p if is_url(p) else Path(p), specs=self.request(o)) for p, o in pairs]
-        engine_ = self._bulk_engine(engine, workers, ray_address)
+        engine_ = self._bulk_engine(engine, workers, ray_address, ray_keep_workers)
         batch = run_batch(
             inputs, self.output_dir, engine_, retries=retries, timeout=timeout, progress=make_progress(progress), not_media=not_media, sources=sources
         )
@@ -448,7 +451,7 @@ class Client:
             dirs.append(self.runtime.cache.root)
         return dirs
 
-    def _bulk_engine(self, engine: str, workers: int | None, ray_address: str | None):
+    def _bulk_engine(self, engine: str, workers: int | None, ray_address: str | None, ray_keep_workers: float | None = None):
         """The one place a bulk engine is picked."""
         from video_extract.executors.bulk import LocalEngine, Settings, default_workers
         from video_extract.media.limits import max_pixels
@@ -470,7 +473,9 @@ class Client:
         if engine == "ray" or ray_address:
             from video_extract.executors.ray_engine import RayEngine
 
-            return RayEngine(count, settings, address=ray_address)
+            return RayEngine(count, settings, address=ray_address, keep_minutes=ray_keep_workers)
+        if ray_keep_workers is not None:
+            raise UsageError("--ray-keep-workers is for the Ray engine (with --ray-address)")
         if engine == "local":
             return LocalEngine(count, settings)
         raise UsageError(f"unknown engine '{engine}'; valid: local, ray")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +36,21 @@ log = logging.getLogger("video_extract")
 AHEAD = 1
 
 
+#: Ray namespace of the worker pools kept between commands (``--ray-keep-workers``).
+NAMESPACE = "video-extract"
+
+
 class RayFileWorker(FileWorker):
+    """A FileWorker as a Ray actor. Kept between commands (``keep_seconds``), it ends itself
+    once it has been idle that long, so a pool nobody uses gives its memory back."""
+
+    def __init__(self, settings: Settings, keep_seconds: float | None = None):
+        super().__init__(settings)
+        self._busy = 0
+        self._idle_since = time.monotonic()
+        if keep_seconds:
+            threading.Thread(target=self._retire_when_idle, args=(keep_seconds,), daemon=True, name="video-extract-idle").start()
+
     def ready(self) -> dict:
         import ray
 
@@ -43,10 +59,38 @@ class RayFileWorker(FileWorker):
     def process(self, input_path, specs, output_root, batch):
         import ray
 
-        row = super().process(input_path, specs, output_root, batch)
+        self._busy += 1
+        try:
+            row = super().process(input_path, specs, output_root, batch)
+        finally:
+            self._busy -= 1
+            self._idle_since = time.monotonic()
         assert row.worker is not None
         row.worker.node = ray.get_runtime_context().get_node_id()
         return row
+
+    def _idle_for(self) -> float:
+        return 0.0 if self._busy else time.monotonic() - self._idle_since
+
+    def _retire_when_idle(self, keep_seconds: float) -> None:
+        import ray
+
+        me = ray.get_runtime_context().current_actor
+        while True:
+            time.sleep(max(0.05, min(keep_seconds - self._idle_for(), 10.0)))
+            if self._idle_for() >= keep_seconds:
+                # in the actor's own line, after any file handed over before it; it answers
+                # (instead of ending) when a file came in the meantime
+                try:
+                    ray.get(me.retire.remote(keep_seconds))
+                except Exception:  # noqa: BLE001 - it ended: this process is going
+                    return
+
+    def retire(self, keep_seconds: float) -> None:
+        from ray.actor import exit_actor
+
+        if self._idle_for() >= keep_seconds:
+            exit_actor()
 
 
 def absolute(location: str) -> str:
@@ -68,6 +112,19 @@ def full_priority() -> int:
         except OSError:
             pass
     return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def pool_name(settings: Settings, cpus: float, gpus: float) -> str:
+    """The name of the kept pool for these settings: commands with the same settings, resources
+    and code share it; any difference (another cache, a new version) gets a pool of its own."""
+    import blake3
+
+    import video_extract
+
+    package = Path(video_extract.__file__).parent
+    newest = max(p.stat().st_mtime_ns for p in package.rglob("*.py"))
+    key = f"{video_extract.__version__}|{newest}|{settings!r}|{cpus}|{gpus}"
+    return f"video-extract-{blake3.blake3(key.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}"
 
 
 def request_resources(specs: list[dict]) -> tuple[float, float]:
@@ -110,10 +167,16 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, workers: int, settings: Settings, address: str | None = None):
+    def __init__(self, workers: int, settings: Settings, address: str | None = None, keep_minutes: float | None = None):
+        if keep_minutes is not None and (not address or keep_minutes <= 0):
+            why = "a positive number of minutes" if address else "--ray-address: a Ray started by the command stops with it"
+            raise UsageError(f"--ray-keep-workers needs {why}")
         self.workers = max(1, workers)
         self.settings = settings
         self.address = address
+        self.keep_seconds = keep_minutes * 60 if keep_minutes else None
+        self.pool = ""  # the kept pool's actor name prefix (``start``)
+        self.kept: set[int] = set()  # slots whose actor is the kept pool's (not killed at the end)
         self.actors: list = []
         self.ready: set[int] = set()  # slots of actors that took (or can take) files
         self.load: dict[int, int] = {}  # slot -> its files in flight (running and queued)
@@ -168,16 +231,25 @@ class RayEngine:
             self.settings = replace(self.settings, threads=max(1, int(cpus)))
         folders = {"cache_dir": self.settings.cache_dir, "models_dir": self.settings.models_dir}
         self.settings = replace(self.settings, **{k: absolute(v) for k, v in folders.items() if v})
+        if self.keep_seconds:
+            self.pool = pool_name(self.settings, cpus, gpus)
         for _ in range(min(self.workers, len(tasks))):
             self._spawn()
 
     def _spawn(self, slot: int | None = None) -> None:
-        actor = self.actor_class.remote(self.settings)
+        keep = bool(self.keep_seconds) and slot is None  # a replacement lives as long as this command
+        new_slot = len(self.actors) if slot is None else slot
+        actor_class = self.actor_class
+        if keep:
+            # the actor of that name if a command left it running, else a new one that outlives this command
+            actor_class = actor_class.options(name=f"{self.pool}-{new_slot}", namespace=NAMESPACE, lifetime="detached", get_if_exists=True)
+        actor = actor_class.remote(self.settings, self.keep_seconds if keep else None)
         if slot is None:
             self.actors.append(actor)
-            slot = len(self.actors) - 1
+            slot = new_slot
         else:
             self.actors[slot] = actor
+        (self.kept.add if keep else self.kept.discard)(slot)
         self.ready.discard(slot)
         self.load[slot] = 0
         if self.actor_class is self.reniced_class:
@@ -287,7 +359,8 @@ class RayEngine:
     def close(self) -> None:
         import ray
 
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
+        for slot, actor in enumerate(self.actors):
+            if slot not in self.kept:  # a kept pool's actors wait for the next command (or their idle time)
+                ray.kill(actor, no_restart=True)
         if self.initialised_here:
             ray.shutdown()  # a joined cluster keeps running; a local one started here stops
