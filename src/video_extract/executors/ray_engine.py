@@ -119,11 +119,9 @@ def pool_name(settings: Settings, cpus: float, gpus: float) -> str:
     and code share it; any difference (another cache, a new version) gets a pool of its own."""
     import blake3
 
-    import video_extract
-
-    package = Path(video_extract.__file__).parent
+    package = Path(__file__).resolve().parents[1]  # video_extract/: its newest source stands for the code
     newest = max(p.stat().st_mtime_ns for p in package.rglob("*.py"))
-    key = f"{video_extract.__version__}|{newest}|{settings!r}|{cpus}|{gpus}"
+    key = f"{package}|{newest}|{settings!r}|{cpus}|{gpus}"
     return f"video-extract-{blake3.blake3(key.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}"
 
 
