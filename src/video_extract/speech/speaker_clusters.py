@@ -1,75 +1,73 @@
-"""scipy's answers for the speaker clustering of a short recording, without importing scipy.
+"""scipy's answers for speaker clustering, without importing scipy's packages.
 
 Importing ``scipy.spatial``, ``scipy.cluster`` and ``scipy.optimize`` took ~0.26 s of CPU in a
-cold CLI run of a 10 s clip, more than its clustering itself. Here are the same results from
-numpy and Python: the same bits, checked against scipy in tests/test_speaker_clusters.py.
+cold CLI run of a 10 s clip, more than its clustering itself, and ``scipy.spatial`` held 39 MB
+more for the rest of an hour's run. Their Python packages pull in most of scipy; the compiled
+loops diarization calls do not:
 
-- ``cosine_distances``: ``pdist(x, "cosine")`` as scipy's C loop computes it, up to
-  ``SMALL_ROWS`` rows (its cost grows as rows squared in Python; above, scipy's loop is called
-  and its import is small beside the work).
+- ``cosine_distances``: ``pdist(x, "cosine")``, scipy's own C loop (``_distance_wrap``),
+- ``assign``: ``linear_sum_assignment``, scipy's own C++ (``_lsap``): that is the function
+  ``scipy.optimize`` exports,
+
+each loaded from its file on its own (``_scipy_loop``), so the bits are scipy's by construction;
+should that fail (a scipy laid out otherwise), the public functions are imported.
+
 - ``flat_clusters``: ``fcluster`` by distance or by count (``maxclust``): a port of scipy's
-  depth-first walk, so the cluster numbers come in scipy's order.
-- ``assign``: ``linear_sum_assignment`` of a local speaker to a centroid, by trying every
-  assignment where there are few; scipy decides a near tie, whose winner depends on its algorithm.
+  depth-first walk, so the cluster numbers come in scipy's order (its extension would import
+  scipy's base package; the walk is a few lines), checked against scipy in
+  tests/test_speaker_clusters.py.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-from functools import lru_cache
+import glob
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import threading
+import types
 
 import numpy as np
 
-#: Rows up to which ``cosine_distances`` computes in numpy (~50 ms at 300 rows; scipy's C loop
-#: 2 ms, after a 0.26 s import).
-SMALL_ROWS = 300
-#: Assignments tried at most per call (3 local speakers and 8 centroids: 336).
-MAX_TRIED = 512
-#: Totals closer than this to the best are a near tie: scipy's algorithm picks the winner.
-NEAR_TIE = 1e-9
+_loading = threading.Lock()
+
+
+def _scipy_loop(name: str) -> types.ModuleType | None:
+    """scipy's compiled module ``scipy.<name>`` (e.g. ``spatial._distance_wrap``), loaded from
+    its file without importing the packages above it; None where it cannot be."""
+    full = f"scipy.{name}"
+    with _loading:
+        if full in sys.modules:
+            return sys.modules[full]
+        try:
+            spec = importlib.util.find_spec("scipy")  # finds the package; imports nothing
+            if spec is None or spec.origin is None:
+                return None
+            package, _, module = name.rpartition(".")
+            found = glob.glob(os.path.join(os.path.dirname(spec.origin), *package.split("."), f"{module}.*.so"))
+            if len(found) != 1:
+                return None
+            loader = importlib.machinery.ExtensionFileLoader(full, found[0])
+            loaded = importlib.util.module_from_spec(importlib.util.spec_from_file_location(full, found[0], loader=loader))
+            loader.exec_module(loaded)
+        except (ImportError, OSError):
+            return None
+        sys.modules[full] = loaded  # what scipy's own package would import, should it be imported later
+        return loaded
 
 
 def cosine_distances(x: np.ndarray) -> np.ndarray:
-    """Condensed cosine distances of the rows of ``x`` (float64), bit for bit scipy's.
-
-    scipy's wheel computes each dot product in two lanes (even and odd columns, SSE2), adds the
-    lanes, then the last column of an odd count; norms the same way; ``1 - dot / (|u| |v|)``,
-    clipped to [0, 2]. Here each step is one numpy operation over all the pairs of a row.
-    """
+    """Condensed cosine distances of the rows of ``x``: ``pdist(x, "cosine")``, float64."""
     x = np.ascontiguousarray(x, np.float64)
-    m, d = x.shape
-    if m > SMALL_ROWS:
+    loop = _scipy_loop("spatial._distance_wrap")
+    if loop is None or not hasattr(loop, "pdist_cosine_double_wrap"):
         from scipy.spatial.distance import pdist
 
         return pdist(x, "cosine")
-    half = d - d % 2
-    even, odd = np.ascontiguousarray(x[:, 0:half:2].T), np.ascontiguousarray(x[:, 1:half:2].T)
-    norms = np.sqrt(_two_lanes(even, odd, even, odd, x[:, half:], x[:, half:]))
-    out = np.empty(m * (m - 1) // 2)
-    start = 0
-    for i in range(m - 1):
-        rest = slice(i + 1, m)
-        dot = _two_lanes(even[:, i : i + 1], odd[:, i : i + 1], even[:, rest], odd[:, rest], x[i, half:], x[rest, half:])
-        cosine = dot / (norms[i] * norms[rest])
-        np.copyto(cosine, np.copysign(1.0, cosine), where=np.abs(cosine) > 1.0)
-        out[start : start + m - i - 1] = 1.0 - cosine
-        start += m - i - 1
+    out = np.empty(len(x) * (len(x) - 1) // 2)
+    loop.pdist_cosine_double_wrap(x, out)
     return out
-
-
-def _two_lanes(even_a, odd_a, even_b, odd_b, tail_a, tail_b) -> np.ndarray:
-    """Dot products summed as scipy's compiled loop sums them: column by column in two lanes,
-    then the lanes added, then the odd last column. Columns are the rows of ``even_*``/``odd_*``."""
-    lane0 = np.zeros(even_b.shape[1])
-    lane1 = np.zeros(even_b.shape[1])
-    for k in range(even_b.shape[0]):
-        lane0 += even_a[k] * even_b[k]
-        lane1 += odd_a[k] * odd_b[k]
-    total = lane0 + lane1
-    if tail_b.size:
-        total += (tail_a * tail_b).reshape(total.shape)
-    return total
 
 
 def flat_clusters(z: np.ndarray, threshold: float | None = None, count: int | None = None) -> np.ndarray:
@@ -170,29 +168,9 @@ def _clusters_at(z: np.ndarray, highest: np.ndarray, cutoff: float, n: int, most
 
 def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``linear_sum_assignment(cost)``: (rows, columns) of the cheapest one-to-one assignment."""
-    rows, cols = cost.shape
-    if rows > cols:
-        picked_cols, picked_rows = assign(cost.T)
-        order = np.argsort(picked_rows)
-        return picked_rows[order], picked_cols[order]
-    if rows == 0:
-        return np.zeros(0, int), np.zeros(0, int)
-    if math.perm(cols, rows) <= MAX_TRIED:
-        tried = _assignments(rows, cols)
-        totals = cost[0, tried[:, 0]].copy()
-        for r in range(1, rows):
-            totals += cost[r, tried[:, r]]
-        best = int(np.argmin(totals))
-        if np.count_nonzero(totals <= totals[best] + NEAR_TIE * max(1.0, abs(totals[best]))) == 1:
-            return np.arange(rows), tried[best].copy()
-    from scipy.optimize import linear_sum_assignment
+    loop = _scipy_loop("optimize._lsap")
+    if loop is None or not hasattr(loop, "linear_sum_assignment"):
+        from scipy.optimize import linear_sum_assignment
 
-    return linear_sum_assignment(cost)
-
-
-@lru_cache(maxsize=64)
-def _assignments(rows: int, cols: int) -> np.ndarray:
-    """Every way to give ``rows`` rows distinct columns out of ``cols``, in scipy's row order."""
-    out = np.array(list(itertools.permutations(range(cols), rows)), int)
-    out.flags.writeable = False
-    return out
+        return linear_sum_assignment(cost)
+    return loop.linear_sum_assignment(cost)
