@@ -363,6 +363,33 @@ def test_names_that_map_to_one_folder_get_separate_folders(tmp_path):
         assert json.loads((Path(row.output_dir) / "metadata.json").read_text())["path"] == row.input
 
 
+def test_a_file_named_like_the_batchs_own_files_gets_a_folder_of_its_own(tmp_path):
+    """``export.mp4``'s folder was the batch's export folder, and ``batch_summary.json.mp4``'s
+    took the summary's name: the whole batch then ended in an internal error."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["export.mp4", "batch_summary.json.mp4", "Batch_Summary.parquet.mp4", "clip.mp4"]
+    for seed, name in enumerate(names):
+        media.scene_clip(folder / name, cuts=(16,), frames=32, width=96, height=64, seed=seed)
+    out = tmp_path / "o"
+    proc = run_cli("bulk", str(folder), "--ops", "metadata", "-o", str(out), "--workers", "1", "--export", "parquet", "--progress", "none")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "batch_summary.json").read_text())  # a file, as it should be
+    rows = {Path(f["input"]).name: f for f in summary["files"]}
+    assert all(rows[n]["status"] == "ok" for n in names), rows
+    for name in names[:3]:
+        own = Path(rows[name]["output_dir"])
+        assert own.parent == out and own.name.startswith(name[: -len(".mp4")] + "-"), own  # hashed
+        assert json.loads((own / "metadata.json").read_text())["path"] == str(folder / name)
+    assert Path(rows["clip.mp4"]["output_dir"]) == out / "clip"
+    assert pq.read_table(out / "batch_summary.parquet").num_rows == 4
+    export = out / "export"
+    assert not (export / ".input").exists() and not (export / "metadata.json").exists()  # nobody's output folder
+    assert pq.read_table(export / "parquet" / "files").num_rows == 4
+    rerun = run_cli("bulk", str(folder), "--ops", "metadata", "-o", str(out), "--workers", "1", "--progress", "none")
+    assert rerun.returncode == 0 and "4 skipped" in rerun.stdout + rerun.stderr, rerun.stderr  # found again
+
+
 def test_resume_redoes_a_file_that_changed(tmp_path):
     folder = tmp_path / "in"
     clip = make_clips(folder, 1)[0]

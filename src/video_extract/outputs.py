@@ -32,7 +32,14 @@ from video_extract.fsutil import writer_is_dead, writer_tag
 
 SUMMARY_FILE = "summary.json"
 BATCH_SUMMARY_FILE = "batch_summary.json"
+BATCH_SUMMARY_PARQUET = "batch_summary.parquet"
+EXPORT_DIR = "export"  # a bulk batch's datasets (``exports``)
 OWNER_FILE = ".input"  # which input a directory belongs to, written when it is created
+
+#: What a bulk batch writes at the top of the output folder: an input whose folder would take
+#: one of these names (``export.mp4``, ``batch_summary.json.mp4``) gets the hashed name instead.
+#: Compared without case: a case-insensitive file system (macOS, Windows) holds one of each.
+RESERVED_NAMES = frozenset(name.casefold() for name in (BATCH_SUMMARY_FILE, BATCH_SUMMARY_PARQUET, EXPORT_DIR))
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,8 @@ def path_tag(path: InputLike) -> str:
 
 
 def output_dir_for(root: Path, input_path: InputLike, batch: Iterable[InputLike] = ()) -> Path:
-    """``{root}/{stem}``, or ``{root}/{stem}-{hash}`` when another input shares the stem.
+    """``{root}/{stem}``, or ``{root}/{stem}-{hash}`` when another input shares the stem or the
+    stem is one of the batch's own names (``RESERVED_NAMES``).
 
     Deterministic: inputs sharing a stem within a batch all get the hash suffix (whatever the
     order), and a directory already owned by a different input is never reused.
@@ -66,7 +74,7 @@ def output_dir_for(root: Path, input_path: InputLike, batch: Iterable[InputLike]
     identity = resolved.identity if isinstance(resolved, InputName) else str(resolved)
     stem = folder_stem(resolved)
     clashes = {_identity(p) for p in batch if folder_stem(p) == stem} - {identity}
-    if not clashes:
+    if not clashes and stem.casefold() not in RESERVED_NAMES:
         candidate = root / stem
         owner = _owner(candidate)
         if owner is None or owner == identity:

@@ -35,6 +35,7 @@ from video_extract.errors import UsageError, VideoExtractError, show_path
 from video_extract.exiting import exit_now
 from video_extract.outputs import (
     BATCH_SUMMARY_FILE,
+    BATCH_SUMMARY_PARQUET,
     InputLike,
     atomic_write_json,
     atomic_write_with,
@@ -648,7 +649,7 @@ def write_batch_summary(output_root: Path, rows: list[BatchRow], seconds: float,
     }
     path = output_root / BATCH_SUMMARY_FILE
     atomic_write_json(path, {"files": [r.model_dump(mode="json") for r in rows], "not_media": [display_name(p) for p in not_media], "totals": totals})
-    _write_parquet(output_root / "batch_summary.parquet", rows)
+    _write_parquet(output_root / BATCH_SUMMARY_PARQUET, rows)
     return path
 
 

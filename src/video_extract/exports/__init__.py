@@ -18,10 +18,9 @@ from pathlib import Path
 
 from video_extract.errors import UsageError
 from video_extract.exports.records import LeftOut, read_batch
-from video_extract.outputs import atomic_write_dir, remove_stale_temporaries
+from video_extract.outputs import EXPORT_DIR, atomic_write_dir, remove_stale_temporaries
 
 FORMATS = ("parquet", "webdataset")
-EXPORT_DIR = "export"
 MANIFEST = "manifest.json"
 DEFAULT_SHARD_SIZE = 1000
 
