@@ -390,6 +390,26 @@ def test_a_file_named_like_the_batchs_own_files_gets_a_folder_of_its_own(tmp_pat
     assert rerun.returncode == 0 and "4 skipped" in rerun.stdout + rerun.stderr, rerun.stderr  # found again
 
 
+def test_files_with_the_longest_names_get_folders_and_keep_them(tmp_path):
+    """A 251-byte stem (255 with ``.mp4``), shared by two files: the hashed folder name was 260
+    bytes, and both files failed with an internal error (file name too long)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    long_ascii, long_cjk = "b" * 251, "日" * 83  # 251 and 249 bytes
+    names = [f"{long_ascii}.mp4", f"{long_ascii}.mov", f"{long_cjk}.mp4"]
+    for seed, name in enumerate(names):
+        media.scene_clip(folder / name, cuts=(16,), frames=32, width=96, height=64, seed=seed)
+    client = Client(output_dir=tmp_path / "o", use_cache=False)
+    batch = client.execute_bulk([folder], ["metadata"], workers=1)
+    assert batch.failed == 0, [row.error for row in batch.rows]
+    dirs = {Path(row.input).name: Path(row.output_dir) for row in batch.rows}
+    assert len(set(dirs.values())) == 3 and all(len(d.name.encode()) <= 255 for d in dirs.values())
+    assert dirs[names[2]].name == "日" * 82  # cut to whole characters within 246 bytes
+    for name, own in dirs.items():
+        assert json.loads((own / "metadata.json").read_text())["path"] == str(folder / name)
+    assert all(row.status == "skipped" for row in client.execute_bulk([folder], ["metadata"], workers=1).rows)
+
+
 def test_resume_redoes_a_file_that_changed(tmp_path):
     folder = tmp_path / "in"
     clip = make_clips(folder, 1)[0]

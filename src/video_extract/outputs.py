@@ -155,9 +155,20 @@ def _owner(directory: Path) -> str | None:
         return None
 
 
+#: The longest folder stem, in UTF-8 bytes: a file name may have 255 (Linux, macOS), and the
+#: hashed name adds ``-`` and 8 hex digits. A longer stem (a 251-byte file name, an upload's or a
+#: URL's name, any length) is cut, and shares its folder with no other input (``output_dir_for``).
+STEM_BYTES = 255 - 1 - 8
+
+
 def folder_stem(path: InputLike) -> str:
-    """The folder name an input gets before any collision suffix (spaces and odd characters become _)."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.stem).strip("._") or "input"
+    """The folder name an input gets before any collision suffix (spaces and odd characters become
+    _, then cut to ``STEM_BYTES``)."""
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.stem)
+    encoded = stem.encode("utf-8")
+    if len(encoded) > STEM_BYTES:
+        stem = encoded[:STEM_BYTES].decode("utf-8", "ignore")  # never half a character
+    return stem.strip("._") or "input"
 
 
 def _temporary(path: Path, suffix: str = ".tmp") -> Path:
