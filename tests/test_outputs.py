@@ -22,6 +22,7 @@ from video_extract.errors import InputError, show_path
 from video_extract.executors.bulk import BatchRow, collect_inputs, write_batch_summary
 from video_extract.media.container import check_readable
 from video_extract.outputs import atomic_write_json, publish_path
+from video_extract.sources import SourcePolicy
 from video_extract.testing import media
 
 from .conftest import run_cli
@@ -403,6 +404,29 @@ def test_a_newline_in_a_name_is_one_escaped_error_line(tmp_path):
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()
     assert lines == [f"error: {show_path(bad)}: is a text file, not audio, video or an image"], proc.stderr
+
+
+def test_a_link_loop_is_one_failed_input_not_a_crashed_batch(tmp_path, scene_clip):
+    """A link to itself (``loop.mp4 -> loop.mp4``) made Python's ``Path.resolve()`` raise: the
+    folder scan, and then any command naming it, ended in an internal error."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(scene_clip.path, folder / "clip.mp4")
+    (folder / "loop.mp4").symlink_to("loop.mp4")
+    (folder / "a.mp4").symlink_to("b.mp4")
+    (folder / "b.mp4").symlink_to("a.mp4")
+    found = collect_inputs([folder])
+    assert found.media == [folder / "clip.mp4"] and found.not_media == [folder / n for n in ("a.mp4", "b.mp4", "loop.mp4")]
+    loop = folder / "loop.mp4"
+    proc = run_cli("debug", str(loop), "--ops", "metadata", "-o", str(tmp_path / "o"), "-q")
+    assert proc.returncode == 1 and proc.stderr.strip() == f"error: {loop}: cannot read: Too many levels of symbolic links", proc.stderr
+    batch = Client(output_dir=tmp_path / "o", use_cache=False).execute_bulk([folder, loop], ["metadata"], workers=1)
+    rows = {Path(r.input).name: r for r in batch.rows}
+    assert rows["clip.mp4"].status == "ok" and rows["loop.mp4"].status == "failed" and "symbolic links" in rows["loop.mp4"].error
+    # where only some folders are allowed (the server), the loop is refused as unreadable, not as a crash
+    strict = Client(output_dir=tmp_path / "o2", use_cache=False, source_policy=SourcePolicy(allowed_roots=(folder,)))
+    with pytest.raises(InputError, match="symbolic links"):
+        strict.run(loop, ["metadata"])
 
 
 def test_bulk_folder_scan_reports_a_fifo_and_does_not_hang(tmp_path, scene_clip):

@@ -16,6 +16,15 @@ import uuid
 from pathlib import Path
 
 HOST = socket.gethostname().replace(".", "-")
+
+
+def real_path(path: str | os.PathLike) -> Path:
+    """``Path.resolve()`` for paths a user gives, which may be a link to itself (``a.mp4 ->
+    a.mp4``): resolve() raises RuntimeError on such a loop (Python 3.11), where this leaves the
+    looping part as it is, and opening the path then says what is wrong with it."""
+    return Path(os.path.realpath(path))
+
+
 #: A temporary of another host older than this belongs to a dead writer.
 FOREIGN_STALE_SECONDS = 24 * 3600
 

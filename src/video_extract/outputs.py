@@ -28,7 +28,7 @@ from typing import Any
 import blake3
 
 from video_extract.errors import InputError
-from video_extract.fsutil import writer_is_dead, writer_tag
+from video_extract.fsutil import real_path, writer_is_dead, writer_tag
 
 SUMMARY_FILE = "summary.json"
 BATCH_SUMMARY_FILE = "batch_summary.json"
@@ -56,7 +56,7 @@ InputLike = Path | InputName
 
 
 def _identity(item: InputLike) -> str:
-    return item.identity if isinstance(item, InputName) else str(item.resolve())
+    return item.identity if isinstance(item, InputName) else str(real_path(item))
 
 
 def path_tag(path: InputLike) -> str:
@@ -70,7 +70,7 @@ def output_dir_for(root: Path, input_path: InputLike, batch: Iterable[InputLike]
     Deterministic: inputs sharing a stem within a batch all get the hash suffix (whatever the
     order), and a directory already owned by a different input is never reused.
     """
-    resolved = input_path if isinstance(input_path, InputName) else input_path.resolve()  # once: what _identity gives
+    resolved = input_path if isinstance(input_path, InputName) else real_path(input_path)  # once: what _identity gives
     identity = resolved.identity if isinstance(resolved, InputName) else str(resolved)
     stem = folder_stem(resolved)
     clashes = {_identity(p) for p in batch if folder_stem(p) == stem} - {identity}

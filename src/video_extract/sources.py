@@ -47,7 +47,7 @@ import blake3
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from video_extract.errors import InputError, missing_package
-from video_extract.fsutil import human_size, writer_is_dead, writer_tag
+from video_extract.fsutil import human_size, real_path, writer_is_dead, writer_tag
 
 CHUNK = 1 << 20
 #: Schemes every policy may name by default (the server's list); the library and CLI also allow
@@ -402,11 +402,11 @@ class Sources:
     def _open_local(self, path: Path, described: Described) -> Opened:
         roots = self.policy.allowed_roots
         if roots is None:
-            return Opened(path=path, described=described, identity=str(path.resolve()))
+            return Opened(path=path, described=described, identity=str(real_path(path)))
         if not roots:
             raise SourceError("local paths are not allowed here (give a URL or an upload)", path)
-        resolved = path.expanduser().resolve()
-        if not any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
+        resolved = real_path(path.expanduser())  # a loop stays inside the folder it is in, and opens as nothing
+        if not any(resolved.is_relative_to(real_path(Path(root).expanduser())) for root in roots):
             raise SourceError("outside the allowed folders", path)
         return Opened(path=resolved, described=described, identity=str(resolved))
 

@@ -33,6 +33,7 @@ from typing import Literal, Protocol
 
 from video_extract.errors import UsageError, VideoExtractError, show_path
 from video_extract.exiting import exit_now
+from video_extract.fsutil import real_path
 from video_extract.outputs import (
     BATCH_SUMMARY_FILE,
     BATCH_SUMMARY_PARQUET,
@@ -171,7 +172,7 @@ def collect_inputs(
             continue
         for path in sorted(item.rglob("*")):
             relative = path.relative_to(item).parts
-            if path.is_dir() or any(part.startswith(".") for part in relative) or any(path.resolve().is_relative_to(e) for e in excluded):
+            if path.is_dir() or any(part.startswith(".") for part in relative) or any(real_path(path).is_relative_to(e) for e in excluded):
                 continue
             # A FIFO, socket or device (or a dangling link) is reported with what is not media,
             # never opened: reading a FIFO would wait for a writer forever.
@@ -598,7 +599,11 @@ def run_batch(
     output_root.mkdir(parents=True, exist_ok=True)
     if not_media:
         shown = ", ".join(show_path(_last_name(p)) for p in not_media[:3]) + (", …" if len(not_media) > 3 else "")
-        log.warning("%d file(s) in the folders are not media (by extension) and are not processed: %s (all in batch_summary.json)", len(not_media), shown)
+        log.warning(
+            "%d file(s) in the folders are not media (by extension), or not regular files (a FIFO, a broken link), and are not processed: %s (all in batch_summary.json)",
+            len(not_media),
+            shown,
+        )
     rows: dict[str, BatchRow] = {}
     tasks = []
     for task in make_tasks(inputs):
