@@ -410,6 +410,20 @@ def test_files_with_the_longest_names_get_folders_and_keep_them(tmp_path):
     assert all(row.status == "skipped" for row in client.execute_bulk([folder], ["metadata"], workers=1).rows)
 
 
+def test_one_file_named_several_ways_runs_once(tmp_path, monkeypatch):
+    """Its relative path, its absolute path and a link to it all go to one folder: each used to
+    be a file of the batch, and two workers wrote that folder at once."""
+    folder = tmp_path / "in"
+    clip = make_clips(folder, 1)[0]
+    (folder / "zlink.mp4").symlink_to(clip.name)
+    monkeypatch.chdir(tmp_path)
+    given = Path("in") / clip.name
+    (tmp_path / "list.txt").write_text(f"{given}\n{clip}\n{folder}/./{clip.name}\n")
+    batch = Client(output_dir=tmp_path / "o", use_cache=False).execute_bulk([given, folder], ["metadata"], workers=2, input_list=tmp_path / "list.txt")
+    assert [(row.input, row.status) for row in batch.rows] == [(str(given), "ok")], batch.rows
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["batch_summary.json", "batch_summary.parquet", clip.stem]
+
+
 def test_resume_redoes_a_file_that_changed(tmp_path):
     folder = tmp_path / "in"
     clip = make_clips(folder, 1)[0]

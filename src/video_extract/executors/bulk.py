@@ -142,6 +142,7 @@ def collect_inputs(
     In a folder or prefix, hidden files and ``exclude`` (the output and cache folders) are left
     out, and a file without a media extension, or that is not a regular file (a FIFO, a socket),
     is not processed but reported (``Found.not_media``); a file named directly is always tried.
+    A file found more than once (its path and a link to it) is one input.
     """
     found: list[tuple[Path | str, bool]] = []
     fingerprints: dict[str, str | None] = {}
@@ -177,7 +178,14 @@ def collect_inputs(
             # A FIFO, socket or device (or a dangling link) is reported with what is not media,
             # never opened: reading a FIFO would wait for a writer forever.
             found.append((path, path.is_file() and path.suffix.lower() in MEDIA_EXTENSIONS))
-    unique = dict(found)
+    # One file named twice (``in/a.mp4`` and its absolute path, a link to it) runs once, under
+    # the name it was first given: two workers would otherwise write its one folder at once.
+    # Named directly as well as found in a folder, it is tried (as a file named directly is).
+    unique: dict[Path | str, bool] = {}
+    first: dict[str, Path | str] = {}
+    for item, is_media in found:
+        name = first.setdefault(str(real_path(item)) if isinstance(item, Path) else item, item)
+        unique[name] = unique.get(name, False) or is_media
     media = [path for path, is_media in unique.items() if is_media]
     if not media:
         raise UsageError("no input files: give files, a folder of media, a URL prefix, or --input-list")
