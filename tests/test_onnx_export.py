@@ -28,6 +28,31 @@ def test_an_export_is_made_once_and_made_again_for_new_weights(tmp_path):
     assert second != first and second.read_bytes() == b"graph 2"
 
 
+def test_a_new_version_of_the_weights_replaces_the_export_of_the_old_one(tmp_path):
+    """Weights copied anew at each deploy (a new mtime) used to leave one more export, and its
+    optimized graph, in the cache each time."""
+    cache = tmp_path / "cache"
+    weights, elsewhere = tmp_path / "a" / "weights.pt", tmp_path / "b" / "weights.pt"
+    for path in (weights, elsewhere):
+        path.parent.mkdir()
+        path.write_bytes(b"first")
+
+    def export(dest):
+        dest.write_bytes(b"graph")
+
+    first = onnx_copy(cache, "net", weights, export)
+    other_place = onnx_copy(cache, "net", elsewhere, export)  # another models folder sharing the cache
+    other_model = onnx_copy(cache, "net2", weights, export)
+    (cache / "ort").mkdir()
+    optimized = cache / "ort" / f"{first.stem}-0123abcd4567ef89.onnx"  # as runtime.optimized_once names it
+    optimized.write_bytes(b"optimized")
+    weights.write_bytes(b"retrained")
+    second = onnx_copy(cache, "net", weights, export)
+    assert second.is_file() and not first.exists() and not optimized.exists()
+    assert other_place.is_file() and other_model.is_file()  # not versions of the same weights file
+    assert sorted(p.name for p in (cache / "onnx").iterdir()) == sorted(p.name for p in (second, other_place, other_model))
+
+
 def test_a_failed_export_leaves_nothing_behind_and_the_caller_runs_torch(tmp_path, caplog):
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"w")

@@ -11,6 +11,8 @@ run wherever an export cannot be made (the ``onnx`` package missing, an exporter
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import importlib.util
 import logging
@@ -36,9 +38,15 @@ class ExportMismatch(RuntimeError):
 def onnx_copy(cache_dir: Path, name: str, weights: Path, export: Callable[[Path], None]) -> Path | None:
     """The ONNX file for ``name`` exported from ``weights`` (made by ``export(path)`` the first
     time, then reused while the weights are unchanged); None where it cannot be made, so that
-    the caller runs the torch module instead."""
-    key = hashlib.sha256(f"{EXPORT_VERSION}:{name}:{weights.resolve()}:{fingerprint(weights)}".encode()).hexdigest()[:16]
-    target = cache_dir / "onnx" / f"{name}-{key}.onnx"
+    the caller runs the torch module instead.
+
+    Named by where the weights are, then by their version: once a new version's export is in,
+    the copies of earlier versions of the same weights file go, with their optimized graphs
+    (``ort/``, ``runtime.optimized_once``); a service whose weights are copied anew at every
+    deploy would otherwise keep one more export of each model (tens to hundreds of MB) each time."""
+    where = hashlib.sha256(f"{name}:{weights.resolve()}".encode()).hexdigest()[:8]
+    version = hashlib.sha256(f"{EXPORT_VERSION}:{fingerprint(weights)}".encode()).hexdigest()[:8]
+    target = cache_dir / "onnx" / f"{name}-{where}{version}.onnx"
     if target.is_file():
         return target
     if importlib.util.find_spec("onnx") is None:
@@ -50,12 +58,25 @@ def onnx_copy(cache_dir: Path, name: str, weights: Path, export: Callable[[Path]
         log.info("%s: exporting to ONNX once (%s)", name, target)
         export(tmp)
         os.replace(tmp, target)  # two processes exporting at once: both whole, the last rename wins
+        _drop_earlier_versions(target, f"{name}-{where}")
     except Exception as exc:  # noqa: BLE001 - any failure to export means "run it on torch"
         log.warning("%s: not exported to ONNX (%s: %s); running it on torch", name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def _drop_earlier_versions(target: Path, prefix: str) -> None:
+    """Remove the exports of ``prefix`` (one model, one weights file) other than ``target``, and
+    the optimized graphs made from them. A process still running one has it loaded already."""
+    for older in target.parent.glob(f"{glob.escape(prefix)}*.onnx"):
+        if older == target:
+            continue
+        optimized = target.parent.parent / "ort"
+        for path in [older, *optimized.glob(f"{glob.escape(older.stem)}-*.onnx")]:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def export_checked(
