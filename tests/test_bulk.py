@@ -456,10 +456,15 @@ def test_a_ray_actor_raises_itself_from_rays_niceness_where_it_may():
         assert out == "0"
 
 
-def test_a_worker_that_cannot_read_the_request_fails_the_file_with_one_line(tmp_path):
+def test_a_worker_that_cannot_read_the_request_fails_the_file_with_one_line(tmp_path, monkeypatch):
     """A plugin on the driver's node but not on a worker's (a Ray cluster installed unevenly):
     the worker reports a failed row naming the operation, instead of dying on every file."""
     from video_extract.executors.bulk import FileWorker, Settings
+    from video_extract.spec import OPERATIONS
+
+    # as on a worker without the plugin: an earlier test in this process may have loaded nap
+    monkeypatch.setattr("video_extract.registry._registry", None)
+    monkeypatch.delitem(OPERATIONS, "nap", raising=False)
 
     clip = make_clips(tmp_path / "in", 1)[0]
     worker = FileWorker(Settings(use_cache=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -431,3 +432,34 @@ def test_random_faults_never_leave_a_wrong_output(tmp_path):
     corrupt, kill = tallies["corrupt, verify=full"], tallies["kill"]
     assert corrupt.corruptions >= 3 and corrupt.detected == corrupt.corruptions
     assert kill.kills >= 2
+
+
+def test_a_cache_whose_disk_is_full_is_passed_by_and_the_outputs_are_the_same(scene_clip, tmp_path, small_disk, caplog):
+    """A full cache disk used to fail every operation of every file ("OSError: [Errno 28]"),
+    though the outputs had room: a stage that does not fit now runs without the cache."""
+    full = small_disk(96 * 1024)  # a few small entries, then full
+    with caplog.at_level(logging.WARNING, logger="video_extract"):
+        result = Client(cache_dir=full, output_dir=tmp_path / "o").run(scene_clip.path, OPS)
+    assert result.ok, {op: r.error for op, r in result.result.ops.items()}
+    reference = Client(use_cache=False, output_dir=tmp_path / "ref").run(scene_clip.path, OPS)
+    assert output_files(Path(result.result.output_dir)) == output_files(Path(reference.result.output_dir))
+    said = [r.getMessage() for r in caplog.records if "has no room" in r.getMessage()]
+    assert said == [f"the cache at {full} has no room (No space left on device): stages that do not fit run without it"]
+    assert not list((full / "v1" / "tmp").iterdir())  # no half-made entry left behind
+
+
+def test_an_entry_that_does_not_fit_is_not_kept_and_the_stage_runs_without_it(scene_clip, tmp_path, monkeypatch):
+    """The same, where no small disk can be mounted: the cache's disk fills as the entry is committed."""
+    import errno
+
+    def full(self, key, work_dir, *args, **kwargs):
+        (work_dir / ENTRY_FILE).write_text("{")  # half written, as on a disk that filled up
+        raise OSError(errno.ENOSPC, "No space left on device", str(work_dir / ENTRY_FILE))
+
+    monkeypatch.setattr(Cache, "commit", full)
+    cache = tmp_path / "c"
+    result = Client(cache_dir=cache, output_dir=tmp_path / "o").run(scene_clip.path, OPS)
+    assert result.ok, {op: r.error for op, r in result.result.ops.items()}
+    reference = Client(use_cache=False, output_dir=tmp_path / "ref").run(scene_clip.path, OPS)
+    assert output_files(Path(result.result.output_dir)) == output_files(Path(reference.result.output_dir))
+    assert not list((cache / "v1" / "tmp").iterdir()) and not list((cache / "v1" / "entries").rglob(ENTRY_FILE))

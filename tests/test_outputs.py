@@ -449,3 +449,33 @@ def test_bulk_folder_scan_reports_a_fifo_and_does_not_hang(tmp_path, scene_clip)
     errors = [line for line in proc.stderr.splitlines() if show_path(folder / "odd\nname.mp4") in line]
     assert len(errors) == 1 and "is a text file" in errors[0], proc.stderr
     assert not any(line.lstrip().startswith("name.mp4") for line in proc.stderr.splitlines())  # the name was not split
+
+
+def test_a_full_output_disk_fails_each_file_with_one_line_and_the_batch_says_why(tmp_path, small_disk):
+    """Each file used to fail with "internal error: OSError: [Errno 28]", and the whole command
+    with another at its batch summary."""
+    disk = small_disk(256 * 1024)
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # take every block: the next write anywhere on it fails
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        media.scene_clip(folder / f"clip{i}.mp4", cuts=(16,), frames=32, width=96, height=64, seed=i)
+    out = disk / "out"
+    proc = run_cli("bulk", str(folder), "--ops", "metadata,keyframes", "-o", str(out), "--workers", "1", "--progress", "none", env={"COLUMNS": "500"})
+    assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"error: cannot write {out / 'batch_summary.json'}: No space left on device", proc.stderr
+    for i in range(3):
+        assert f"clip{i}.mp4: cannot write {out}/clip{i}" in proc.stderr and "No space left on device" in proc.stderr
+    assert not [p for p in disk.rglob(".*")]  # no temporary left: nothing half-written
+    clip = folder / "clip0.mp4"
+    proc = run_cli("debug", str(clip), "--ops", "metadata", "-o", str(out), "-q")
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {clip}: cannot write {out}/clip0"), proc.stderr
+    assert proc.stderr.strip().endswith("No space left on device"), proc.stderr

@@ -647,3 +647,13 @@ def test_served_outputs_are_sandboxed_pages_of_their_own_origin(tmp_path):
     assert response.headers["content-security-policy"] == "sandbox allow-scripts"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.media_type == "text/html"
+
+
+def test_an_upload_onto_a_full_disk_is_507_and_the_server_goes_on(small_disk, scene_clip):
+    """It was a 500 "internal error: OSError", with two tracebacks in the log."""
+    disk = small_disk(1 << 20)
+    with running(disk) as srv, srv.http() as http:
+        big = http.post("/v1/uploads", params={"filename": "big.mp4"}, content=os.urandom(3 << 20))
+        assert big.status_code == 507 and big.json() == {"error": "the server has no room for this upload now; try again later", "status": 507}
+        assert not list((srv.settings.output_dir / "uploads").iterdir())  # nothing half-written kept
+        assert _upload(http, scene_clip.path)["size"] == scene_clip.path.stat().st_size  # room again: it takes the next

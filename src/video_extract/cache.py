@@ -164,6 +164,10 @@ class Lease:
         fcntl.flock(self._fd, fcntl.LOCK_SH)
 
 
+#: A cache's disk with less free space than this is full, for a write that failed without naming its file.
+FULL_BELOW = 16 << 20
+
+
 class Cache:
     def __init__(self, root: str | Path | None = None, max_bytes: int | None | str = "default", verify: str | None = None):
         """``max_bytes``: the cap (None: no cap; default from the environment, else 20 GiB);
@@ -186,6 +190,7 @@ class Cache:
         self._bytes_since_check = 0
         self._last_check = 0.0
         self._lock = threading.Lock()
+        self._said_full = False
 
     def _entry_dir(self, key: str) -> Path:
         return self._entries / key[:2] / key
@@ -362,6 +367,23 @@ class Cache:
 
     def abandon(self, work_dir: Path) -> None:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+    def refuses(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by a stage writing into this cache, says the cache's disk has
+        no room for it (full, over quota): the stage then runs without the cache, and the run
+        goes on (said once per cache, in the log), where it failed every file."""
+        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return False
+        if exc.filename is not None:
+            if not os.path.realpath(exc.filename).startswith(os.path.realpath(self.root) + os.sep):
+                return False  # another disk: not the cache's to answer for
+        elif exc.errno == errno.ENOSPC and shutil.disk_usage(self.root).free >= FULL_BELOW:
+            return False  # a write without a name (to an open file) on a disk that has room: not the cache's
+        with self._lock:
+            said, self._said_full = self._said_full, True
+        if not said:
+            log.warning("the cache at %s has no room (%s): stages that do not fit run without it", self.root, os.strerror(exc.errno))
+        return True
 
     # -- housekeeping -------------------------------------------------------------------------
 

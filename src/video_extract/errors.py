@@ -73,6 +73,11 @@ class ModelError(VideoExtractError):
     """A model could not be found, downloaded, verified or loaded."""
 
 
+class OutputError(VideoExtractError):
+    """The output folder cannot take what a run writes (full, over quota, read-only, not ours):
+    the run's outcome, as a missing input is, not a bug."""
+
+
 class CacheError(VideoExtractError):
     """The cache directory cannot be used."""
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import blake3
 
-from video_extract.errors import InputError
+from video_extract.errors import InputError, OutputError, show_path
 from video_extract.fsutil import real_path, writer_is_dead, writer_tag
 
 SUMMARY_FILE = "summary.json"
@@ -127,12 +127,38 @@ def _folder_state(folder: str) -> tuple | None:
     return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_ctime_ns, fs.f_flag & os.ST_RDONLY)
 
 
+#: What an OSError says when a folder cannot take a write: full, over quota, read-only, not ours.
+_CANNOT_WRITE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO})
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Such an OSError, while writing ``path``, as one line naming it (``OutputError``): a full
+    disk failed each file with "internal error", then the whole batch at its summary."""
+    try:
+        yield
+    except OSError as exc:
+        number = _errno_of(exc)
+        if number not in _CANNOT_WRITE:
+            raise
+        raise OutputError(f"cannot write {show_path(path)}: {os.strerror(number)}") from None
+
+
+def _errno_of(exc: OSError) -> int | None:
+    """The error number, also of a folder copy (``shutil.Error`` lists each file's as text)."""
+    if exc.errno is not None:
+        return exc.errno
+    found = re.search(r"\[Errno (\d+)\]", str(exc))
+    return int(found.group(1)) if found else None
+
+
 def claim_output_dir(directory: Path, input_path: InputLike) -> None:
     """Make ``directory`` and record its owner, unless that is done (one stat: every stage calls this)."""
     owner = directory / OWNER_FILE
     if owner.exists():
         return
-    directory.mkdir(parents=True, exist_ok=True)
+    with _writing(directory):
+        directory.mkdir(parents=True, exist_ok=True)
     if not owner.exists():
         atomic_write_text(owner, _identity(input_path) + "\n", errors="surrogateescape")  # the name's own bytes
 
@@ -190,8 +216,9 @@ def atomic_write_text(path: Path, text: str, errors: str = "backslashreplace") -
         return same
     tmp = _temporary(path)
     try:
-        written = _write_bytes(tmp, data)
-        swap_in(tmp, path)
+        with _writing(path):
+            written = _write_bytes(tmp, data)
+            swap_in(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -297,8 +324,9 @@ def atomic_write_with(path: Path, write: Callable[[Path], object]) -> None:
     once both succeed (the last rename wins) and a reader sees one whole file or the other."""
     tmp = _temporary(path)
     try:
-        write(tmp)
-        swap_in(tmp, path)
+        with _writing(path):
+            write(tmp)
+            swap_in(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -309,9 +337,10 @@ def atomic_write_dir(path: Path, write: Callable[[Path], object]) -> None:
     the old folder or the whole new one (an export's dataset), never one half-written."""
     tmp = _temporary(path)
     try:
-        tmp.mkdir(parents=True)
-        write(tmp)
-        _swap_in(tmp, path)
+        with _writing(path):
+            tmp.mkdir(parents=True)
+            write(tmp)
+            _swap_in(tmp, path)
     except BaseException:
         _delete(tmp)
         raise
@@ -321,15 +350,16 @@ def publish_path(src: Path, dst: Path) -> Path:
     """Copy a file or directory to ``dst`` so that ``dst`` is always either old or complete."""
     tmp = _temporary(dst)
     try:
-        for attempt in range(3):  # a concurrent run may remove an emptied parent (``embeddings/``) meanwhile
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                shutil.copytree(src, tmp) if src.is_dir() else shutil.copyfile(src, tmp)
-                break
-            except FileNotFoundError:
-                if attempt == 2 or dst.parent.exists():
-                    raise
-        _swap_in(tmp, dst)
+        with _writing(dst):
+            for attempt in range(3):  # a concurrent run may remove an emptied parent (``embeddings/``) meanwhile
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    shutil.copytree(src, tmp) if src.is_dir() else shutil.copyfile(src, tmp)
+                    break
+                except FileNotFoundError:
+                    if attempt == 2 or dst.parent.exists():
+                        raise
+            _swap_in(tmp, dst)
     except BaseException:
         _delete(tmp)
         raise

@@ -372,7 +372,13 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         artifact = _hit(cache, entry, stage, lease) if cache and entry else None
         if artifact is None:
             _preload(runtime, job)
-            artifact = _execute(runtime, job, stage, key, cache, params, on_partial, lease)
+            try:
+                artifact = _execute(runtime, job, stage, key, cache, params, on_partial, lease)
+            except OSError as exc:
+                if cache is None or not cache.refuses(exc):
+                    raise
+                # again, kept nowhere (its partial results were given already)
+                artifact = _execute(runtime, job, stage, key, None, params, None, lease)
             if time.perf_counter() - started > LONG_STAGE:
                 release()  # a long stage's freed temporaries, back to the system (allocator.py)
         job.artifacts[stage.id] = artifact
@@ -465,7 +471,11 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
         return Artifact(stage.output_type, ctx.made_dir, data, _record=ctx.written)
     describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
     assert work_dir is not None
-    entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before, lease)
+    try:
+        entry = cache.commit(key, work_dir, data, describe, manifest.cache.invalidate_before, lease)
+    except BaseException:
+        cache.abandon(work_dir)  # its entry file did not fit, say: nothing half-made stays in the cache
+        raise
     record = ctx.written
     assert record is not None
     if entry is None:  # not kept (larger than the cache, or a damaged entry still in use): this run only

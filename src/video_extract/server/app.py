@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import hmac
 import logging
@@ -58,6 +59,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "body or upload too large",
         422: "invalid request (unknown operation, bad parameter, bad source)",
         429: "queue full: retry after Retry-After seconds",
+        507: "no room left on the server's disk for the upload",
     }.items()
 }
 
@@ -109,7 +111,7 @@ def create_app(settings: ServerSettings, client) -> FastAPI:
         UPLOAD_PATH,
         status_code=201,
         response_model=UploadInfo,
-        responses={400: ERRORS[400], 413: ERRORS[413]},
+        responses={400: ERRORS[400], 413: ERRORS[413], 507: ERRORS[507]},
         openapi_extra={
             "requestBody": {
                 "description": "the file itself (curl --data-binary @clip.mp4), or multipart/form-data with a part named 'file' (curl -F file=@clip.mp4)",
@@ -438,12 +440,28 @@ class _UploadFile:
             await asyncio.to_thread(self._write, chunk)
 
     def _write(self, chunk: bytes) -> None:
-        self.file.write(chunk)
+        with self._room():
+            self.file.write(chunk)
         self.hasher.update(chunk)
+
+    def _close(self) -> None:
+        with self._room():
+            self.file.close()
+
+    @contextlib.contextmanager
+    def _room(self):
+        """A full disk (or quota) as 507 and one line in the log, not a 500 and two tracebacks."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            log.warning("an upload was refused: no room left in %s (%s)", self.path.parent.parent, os.strerror(exc.errno))
+            raise ApiError(507, "the server has no room for this upload now; try again later") from None
 
     async def finish(self) -> Upload:
         await self.flush()
-        await asyncio.to_thread(self.file.close)
+        await asyncio.to_thread(self._close)
         if self.size == 0:
             self.abort()
             raise ApiError(
@@ -452,7 +470,8 @@ class _UploadFile:
         return Upload(id=self.id, filename=self.filename, path=self.path, size=self.size, digest=self.hasher.hexdigest())
 
     def abort(self) -> None:
-        self.file.close()
+        with contextlib.suppress(OSError):  # what it still buffered may not fit either
+            self.file.close()
         import shutil
 
         shutil.rmtree(self.path.parent, ignore_errors=True)
