@@ -463,3 +463,25 @@ def test_an_entry_that_does_not_fit_is_not_kept_and_the_stage_runs_without_it(sc
     reference = Client(use_cache=False, output_dir=tmp_path / "ref").run(scene_clip.path, OPS)
     assert output_files(Path(result.result.output_dir)) == output_files(Path(reference.result.output_dir))
     assert not list((cache / "v1" / "tmp").iterdir()) and not list((cache / "v1" / "entries").rglob(ENTRY_FILE))
+
+
+def test_a_read_only_cache_serves_its_entries_and_runs_the_rest_without_it(scene_clip, tmp_path, small_disk, caplog):
+    """A warm cache shared read-only (a read-only mount, an image layer): every operation failed,
+    hits included ("Read-only file system" on its lock files)."""
+    disk = small_disk(32 << 20)
+    cache = disk / "cache"
+    Client(cache_dir=cache, output_dir=tmp_path / "warm").run(scene_clip.path, ["metadata", "keyframes"])
+    remount = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
+    if remount.returncode != 0:
+        pytest.skip(f"cannot make the small disk read-only: {remount.stderr.strip()}")
+    with caplog.at_level(logging.WARNING, logger="video_extract"):
+        result = Client(cache_dir=cache, output_dir=tmp_path / "o").run(scene_clip.path, ["metadata", "keyframes", "scenes"])
+    assert result.ok, {op: r.error for op, r in result.result.ops.items()}
+    assert {s.label: s.cached for s in result.result.stages} == {"metadata": True, "keyframes": True, "scenes": False}
+    reference = Client(use_cache=False, output_dir=tmp_path / "ref").run(scene_clip.path, ["metadata", "keyframes", "scenes"])
+    assert output_files(Path(result.result.output_dir)) == output_files(Path(reference.result.output_dir))
+    assert [r.getMessage() for r in caplog.records if "read-only" in r.getMessage()] == [
+        f"the cache at {cache} is read-only here: its entries are used, new results are not kept"
+    ]
+    proc = run_cli("cache", "clear", "--cache-dir", str(cache))
+    assert proc.returncode == 1 and proc.stderr.strip().endswith(f"error: {cache}: the cache is read-only here: nothing can be removed"), proc.stderr

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -142,7 +143,7 @@ class Entry:
 class Lease:
     """A shared lock on one key: while it is held, eviction leaves that entry alone."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int | None):
         self._fd: int | None = fd
 
     def release(self) -> None:
@@ -168,6 +169,16 @@ class Lease:
 FULL_BELOW = 16 << 20
 
 
+def _writable(folder: Path) -> bool:
+    """Whether this process can make a file in ``folder`` (tried: permission bits say nothing
+    for root, nor for a read-only mount)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=folder))
+    except OSError as exc:
+        return exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM)  # full, say: writes say so themselves
+    return True
+
+
 class Cache:
     def __init__(self, root: str | Path | None = None, max_bytes: int | None | str = "default", verify: str | None = None):
         """``max_bytes``: the cap (None: no cap; default from the environment, else 20 GiB);
@@ -191,6 +202,11 @@ class Cache:
         self._last_check = 0.0
         self._lock = threading.Lock()
         self._said_full = False
+        #: A cache this process may not write (a read-only mount, another user's folder): its
+        #: entries are served, no lock taken, nothing stored or removed.
+        self.read_only = not _writable(self._tmp)
+        if self.read_only:
+            log.warning("the cache at %s is read-only here: its entries are used, new results are not kept", self.root)
 
     def _entry_dir(self, key: str) -> Path:
         return self._entries / key[:2] / key
@@ -201,7 +217,10 @@ class Cache:
     # -- leases -------------------------------------------------------------------------------
 
     def lease(self, key: str) -> Lease:
-        """Hold ``key`` against eviction until ``release()``; take it before ``get``."""
+        """Hold ``key`` against eviction until ``release()``; take it before ``get``. (Nothing to
+        hold in a read-only cache: this process evicts nothing there, and cannot make a lock file.)"""
+        if self.read_only:
+            return Lease(None)
         path = self._lock_file(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         while True:
@@ -372,7 +391,7 @@ class Cache:
         """Whether ``exc``, raised by a stage writing into this cache, says the cache's disk has
         no room for it (full, over quota): the stage then runs without the cache, and the run
         goes on (said once per cache, in the log), where it failed every file."""
-        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             return False
         if exc.filename is not None:
             if not os.path.realpath(exc.filename).startswith(os.path.realpath(self.root) + os.sep):
@@ -414,6 +433,8 @@ class Cache:
 
     def evict(self, max_bytes: int | None = None) -> tuple[int, int]:
         """Remove least-recently-used entries no plan is using until the cache fits; returns (entries, bytes) removed."""
+        if self.read_only:
+            return 0, 0
         limit = self.max_bytes if max_bytes is None else max_bytes
         self._sweep_tmp()
         if limit is None:
@@ -442,6 +463,8 @@ class Cache:
             self._release_claim(path.name, fd)
 
     def _discard_damaged(self, path: Path, lease: Lease | None) -> None:
+        if self.read_only:
+            return  # not ours to remove: the stage is recomputed for this run
         if lease is None:
             self._remove_unleased(path)
             return
@@ -486,6 +509,8 @@ class Cache:
 
     def clear(self, plugin: str | None = None) -> tuple[int, int]:
         """Remove every entry (or one plugin's) that no running plan holds; returns (entries, bytes) removed."""
+        if self.read_only:
+            raise CacheError("the cache is read-only here: nothing can be removed", self.root)
         removed = freed = 0
         for _, size, path, meta in self._scan():
             if (plugin is None or meta.get("plugin") == plugin) and self._remove_unleased(path):

@@ -373,7 +373,7 @@ def _run_stage(runtime: Runtime, job: Job, stage: Stage, on_partial: PartialCall
         if artifact is None:
             _preload(runtime, job)
             try:
-                artifact = _execute(runtime, job, stage, key, cache, params, on_partial, lease)
+                artifact = _execute(runtime, job, stage, key, None if cache is not None and cache.read_only else cache, params, on_partial, lease)
             except OSError as exc:
                 if cache is None or not cache.refuses(exc):
                     raise
