@@ -351,6 +351,27 @@ def test_a_ray_actor_that_dies_hands_back_the_file_queued_behind_its_own(tmp_pat
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
+def test_sigterm_stops_a_batch_as_ctrl_c_does_and_its_summary_lists_what_finished(tmp_path):
+    """A service manager's SIGTERM (systemd, Kubernetes, ``docker stop``) used to end the batch
+    on the spot: exit 143 and no batch summary."""
+    make_clips(tmp_path / "in", 12)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "video_extract.cli", "bulk", str(tmp_path / "in"), "--op", "nap:seconds=0.4", "--ops", "metadata", "-o", str(out)]
+    args += ["--workers", "2", "--progress", "none"]
+    proc = subprocess.Popen(args, env={**os.environ, **nap_env(tmp_path)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(list(out.glob("*/summary.json"))) < 3 and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to the command alone, as a service manager sends it
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and stderr.strip().endswith("terminated"), stderr
+    rows = json.loads((out / "batch_summary.json").read_text())["files"]
+    assert 3 <= len(rows) < 12 and all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        assert json.loads((Path(row["output_dir"]) / "summary.json").read_text())["status"] == "ok"
+
+
 def test_names_that_map_to_one_folder_get_separate_folders(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from video_extract.errors import UsageError, VideoExtractError, show_path
-from video_extract.exiting import exit_now
+from video_extract.exiting import Terminated, exit_now, stop_on_sigterm
 from video_extract.fsutil import human_size
 from video_extract.outputs import ensure_output_root
 
@@ -205,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False), args.command)
+        if args.command in ("debug", "perf", "bulk") and threading.current_thread() is threading.main_thread():
+            stop_on_sigterm()
         commands = {
             "debug": _cmd_debug,
             "perf": _cmd_perf,
@@ -221,7 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VideoExtractError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            print("terminated", file=sys.stderr)
+            return 128 + signal.SIGTERM
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `video-extract ops | head`: the reader has all it wanted

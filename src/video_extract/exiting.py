@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 
 
@@ -25,3 +26,18 @@ def exit_now(code: int) -> None:
         except (OSError, ValueError):  # closed, or a reader that went away
             pass
     os._exit(code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: a service manager (systemd, Kubernetes, ``docker stop``) ending the command."""
+
+
+def stop_on_sigterm() -> None:
+    """Take SIGTERM as Ctrl-C is taken: the work stops, what finished is written (a bulk batch's
+    summary lists it), workers are told to end. Without this, SIGTERM ended a batch on the spot,
+    its summary unwritten."""
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminated)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -199,6 +200,8 @@ class RayEngine:
             raise UsageError("--engine ray needs the ray package: pip install 'video-extract[ray]'") from None
         if ray.is_initialized():
             return False
+        main = threading.current_thread() is threading.main_thread()
+        on_sigterm = signal.getsignal(signal.SIGTERM) if main else None
         try:
             if self.address:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
@@ -208,6 +211,9 @@ class RayEngine:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise VideoExtractError(f"cannot start or join {where}: {exc}") from None
+        finally:
+            if main and callable(on_sigterm):  # ray.init puts its own in (an exit): the command's stays
+                signal.signal(signal.SIGTERM, on_sigterm)
 
     def start(self, tasks: Sequence[Task], timed: bool = False) -> None:
         self.depth = 1 if timed else 1 + AHEAD
