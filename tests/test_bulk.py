@@ -445,6 +445,21 @@ def test_one_file_named_several_ways_runs_once(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["batch_summary.json", "batch_summary.parquet", clip.stem]
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="a file name of bytes that are not UTF-8 is a Linux (POSIX) one")
+def test_an_input_list_from_a_windows_editor_or_with_latin1_names_is_read(tmp_path):
+    """A byte-order mark made the first name "not found"; a Latin-1 name ended the whole command
+    in an internal error (UnicodeDecodeError)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    latin = os.fsencode(folder) + b"/caf\xe9.mp4"
+    media.scene_clip(Path(os.fsdecode(latin)), cuts=(16,), frames=32, width=96, height=64, seed=1)
+    plain = make_clips(folder, 1)[0]
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xef\xbb\xbf" + os.fsencode(plain) + b"\r\n# a comment\r\n" + latin + b"\r\n")
+    batch = Client(output_dir=tmp_path / "o", use_cache=False).execute_bulk([], ["metadata"], workers=1, input_list=listing)
+    assert [(os.fsencode(row.input), row.status) for row in batch.rows] == [(os.fsencode(plain), "ok"), (latin, "ok")], batch.rows
+
+
 def test_resume_redoes_a_file_that_changed(tmp_path):
     folder = tmp_path / "in"
     clip = make_clips(folder, 1)[0]

@@ -148,9 +148,12 @@ def collect_inputs(
     fingerprints: dict[str, str | None] = {}
     if input_list is not None:
         try:
-            lines = Path(input_list).read_text().splitlines()
+            raw = Path(input_list).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read input list: {exc.strerror or exc}", input_list) from None
+        # Names as the file system gives them (a Latin-1 name stays that file's name, not an
+        # internal error), after the byte-order mark a Windows editor puts first.
+        lines = [os.fsdecode(line) for line in raw.removeprefix(b"\xef\xbb\xbf").splitlines()]
         found += [(_as_input(line.strip()), True) for line in lines if line.strip() and not line.lstrip().startswith("#")]
     excluded = [p.resolve() for p in exclude]
     for given in paths:
