@@ -118,6 +118,18 @@ def test_spec_file_json_round_trips(tmp_path):
     assert load_spec_file(path) == original
 
 
+def test_a_spec_file_from_a_windows_editor_is_read_and_one_not_in_utf8_is_one_clear_error(tmp_path):
+    """A byte-order mark made a JSON spec "malformed"; a Latin-1 YAML one was an internal error."""
+    for name, body in (("spec.json", '{"outputs": ["keyframes:max_frames=3"]}'), ("spec.yaml", "outputs: ['keyframes:max_frames=3']\r\n")):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+        assert load_spec_file(path) == [OutputSpec.of("keyframes:max_frames=3")]
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"outputs: [metadata]\ninputs: [caf\xe9.mp4]\n")
+    with pytest.raises(UsageError, match=r"latin.yaml: spec file is not UTF-8 text \(byte 0xe9 at offset 32\): save it as UTF-8"):
+        load_spec_file(latin)
+
+
 def test_malformed_spec_file_names_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("outputs: [ {operation: keyframes, params: {max_frames: 2}\n")

@@ -645,9 +645,11 @@ def load_spec_inputs(path: str | Path) -> list[str]:
 
 def _read_spec(path: Path) -> Any:
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8-sig")  # a Windows editor's byte-order mark is no part of it
     except OSError as exc:
         raise UsageError(f"cannot read spec file: {exc.strerror or exc}", path) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"spec file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): save it as UTF-8", path) from None
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
