@@ -66,8 +66,17 @@ def test_an_operation_that_does_not_apply_is_skipped_not_failed(tmp_path, tone_m
     assert "skipped keyframes: tone.mp3 has no video stream" in proc.stdout
 
 
+def test_a_models_directory_that_is_not_there_is_a_usage_error(tmp_path, scene_clip):
+    """A mistyped --models-dir sent every model to a download, whose error named the model."""
+    missing = tmp_path / "modles"
+    proc = run_cli("debug", str(scene_clip.path), "--ops", "objects", "-o", str(tmp_path / "o"), "--models-dir", str(missing), "-q")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {missing}: the models directory is not a folder (it does not exist)"
+    assert not (tmp_path / "o").exists()
+
+
 def test_partial_failure_keeps_what_succeeded(tmp_path, scene_clip):
     env = {"VIDEO_EXTRACT_OFFLINE": "1", "VIDEO_EXTRACT_MODEL_CACHE": str(tmp_path / "m")}
+    (tmp_path / "none").mkdir()  # a models folder without the detector's weights
     proc = run_cli(
         "debug",
         str(scene_clip.path),

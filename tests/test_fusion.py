@@ -35,6 +35,7 @@ def test_timeline_puts_each_thing_in_its_scene(vision_clip, tmp_path):
 def test_fusion_keeps_what_succeeded_when_an_input_fails(vision_clip, tmp_path, monkeypatch):
     monkeypatch.setenv("VIDEO_EXTRACT_OFFLINE", "1")
     monkeypatch.setenv("VIDEO_EXTRACT_MODEL_CACHE", str(tmp_path / "m"))
+    (tmp_path / "none").mkdir()  # a models folder without the detector's weights
     result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=tmp_path / "none").run(
         vision_clip.path, ["scenes", "objects", "ocr", "fusion"]
     )

@@ -59,6 +59,7 @@ def test_a_failing_operation_is_an_error_event_while_the_others_complete(scene_c
     monkeypatch.setenv("VIDEO_EXTRACT_OFFLINE", "1")
     monkeypatch.setenv("VIDEO_EXTRACT_MODEL_CACHE", str(tmp_path / "m"))
     silent = media.scene_clip(tmp_path / "silent.mp4", cuts=(10,), frames=20)
+    (tmp_path / "none").mkdir()  # a models folder without the detector's weights
     client = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=tmp_path / "none")
     events = _events(client, silent.path, ["metadata", "transcription", "objects", "scenes"])
     errors = {e.op: e.error for e in events if e.type == "error"}

@@ -272,6 +272,7 @@ def test_default_vision_set_decodes_frames_once_and_keyframes_once(vision_clip, 
 def test_missing_detector_model_is_a_clear_per_operation_error(vision_clip, tmp_path, monkeypatch):
     monkeypatch.setenv("VIDEO_EXTRACT_OFFLINE", "1")
     monkeypatch.setenv("VIDEO_EXTRACT_MODEL_CACHE", str(tmp_path / "models"))
+    (tmp_path / "empty").mkdir()
     result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=tmp_path / "empty").run(vision_clip.path, ["objects", "metadata"])
     assert result.result.ops["metadata"].status == "ok"
     assert "model 'yolox-nano' is not available offline; put yolox_nano.onnx in a models directory" in result.errors["objects"]

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from video_extract.allocator import release
 from video_extract.cache import LAYOUT, Cache, Entry, Lease, file_digest, remember_digest, stage_key
-from video_extract.errors import InputError, OperationError, VideoExtractError, missing_package, show_path
+from video_extract.errors import InputError, OperationError, UsageError, VideoExtractError, missing_package, show_path
 from video_extract.media.image import LARGE_PIXELS, Still
 from video_extract.media.limits import set_max_pixels
 from video_extract.media.prefetch import stage_cores
@@ -90,6 +90,9 @@ class Runtime:
         self.registry = registry or default_registry()
         self.cache = Cache(cache_dir, max_bytes=cache_max_bytes, verify=cache_verify) if use_cache else None
         self.models_dir = Path(models_dir).expanduser() if models_dir else None
+        if self.models_dir is not None and not self.models_dir.is_dir():
+            # a mistyped folder otherwise sent every model to a download, and its error named the model
+            raise UsageError("the models directory is not a folder" + ("" if self.models_dir.exists() else " (it does not exist)"), self.models_dir)
         self.allow_any_model = allow_any_model
         self.allowed_models = tuple(sorted({allowed_models} if isinstance(allowed_models, str) else set(allowed_models)))
         self.model_memory_budget = model_memory_budget
