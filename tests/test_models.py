@@ -180,3 +180,19 @@ def test_models_fetch_leaves_the_first_run_nothing_to_prepare(tmp_path):
     run = run_cli("debug", str(picture), "--ops", "objects,faces,ocr", "-o", str(tmp_path / "out"), "--models-dir", str(SHARED_MODELS), env=env)
     assert run.returncode == 0, run.stderr
     assert sorted((tmp_path / "cache" / "ort").iterdir()) == before  # the run used what fetch made
+
+
+@pytest.mark.skipif(not SHARED_MODELS.exists(), reason="../shared/models (offline copies of YOLOX-Nano and YuNet) is not on this machine")
+def test_a_damaged_model_file_is_named_with_what_is_wrong(tmp_path, scene_clip):
+    """A model file cut short (a copy that stopped) failed with ONNX Runtime's own line,
+    "InvalidProtobuf: [ONNXRuntimeError] : 7 : INVALID_PROTOBUF : …"."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "yolox_nano.onnx").write_bytes((SHARED_MODELS / "yolox_nano.onnx").read_bytes()[:100_000])
+    env = {"VIDEO_EXTRACT_OFFLINE": "1", "VIDEO_EXTRACT_MODEL_CACHE": str(tmp_path / "m")}
+    proc = run_cli("debug", str(scene_clip.path), "--ops", "objects", "-o", str(tmp_path / "o"), "--models-dir", str(models), "--no-cache", "-q", env=env)
+    damaged = models / "yolox_nano.onnx"
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == (
+        f"error: {scene_clip.path}: objects: cannot load the model file {damaged} (Protobuf parsing failed): is it whole, and an ONNX model?"
+    )

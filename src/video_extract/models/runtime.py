@@ -10,6 +10,8 @@ import os
 import threading
 from pathlib import Path
 
+from video_extract.errors import ModelError, show_path
+
 
 def model_threads(side_by_side: int | None = None) -> int:
     """Threads one model may use: the cores, shared among the stages that run side by side.
@@ -86,9 +88,16 @@ def onnx_session(path: str, threads: int | None = None, arena: bool = True, cach
         # Spinning threads burn the cores other stages need while this one waits.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    if not keep_optimized or providers != ["CPUExecutionProvider"]:
-        return ort.InferenceSession(path, options, providers=providers)
-    return optimized_once(Path(path), options, ["CPUExecutionProvider"], cache_dir)
+    try:
+        if not keep_optimized or providers != ["CPUExecutionProvider"]:
+            return ort.InferenceSession(path, options, providers=providers)
+        return optimized_once(Path(path), options, ["CPUExecutionProvider"], cache_dir)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("onnxruntime"):
+            raise
+        # "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from … failed:Protobuf parsing failed."
+        why = str(exc).rsplit(" : ", 1)[-1].rsplit("failed:", 1)[-1].strip().rstrip(".")
+        raise ModelError(f"cannot load the model file {show_path(path)} ({why}): is it whole, and an ONNX model?") from None
 
 
 def optimized_once(path: Path, options, providers: list, cache_dir: Path | None = None):
