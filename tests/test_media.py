@@ -9,6 +9,8 @@ from video_extract.errors import InputError
 from video_extract.media import decode_audio, iter_frames, probe
 from video_extract.testing import media
 
+from .conftest import SHARED_MODELS, needs_shared_models
+
 
 def test_probe_reports_streams_of_a_clip(scene_clip):
     info = probe(scene_clip.path)
@@ -99,6 +101,39 @@ def test_still_image_is_a_one_frame_input(still_png):
     assert info.is_image and info.video.frame_count == 1 and info.duration is None
     frames = list(iter_frames(still_png, fps=5))
     assert len(frames) == 1 and frames[0].time == 0.0 and frames[0].image.shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("name", ["grey16.png", "grey16.tif"])
+def test_a_16_bit_grey_still_keeps_its_tones(tmp_path, name):
+    """Pillow's own conversion of 16-bit grey clips at 255: the astronaut came out nearly white
+    (mean 227 of 255) and no detector found anything in it."""
+    from PIL import Image
+    from skimage import data
+
+    from video_extract.media.image import decode_image
+
+    red = data.astronaut()[..., 0]
+    path = tmp_path / name
+    Image.fromarray(red.astype(np.uint16) * 257).save(path)  # the same tones, 16 bits deep
+    pixels, order = decode_image(path)
+    assert pixels.shape == (512, 512, 3) and np.array_equal(pixels[..., 0], red) and np.array_equal(pixels[..., 2], red)
+    frame = next(iter_frames(path, pix_fmt="rgb24")).image
+    assert np.array_equal(frame[..., 1], red)
+
+
+@needs_shared_models
+def test_the_face_in_a_16_bit_grey_still_is_found(tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    from video_extract import Client
+
+    path = tmp_path / "grey16.png"
+    Image.fromarray(data.astronaut()[..., 0].astype(np.uint16) * 257).save(path)
+    result = Client(cache_dir=tmp_path / "c", output_dir=tmp_path / "o", models_dir=SHARED_MODELS).run(path, ["faces"])
+    (face,) = result.faces.frames[0].detections  # none was found in the clipped, nearly white picture
+    x1, y1, x2, y2 = face.box
+    assert 160 < x1 < 200 and 50 < y1 < 80 and 250 < x2 < 285 and 160 < y2 < 190  # the astronaut's face
 
 
 def test_audio_is_resampled_and_a_tone_keeps_its_pitch(scene_clip):

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from video_extract.allocator import release
 from video_extract.cache import LAYOUT, Cache, Entry, Lease, file_digest, remember_digest, stage_key
 from video_extract.errors import InputError, OperationError, UsageError, VideoExtractError, missing_package, show_path
-from video_extract.media.image import LARGE_PIXELS, Still
+from video_extract.media.image import LARGE_PIXELS, STILL_DECODER, Still
 from video_extract.media.limits import set_max_pixels
 from video_extract.media.prefetch import stage_cores
 from video_extract.media.probe import probe
@@ -407,6 +407,8 @@ def _cache_key(runtime: Runtime, job: Job, stage: Stage, plugin: Plugin, manifes
     fingerprint = plugin.model_fingerprint(stage.operation, runtime.models)
     if fingerprint:
         params["model_files"] = fingerprint  # other weights under the same name are another result
+    if job.source.still is not None:
+        params["still_decoder"] = STILL_DECODER  # a still decoded otherwise now is another result; videos keep theirs
     # A failed input (only a gatherer runs past one) is part of the key: what was fused without
     # it must not be served once it succeeds.
     upstream_keys = ["failed" if s in job.failures else job.keys[s] for s in stage.upstream]

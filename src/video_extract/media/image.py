@@ -158,6 +158,8 @@ def decode_image(path: str | Path) -> tuple[np.ndarray, str]:
         image.load()
         count("still_decodes")
         ImageOps.exif_transpose(image, in_place=True)  # a turned copy only when EXIF says so
+        if image.mode in _WIDE_GREY:
+            return _read_only(_wide_grey_rgb(image)), RGB
         if image.mode != "RGB":
             image, original = image.convert("RGB"), image
             original.close()
@@ -169,6 +171,22 @@ def decode_image(path: str | Path) -> tuple[np.ndarray, str]:
     finally:
         image.close()  # Pillow's copy goes now, not when the collector gets to it
     return _read_only(rgb), RGB
+
+
+#: How stills are decoded, in the cache keys of a still's stages: raised when a still's pixels
+#: change (2: 16-bit grey reduced to its top 8 bits, where Pillow had clipped it nearly white).
+STILL_DECODER = 2
+
+#: Pillow's modes of grey in 16 (or 32) bits a pixel: 16-bit PNG and TIFF scans, depth maps.
+_WIDE_GREY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+def _wide_grey_rgb(image) -> np.ndarray:
+    """A 16-bit grey picture as 8-bit RGB, its top 8 bits (as OpenCV and ImageMagick reduce it).
+    Pillow's own conversion clips at 255 instead: nearly every pixel white, and nothing found."""
+    wide = np.asarray(image)
+    grey = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
 
 
 def in_order(pixels: np.ndarray, order: str, wanted: str) -> np.ndarray:
