@@ -391,7 +391,7 @@ class Cache:
         """Whether ``exc``, raised by a stage writing into this cache, says the cache's disk has
         no room for it (full, over quota): the stage then runs without the cache, and the run
         goes on (said once per cache, in the log), where it failed every file."""
-        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             return False
         if exc.filename is not None:
             if not os.path.realpath(exc.filename).startswith(os.path.realpath(self.root) + os.sep):

@@ -128,7 +128,7 @@ def _folder_state(folder: str) -> tuple | None:
 
 
 #: What an OSError says when a folder cannot take a write: full, over quota, read-only, not ours.
-_CANNOT_WRITE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO})
+_CANNOT_WRITE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
 
 
 @contextlib.contextmanager
