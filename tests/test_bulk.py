@@ -460,6 +460,17 @@ def test_an_input_list_from_a_windows_editor_or_with_latin1_names_is_read(tmp_pa
     assert [(os.fsencode(row.input), row.status) for row in batch.rows] == [(os.fsencode(plain), "ok"), (latin, "ok")], batch.rows
 
 
+def test_the_input_list_can_come_from_stdin(tmp_path):
+    clips = make_clips(tmp_path / "in", 2)
+    argv = [sys.executable, "-m", "video_extract.cli", "bulk", "--input-list", "-", "--ops", "metadata", "-o", str(tmp_path / "o"), "--workers", "1"]
+    proc = subprocess.run(
+        argv, input="".join(f"{c}\n" for c in clips).encode(), capture_output=True, timeout=300
+    )  # `find … | video-extract bulk --input-list -`
+    assert proc.returncode == 0, proc.stderr.decode()
+    rows = json.loads((tmp_path / "o" / "batch_summary.json").read_text())["files"]
+    assert [(r["input"], r["status"]) for r in rows] == [(str(c), "ok") for c in clips]
+
+
 def test_resume_redoes_a_file_that_changed(tmp_path):
     folder = tmp_path / "in"
     clip = make_clips(folder, 1)[0]

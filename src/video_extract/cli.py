@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bulk = sub.add_parser("bulk", help="many files at maximum throughput: worker pool (or Ray), progress, resume")
     _add_request_args(bulk)
-    bulk.add_argument("--input-list", type=Path, help="text file of input paths, one per line")
+    bulk.add_argument("--input-list", type=Path, help="text file of input paths or URLs, one per line (# comments); - reads them from stdin")
     bulk.add_argument("--workers", type=int, help="worker processes or Ray actors (default: number of cores)")
     bulk.add_argument("--engine", choices=["local", "ray"], default="local", help="local processes, or Ray (one machine or a cluster)")
     bulk.add_argument("--ray-address", help="join this Ray cluster (e.g. 10.0.0.5:6379) instead of starting a local Ray")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -136,7 +137,7 @@ class Task:
 def collect_inputs(
     paths: Sequence[str | Path] = (), input_list: str | Path | None = None, exclude: Sequence[Path] = (), sources: Sources | None = None
 ) -> Found:
-    """Files or URLs named directly, listed in a text file (one per line, # comments), or found in
+    """Files or URLs named directly, listed in a text file (one per line, # comments; ``-``: stdin), or found in
     folders and URL prefixes (``s3://bucket/videos/``: every object under it, listed by ``sources``).
 
     In a folder or prefix, hidden files and ``exclude`` (the output and cache folders) are left
@@ -148,7 +149,7 @@ def collect_inputs(
     fingerprints: dict[str, str | None] = {}
     if input_list is not None:
         try:
-            raw = Path(input_list).read_bytes()
+            raw = sys.stdin.buffer.read() if str(input_list) == "-" else Path(input_list).read_bytes()  # `find … | bulk --input-list -`
         except OSError as exc:
             raise UsageError(f"cannot read input list: {exc.strerror or exc}", input_list) from None
         # Names as the file system gives them (a Latin-1 name stays that file's name, not an
