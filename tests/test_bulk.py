@@ -471,6 +471,23 @@ def test_the_input_list_can_come_from_stdin(tmp_path):
     assert [(r["input"], r["status"]) for r in rows] == [(str(c), "ok") for c in clips]
 
 
+def test_a_folder_scan_resolves_paths_as_realpath_does(tmp_path, monkeypatch):
+    """Each folder is resolved once in a scan (it made ~24 lstat calls a file): the same answers."""
+    from video_extract.executors.bulk import _RealPaths
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f.mp4").write_bytes(b"")
+    (tmp_path / "via").symlink_to(tmp_path / "a")  # a linked folder on the way
+    (tmp_path / "a" / "link.mp4").symlink_to(tmp_path / "a" / "b" / "f.mp4")  # a linked file
+    (tmp_path / "a" / "loop.mp4").symlink_to("loop.mp4")
+    monkeypatch.chdir(tmp_path / "a")
+    real = _RealPaths()
+    paths = [Path("b/f.mp4"), Path("link.mp4"), Path("loop.mp4"), Path("b/.."), Path("."), Path("missing.mp4")]
+    paths += [tmp_path / "via" / "b" / "f.mp4", tmp_path / "via" / "link.mp4", tmp_path / "a" / "b" / "f.mp4"]
+    for path in paths * 2:  # the second time from what it remembers
+        assert real(path) == os.path.realpath(path), path
+
+
 def test_resume_redoes_a_file_that_changed(tmp_path):
     folder = tmp_path / "in"
     clip = make_clips(folder, 1)[0]

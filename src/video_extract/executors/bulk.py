@@ -156,7 +156,8 @@ def collect_inputs(
         # internal error), after the byte-order mark a Windows editor puts first.
         lines = [os.fsdecode(line) for line in raw.removeprefix(b"\xef\xbb\xbf").splitlines()]
         found += [(_as_input(line.strip()), True) for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    excluded = [p.resolve() for p in exclude]
+    excluded = [str(real_path(p)) for p in exclude]
+    real = _RealPaths()
     for given in paths:
         item = _as_input(given)
         if isinstance(item, str):
@@ -177,7 +178,10 @@ def collect_inputs(
             continue
         for path in sorted(item.rglob("*")):
             relative = path.relative_to(item).parts
-            if path.is_dir() or any(part.startswith(".") for part in relative) or any(real_path(path).is_relative_to(e) for e in excluded):
+            if path.is_dir() or any(part.startswith(".") for part in relative):
+                continue
+            where = real(path)
+            if any(where == e or where.startswith(e + os.sep) for e in excluded):
                 continue
             # A FIFO, socket or device (or a dangling link) is reported with what is not media,
             # never opened: reading a FIFO would wait for a writer forever.
@@ -188,7 +192,7 @@ def collect_inputs(
     unique: dict[Path | str, bool] = {}
     first: dict[str, Path | str] = {}
     for item, is_media in found:
-        name = first.setdefault(str(real_path(item)) if isinstance(item, Path) else item, item)
+        name = first.setdefault(real(item) if isinstance(item, Path) else item, item)
         unique[name] = unique.get(name, False) or is_media
     media = [path for path, is_media in unique.items() if is_media]
     if not media:
@@ -198,6 +202,29 @@ def collect_inputs(
         not_media=[path for path, is_media in unique.items() if not is_media],
         fingerprints={url: fp for url, fp in fingerprints.items() if url in unique},
     )
+
+
+class _RealPaths:
+    """``real_path`` of many files, each folder resolved once: a scan of 20 000 files five folders
+    deep made 480 000 lstat calls (2.5 s) for what a file's folder and one lstat of it say."""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, str] = {}
+        self._files: dict[Path, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        known = self._files.get(path)
+        if known is not None:
+            return known
+        if path.name in ("", ".", "..") or path.is_symlink():
+            found = str(real_path(path))
+        else:
+            folder = self._folders.get(path.parent)
+            if folder is None:
+                folder = self._folders[path.parent] = str(real_path(path.parent))
+            found = os.path.join(folder, path.name)
+        self._files[path] = found
+        return found
 
 
 def _as_input(given: str | Path) -> Path | str:
