@@ -488,6 +488,19 @@ def test_a_folder_scan_resolves_paths_as_realpath_does(tmp_path, monkeypatch):
         assert real(path) == os.path.realpath(path), path
 
 
+def test_a_batch_written_into_its_own_input_folder_takes_the_users_files_and_not_its_own(tmp_path):
+    """``bulk . -o .`` found no input at all: the whole output folder was left out of the scan."""
+    folder = tmp_path / "videos"
+    make_clips(folder, 2)
+    make_clips(folder / "raw", 1, prefix="more")  # a folder of the user's own in there
+    client = Client(output_dir=folder, use_cache=False)
+    first = client.execute_bulk([folder], ["metadata", "keyframes"], workers=1, export="parquet")
+    assert sorted(Path(r.input).name for r in first.rows) == ["clip00.mp4", "clip01.mp4", "more00.mp4"] and first.failed == 0
+    assert list((folder / "clip00" / "keyframes").glob("*.jpg"))  # pictures it wrote, which a scan must not take
+    again = client.execute_bulk([folder], ["metadata", "keyframes"], workers=1, export="parquet")
+    assert [r.status for r in again.rows] == ["skipped"] * 3 and again.not_media == []
+
+
 def test_resume_redoes_a_file_that_changed(tmp_path):
     folder = tmp_path / "in"
     clip = make_clips(folder, 1)[0]

@@ -428,7 +428,7 @@ class Client:
         sources = self.runtime.sources
         if ops is not None or input_list is not None:
             specs = self.request(ops)
-            found = collect_inputs(requests, input_list, exclude=self._own_dirs(), sources=sources)
+            found = collect_inputs(requests, input_list, exclude=self._cache_dirs(), sources=sources, output_root=self.output_dir)
             inputs = [BatchInput(path=p, specs=specs, fingerprint=found.fingerprints.get(str(p))) for p in found.media]
             not_media = found.not_media
         else:
@@ -444,12 +444,10 @@ class Client:
             batch.exports = export_batch(self.output_dir, formats, shard_size=shard_size, include_audio=export_audio)
         return batch
 
-    def _own_dirs(self) -> list[Path]:
-        """Folders a bulk scan must not take inputs from: where results and the cache are written."""
-        dirs = [self.output_dir]
-        if self.runtime.cache is not None:
-            dirs.append(self.runtime.cache.root)
-        return dirs
+    def _cache_dirs(self) -> list[Path]:
+        """The folder a bulk scan takes no input from at all: the cache's. (From the output folder
+        it leaves out what runs wrote there: ``collect_inputs``.)"""
+        return [self.runtime.cache.root] if self.runtime.cache is not None else []
 
     def _bulk_engine(self, engine: str, workers: int | None, ray_address: str | None, ray_keep_workers: float | None = None):
         """The one place a bulk engine is picked."""

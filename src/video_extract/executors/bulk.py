@@ -38,6 +38,9 @@ from video_extract.fsutil import real_path
 from video_extract.outputs import (
     BATCH_SUMMARY_FILE,
     BATCH_SUMMARY_PARQUET,
+    EXPORT_DIR,
+    OWNER_FILE,
+    RESERVED_NAMES,
     InputLike,
     atomic_write_json,
     atomic_write_with,
@@ -135,13 +138,18 @@ class Task:
 
 
 def collect_inputs(
-    paths: Sequence[str | Path] = (), input_list: str | Path | None = None, exclude: Sequence[Path] = (), sources: Sources | None = None
+    paths: Sequence[str | Path] = (),
+    input_list: str | Path | None = None,
+    exclude: Sequence[Path] = (),
+    sources: Sources | None = None,
+    output_root: Path | None = None,
 ) -> Found:
     """Files or URLs named directly, listed in a text file (one per line, # comments; ``-``: stdin), or found in
     folders and URL prefixes (``s3://bucket/videos/``: every object under it, listed by ``sources``).
 
-    In a folder or prefix, hidden files and ``exclude`` (the output and cache folders) are left
-    out, and a file without a media extension, or that is not a regular file (a FIFO, a socket),
+    In a folder or prefix, hidden files, ``exclude`` (the cache's folder) and what runs wrote in
+    ``output_root`` (its inputs' folders, the export: not the user's own files there, as in
+    ``bulk . -o .``) are left out, and a file without a media extension, or that is not a regular file (a FIFO, a socket),
     is not processed but reported (``Found.not_media``); a file named directly is always tried.
     A file found more than once (its path and a link to it) is one input.
     """
@@ -158,6 +166,7 @@ def collect_inputs(
         found += [(_as_input(line.strip()), True) for line in lines if line.strip() and not line.lstrip().startswith("#")]
     excluded = [str(real_path(p)) for p in exclude]
     real = _RealPaths()
+    written = _Written(output_root) if output_root is not None else None
     for given in paths:
         item = _as_input(given)
         if isinstance(item, str):
@@ -181,7 +190,7 @@ def collect_inputs(
             if path.is_dir() or any(part.startswith(".") for part in relative):
                 continue
             where = real(path)
-            if any(where == e or where.startswith(e + os.sep) for e in excluded):
+            if any(where == e or where.startswith(e + os.sep) for e in excluded) or (written is not None and written.holds(where)):
                 continue
             # A FIFO, socket or device (or a dangling link) is reported with what is not media,
             # never opened: reading a FIFO would wait for a writer forever.
@@ -202,6 +211,27 @@ def collect_inputs(
         not_media=[path for path, is_media in unique.items() if not is_media],
         fingerprints={url: fp for url, fp in fingerprints.items() if url in unique},
     )
+
+
+class _Written:
+    """What runs wrote under an output folder: its inputs' folders (they hold an owner file) and
+    the export. Its other files are the user's: ``bulk . -o .`` found no input at all, the whole
+    folder being left out."""
+
+    def __init__(self, root: Path):
+        self.root = str(real_path(root))
+        self._ours: dict[str, bool] = {}
+
+    def holds(self, where: str) -> bool:
+        if not where.startswith(self.root + os.sep):
+            return False
+        top, _, rest = where[len(self.root) + 1 :].partition(os.sep)
+        if not rest:
+            return top.casefold() in RESERVED_NAMES  # the batch summary; any other file at the top is a user's
+        ours = self._ours.get(top)
+        if ours is None:
+            ours = self._ours[top] = top.casefold() == EXPORT_DIR or os.path.isfile(os.path.join(self.root, top, OWNER_FILE))
+        return ours
 
 
 class _RealPaths:
