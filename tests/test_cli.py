@@ -253,7 +253,11 @@ def test_a_media_command_exits_at_once_with_every_output_complete(tmp_path, scen
 
 
 def test_library_use_of_main_returns_instead_of_exiting(tmp_path, scene_clip):
+    import signal
+
     from video_extract.cli import main
 
+    own = signal.getsignal(signal.SIGTERM)
     assert main(["debug", str(scene_clip.path), "--ops", "metadata", "-o", str(tmp_path / "o"), "--no-cache", "-q"]) == 0
     assert (tmp_path / "o" / "scenes" / "summary.json").exists()
+    assert signal.getsignal(signal.SIGTERM) is own  # the program's SIGTERM handler, back

@@ -204,11 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    on_sigterm = None
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False), args.command)
         if args.command in ("debug", "perf", "bulk") and threading.current_thread() is threading.main_thread():
-            stop_on_sigterm()
+            on_sigterm = stop_on_sigterm()
         commands = {
             "debug": _cmd_debug,
             "perf": _cmd_perf,
@@ -241,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: internal error: {type(exc).__name__}: {exc} (run again with -v for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if on_sigterm is not None:  # a program that called main() gets its own back
+            signal.signal(signal.SIGTERM, on_sigterm)
 
 
 #: Commands after which the process ends at once (``entry``): those that load models.

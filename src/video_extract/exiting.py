@@ -32,12 +32,12 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM: a service manager (systemd, Kubernetes, ``docker stop``) ending the command."""
 
 
-def stop_on_sigterm() -> None:
+def stop_on_sigterm():
     """Take SIGTERM as Ctrl-C is taken: the work stops, what finished is written (a bulk batch's
     summary lists it), workers are told to end. Without this, SIGTERM ended a batch on the spot,
-    its summary unwritten."""
+    its summary unwritten. Returns the handler it replaced."""
 
     def terminated(signum, frame):
         raise Terminated()
 
-    signal.signal(signal.SIGTERM, terminated)
+    return signal.signal(signal.SIGTERM, terminated)
