@@ -169,13 +169,17 @@ class Lease:
 FULL_BELOW = 16 << 20
 
 
+#: What a write in a cache this process may not change fails with (a full disk is another matter: ``refuses``).
+_NOT_OURS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def _writable(folder: Path) -> bool:
     """Whether this process can make a file in ``folder`` (tried: permission bits say nothing
     for root, nor for a read-only mount)."""
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=folder))
     except OSError as exc:
-        return exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM)  # full, say: writes say so themselves
+        return exc.errno not in _NOT_OURS  # full, say: writes say so themselves
     return True
 
 
@@ -203,10 +207,9 @@ class Cache:
         self._lock = threading.Lock()
         self._said_full = False
         #: A cache this process may not write (a read-only mount, another user's folder): its
-        #: entries are served, no lock taken, nothing stored or removed.
-        self.read_only = not _writable(self._tmp)
-        if self.read_only:
-            log.warning("the cache at %s is read-only here: its entries are used, new results are not kept", self.root)
+        #: entries are served, no lock taken, nothing stored or removed. Found by the first lease
+        #: (the first write of any run), not tried at start-up.
+        self.read_only = False
 
     def _entry_dir(self, key: str) -> Path:
         return self._entries / key[:2] / key
@@ -222,9 +225,15 @@ class Cache:
         if self.read_only:
             return Lease(None)
         path = self._lock_file(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                if exc.errno not in _NOT_OURS:
+                    raise
+                self._turn_read_only()
+                return Lease(None)
             fcntl.flock(fd, fcntl.LOCK_SH)
             # An evictor unlinks the lock file while holding it exclusively: if ours was
             # unlinked meanwhile, it guards nothing, so take the current one instead.
@@ -387,6 +396,12 @@ class Cache:
     def abandon(self, work_dir: Path) -> None:
         shutil.rmtree(work_dir, ignore_errors=True)
 
+    def _turn_read_only(self) -> None:
+        with self._lock:
+            said, self.read_only = self.read_only, True
+        if not said:
+            log.warning("the cache at %s is read-only here: its entries are used, new results are not kept", self.root)
+
     def refuses(self, exc: BaseException) -> bool:
         """Whether ``exc``, raised by a stage writing into this cache, says the cache's disk has
         no room for it (full, over quota): the stage then runs without the cache, and the run
@@ -509,7 +524,7 @@ class Cache:
 
     def clear(self, plugin: str | None = None) -> tuple[int, int]:
         """Remove every entry (or one plugin's) that no running plan holds; returns (entries, bytes) removed."""
-        if self.read_only:
+        if self.read_only or not _writable(self._tmp):
             raise CacheError("the cache is read-only here: nothing can be removed", self.root)
         removed = freed = 0
         for _, size, path, meta in self._scan():
