@@ -53,9 +53,10 @@ class RayFileWorker(FileWorker):
             threading.Thread(target=self._retire_when_idle, args=(keep_seconds,), daemon=True, name="video-extract-idle").start()
 
     def ready(self) -> dict:
+        """Where the actor runs (a kept pool's actors are found by name and asked again)."""
         import ray
 
-        return {"node": ray.get_runtime_context().get_node_id(), "niceness": full_priority()}
+        return {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "niceness": full_priority()}
 
     def process(self, input_path, specs, output_root, batch):
         import ray
