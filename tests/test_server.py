@@ -108,6 +108,29 @@ def _status(raw: bytes) -> int:
 # -- the whole path ---------------------------------------------------------------------------
 
 
+def test_downloaded_outputs_name_the_upload_as_its_client_did_and_no_server_folder(tmp_path, scene_clip):
+    """summary.json and metadata.json are written with the server's paths in them (the upload's
+    file, the job's folder): served, they carry the client's file name instead, as the API's
+    responses do; a picture is sent as it is."""
+    with running(tmp_path) as srv, srv.http() as http:
+        upload = _upload(http, scene_clip.path, "talk.mp4")
+        job = http.post("/v1/jobs", json={"source": {"upload": upload["id"]}, "ops": "metadata,keyframes"}).json()
+        assert _wait(http, job["id"])["state"] == "done"
+        folder = srv.settings.output_dir / "jobs" / job["id"] / "talk"
+        assert str(srv.settings.output_dir) in (folder / "summary.json").read_text()  # what the run wrote
+        files = f"/v1/jobs/{job['id']}/files/talk"
+        summary = http.get(f"{files}/summary.json")
+        assert summary.status_code == 200 and summary.headers["content-type"] == "application/json"
+        assert summary.headers["content-disposition"] == 'inline; filename="summary.json"'
+        assert summary.headers["content-security-policy"] == "sandbox allow-scripts"
+        assert str(srv.settings.output_dir) not in summary.text and str(tmp_path) not in summary.text
+        assert summary.json()["input"] == "talk.mp4" and summary.json()["output_dir"] == "talk"
+        assert http.get(f"{files}/metadata.json").json()["path"] == "talk.mp4"
+        first = sorted((folder / "keyframes").glob("*.jpg"))[0]
+        picture = http.get(f"{files}/keyframes/{first.name}")
+        assert picture.headers["content-type"] == "image/jpeg" and picture.content == first.read_bytes()
+
+
 def test_upload_job_events_results_and_files_match_a_direct_run(tmp_path, scene_clip):
     direct = Client(cache_dir=tmp_path / "direct-cache", output_dir=tmp_path / "direct").run(scene_clip.path, "metadata,scenes")
     with running(tmp_path) as srv, srv.http() as http:
@@ -520,6 +543,10 @@ def test_batch_runs_many_sources_with_progress_and_summary(tmp_path, scene_clip,
         assert batch["summary"]["totals"]["ok"] == 2 and str(srv.settings.output_dir) not in json.dumps(batch)
         scenes = http.get(rows[0]["output_dir"] + "/scenes.json")
         assert scenes.status_code == 200 and len(scenes.json()["cuts"]) == len(scene_clip.cuts)
+        # the files as downloaded name the uploads and folders as the client knows them
+        written = http.get(batch["links"]["files"] + "batch_summary.json").json()["files"]
+        assert [(r["input"], r["output_dir"]) for r in written] == [("scenes.mp4", "scenes"), ("gop.mp4", "gop")]
+        assert http.get(rows[1]["output_dir"] + "/summary.json").json()["input"] == "gop.mp4"
 
 
 def test_metrics_count_jobs_stages_cache_and_uploads(tmp_path, scene_clip):
@@ -641,12 +668,21 @@ def test_served_outputs_are_sandboxed_pages_of_their_own_origin(tmp_path):
     in the API's origin: the page is sandboxed (scripts run, same-origin access does not)."""
     from video_extract.server.app import _serve_file
 
+    class Task:  # a job's folder, and what its scrub replaces
+        dir = tmp_path
+
+        def scrub(self, text: str) -> str:
+            return text.replace(str(tmp_path) + os.sep, "")
+
     (tmp_path / "talk").mkdir()
     (tmp_path / "talk" / "report.html").write_text("<script>fetch('/v1/jobs')</script>")
-    response = _serve_file(tmp_path, "talk/report.html")
-    assert response.headers["content-security-policy"] == "sandbox allow-scripts"
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.media_type == "text/html"
+    (tmp_path / "talk" / "named.html").write_text(f"<script>fetch('/v1/jobs')</script><p>{tmp_path}/talk/talk.mp4</p>")
+    for page in ("report.html", "named.html"):  # sent as it is, or with the server's folder taken out
+        response = _serve_file(Task(), f"talk/{page}")
+        assert response.headers["content-security-policy"] == "sandbox allow-scripts"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.media_type == "text/html"
+    assert response.body == b"<script>fetch('/v1/jobs')</script><p>talk/talk.mp4</p>"
 
 
 def test_an_upload_onto_a_full_disk_is_507_and_the_server_goes_on(small_disk, scene_clip):

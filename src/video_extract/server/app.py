@@ -13,9 +13,11 @@ import errno
 import hashlib
 import hmac
 import logging
+import mimetypes
 import os
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import blake3
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -190,9 +192,9 @@ def create_app(settings: ServerSettings, client) -> FastAPI:
         return JobResults(id=job.id, state=job.state, error=job.error, result=result, files=files)
 
     @api.get("/v1/jobs/{job_id}/files/{path:path}", response_class=FileResponse, responses={400: ERRORS[400], 404: ERRORS[404]})
-    def job_file(job_id: str, path: str) -> FileResponse:
+    def job_file(job_id: str, path: str) -> Response:
         """One output file of a job (paths as in its results' links)."""
-        return _serve_file(manager.get(job_id, "job").dir, path)
+        return _serve_file(manager.get(job_id, "job"), path)
 
     # -- batches ----------------------------------------------------------------------------
 
@@ -229,9 +231,9 @@ def create_app(settings: ServerSettings, client) -> FastAPI:
         return _batch_info(settings, manager, batch)
 
     @api.get("/v1/batches/{batch_id}/files/{path:path}", response_class=FileResponse, responses={400: ERRORS[400], 404: ERRORS[404]})
-    def batch_file(batch_id: str, path: str) -> FileResponse:
+    def batch_file(batch_id: str, path: str) -> Response:
         """One output file of a batch (paths as in its summary's links)."""
-        return _serve_file(manager.get(batch_id, "batch").dir, path)
+        return _serve_file(manager.get(batch_id, "batch"), path)
 
     # -- the rest ---------------------------------------------------------------------------
 
@@ -368,8 +370,21 @@ def _file_link(task, path: Path) -> FileLink:
     return FileLink(path=path.relative_to(task.dir).as_posix(), url=task.link(path), size=path.stat().st_size)
 
 
-def _serve_file(root: Path, rel: str) -> FileResponse:
-    """A file under ``root`` and nowhere else: no '..', no absolute path, no hidden file, no link out."""
+#: Outputs written as text, in which the run put the server's own paths: ``summary.json``'s
+#: input and output folder, ``metadata.json``'s path, the batch summary's rows.
+_TEXT_OUTPUTS = frozenset({".json", ".html", ".txt", ".csv", ".tsv", ".srt", ".vtt", ".rttm", ".jsonl"})
+
+#: Larger text outputs are sent as they are, not read into memory to be scrubbed (a fusion.json
+#: of hours of media is a few MB).
+SCRUB_MAX_BYTES = 16 << 20
+
+
+def _serve_file(task, rel: str) -> Response:
+    """A file of ``task``'s folder and nowhere else: no '..', no absolute path, no hidden file,
+    no link out. A text output comes with the server's paths in it replaced as the API's
+    responses replace them (``task.scrub``: an upload by its client's file name, the task's
+    folder by nothing), so that a client learns no server folder from what it downloads."""
+    root = task.dir
     parts = PurePosixPath(rel).parts
     if not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel or any(p in ("..", ".") for p in parts):
         raise ApiError(400, f"file path must be relative to the job's files, without '..': {rel!r}")
@@ -383,7 +398,20 @@ def _serve_file(root: Path, rel: str) -> FileResponse:
     # served from the API's origin, a page runs sandboxed in an origin of its own (its script
     # still draws; it reaches nothing of the API's), and no browser guesses another type.
     headers = {"Content-Security-Policy": "sandbox allow-scripts", "X-Content-Type-Options": "nosniff"}
+    if real.suffix.lower() in _TEXT_OUTPUTS and real.stat().st_size <= SCRUB_MAX_BYTES:
+        text = real.read_bytes().decode("utf-8", "surrogateescape")  # any bytes back as they were
+        scrubbed = task.scrub(text)
+        if scrubbed != text:
+            kind = mimetypes.guess_type(real.name)[0] or "text/plain"
+            headers["Content-Disposition"] = _inline(real.name)
+            return Response(scrubbed.encode("utf-8", "surrogateescape"), media_type=kind, headers=headers)
     return FileResponse(real, filename=real.name, content_disposition_type="inline", headers=headers)
+
+
+def _inline(name: str) -> str:
+    """The Content-Disposition FileResponse gives a file (RFC 6266: a name that is not plain ASCII, encoded)."""
+    quoted = quote(name)
+    return f"inline; filename*=utf-8''{quoted}" if quoted != name else f'inline; filename="{name}"'
 
 
 def _readiness(settings: ServerSettings, manager: Manager, client) -> dict[str, str]:
