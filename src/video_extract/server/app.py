@@ -15,6 +15,7 @@ import hmac
 import logging
 import mimetypes
 import os
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -378,6 +379,10 @@ _TEXT_OUTPUTS = frozenset({".json", ".html", ".txt", ".csv", ".tsv", ".srt", ".v
 #: of hours of media is a few MB).
 SCRUB_MAX_BYTES = 16 << 20
 
+#: Files scrubbed at once: each is in memory three times over while it is (~50 MB at the most),
+#: so that many downloads together cannot take more than a few hundred MB.
+_SCRUBBING = threading.BoundedSemaphore(4)
+
 
 def _serve_file(task, rel: str) -> Response:
     """A file of ``task``'s folder and nowhere else: no '..', no absolute path, no hidden file,
@@ -399,12 +404,14 @@ def _serve_file(task, rel: str) -> Response:
     # still draws; it reaches nothing of the API's), and no browser guesses another type.
     headers = {"Content-Security-Policy": "sandbox allow-scripts", "X-Content-Type-Options": "nosniff"}
     if real.suffix.lower() in _TEXT_OUTPUTS and real.stat().st_size <= SCRUB_MAX_BYTES:
-        text = real.read_bytes().decode("utf-8", "surrogateescape")  # any bytes back as they were
-        scrubbed = task.scrub(text)
-        if scrubbed != text:
+        with _SCRUBBING:
+            text = real.read_bytes().decode("utf-8", "surrogateescape")  # any bytes back as they were
+            scrubbed = task.scrub(text)
+            body = scrubbed.encode("utf-8", "surrogateescape") if scrubbed != text else None
+        if body is not None:
             kind = mimetypes.guess_type(real.name)[0] or "text/plain"
             headers["Content-Disposition"] = _inline(real.name)
-            return Response(scrubbed.encode("utf-8", "surrogateescape"), media_type=kind, headers=headers)
+            return Response(body, media_type=kind, headers=headers)
     return FileResponse(real, filename=real.name, content_disposition_type="inline", headers=headers)
 
 
