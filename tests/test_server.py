@@ -549,6 +549,50 @@ def test_batch_runs_many_sources_with_progress_and_summary(tmp_path, scene_clip,
         assert http.get(rows[1]["output_dir"] + "/summary.json").json()["input"] == "gop.mp4"
 
 
+@pytest.mark.slow
+def test_a_batch_exports_its_outputs_as_datasets_to_download(tmp_path, scene_clip, gop_clip):
+    """``export`` in a batch request: Parquet tables and WebDataset shards of the finished files,
+    each file of them a link the client downloads, names of its own and no server path."""
+    import io
+    import tarfile
+
+    import pyarrow.parquet as pq
+
+    with running(tmp_path, api_keys=(KEY,), workers=1) as srv, srv.http(headers=AUTH) as http:
+        uploads = [_upload(http, clip.path) for clip in (scene_clip, gop_clip)]
+        sources = [{"upload": u["id"]} for u in uploads]
+        refused = http.post("/v1/batches", json={"sources": sources, "ops": "metadata", "export": ["csv"]})
+        assert refused.status_code == 422 and "export" in refused.json()["error"] and "parquet" in refused.json()["error"]
+        refused = http.post("/v1/batches", json={"sources": sources, "ops": "metadata", "export": ["parquet"], "shard_size": 0})
+        assert refused.status_code == 422 and "shard_size" in refused.json()["error"]
+
+        request = {"sources": sources, "ops": "metadata,scenes", "export": ["parquet", "webdataset", "parquet"], "shard_size": 1}
+        created = http.post("/v1/batches", json=request)
+        assert created.status_code == 202, created.text
+        batch = _wait(http, created.json()["id"], kind="batches", timeout=120)
+        assert batch["state"] == "done", batch
+        assert str(srv.settings.output_dir) not in json.dumps(batch)
+        exports = {e["format"]: e for e in batch["exports"]}
+        assert sorted(exports) == ["parquet", "webdataset"] and all(e["files"] == 2 and not e["left_out"] for e in exports.values())
+
+        files_table = next(link for link in exports["parquet"]["links"] if "/parquet/files/" in link)
+        table = pq.read_table(io.BytesIO(http.get(files_table).content))
+        assert sorted(table.column("input").to_pylist()) == ["gop.mp4", "scenes.mp4"]
+        scenes_table = next(link for link in exports["parquet"]["links"] if "/parquet/scenes/" in link)
+        assert pq.read_table(io.BytesIO(http.get(scenes_table).content)).num_rows == len(scene_clip.cuts) + 1 + len(gop_clip.cuts) + 1
+
+        shards = [link for link in exports["webdataset"]["links"] if link.endswith(".tar")]
+        assert len(shards) == 2 and exports["webdataset"]["counts"] == {"shards": 2, "samples": 2}  # one sample a shard
+        members = []
+        for link in shards:
+            with tarfile.open(fileobj=io.BytesIO(http.get(link).content)) as tar:
+                members += [m.name for m in tar.getmembers()]
+        assert len([m for m in members if m.endswith(".json")]) == 2
+        # the datasets name the uploads as their client did: no server path inside any of their files
+        for link in exports["parquet"]["links"] + exports["webdataset"]["links"]:
+            assert str(srv.settings.output_dir).encode() not in http.get(link).content, link
+
+
 def test_metrics_count_jobs_stages_cache_and_uploads(tmp_path, scene_clip):
     with running(tmp_path, api_keys=(KEY,)) as srv, srv.http(headers=AUTH) as http:
         upload = _upload(http, scene_clip.path)

@@ -561,3 +561,31 @@ def test_a_spec_file_may_name_its_inputs(tmp_path, web, scene_clip):
     spec.write_text("inputs: clip.mp4\noutputs: [metadata]\n")
     bad = run_cli("debug", "--spec", str(spec), "-o", str(tmp_path / "out3"), "-q")
     assert bad.returncode == 2 and bad.stderr.strip() == f"error: {spec}: 'inputs' must be a list of paths or URLs"
+
+
+def test_an_input_named_by_its_caller_carries_that_name_in_results_rows_and_files(tmp_path, scene_clip):
+    """``name``: a temporary copy (or a server's upload) shows as the file its owner knows, in the
+    result, summary.json, metadata.json and a batch's rows; its folder is still named from its path."""
+    import shutil
+
+    copy = tmp_path / "tmp8f3a.mp4"
+    shutil.copy(scene_clip.path, copy)
+    client = Client(output_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    result = client.run(copy, "metadata,scenes", name="interview.mp4")
+    assert result.result.input == "interview.mp4" and result.output_dir == tmp_path / "out" / "tmp8f3a"
+    assert json.loads((result.output_dir / "summary.json").read_text())["input"] == "interview.mp4"
+    assert json.loads((result.output_dir / "metadata.json").read_text())["path"] == "interview.mp4"
+    done = [e for e in client.execute_streaming(copy, "metadata", name="interview.mp4") if e.type == "done"]
+    assert done[0].input == "interview.mp4"
+
+    batch = Client(output_dir=tmp_path / "bulk", cache_dir=tmp_path / "cache").execute_bulk(
+        [copy], "metadata,scenes", workers=1, names={str(copy): "interview.mp4"}
+    )
+    assert [(r.input, r.status) for r in batch.rows] == [("interview.mp4", "ok")]
+    written = json.loads((tmp_path / "bulk" / "batch_summary.json").read_text())["files"]
+    assert written[0]["input"] == "interview.mp4"
+    assert json.loads((tmp_path / "bulk" / "tmp8f3a" / "metadata.json").read_text())["path"] == "interview.mp4"
+    again = Client(output_dir=tmp_path / "bulk", cache_dir=tmp_path / "cache").execute_bulk(
+        [copy], "metadata,scenes", workers=1, names={str(copy): "interview.mp4"}
+    )
+    assert [r.status for r in again.rows] == ["skipped"]  # finished already, under that name

@@ -10,7 +10,7 @@ The command line and the HTTP server are thin adapters over ``Client``: one requ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar, overload
@@ -304,7 +304,7 @@ class Client:
 
     # -- one file ----------------------------------------------------------------------------
 
-    def run(self, source: SourceLike, ops: RequestLike, format_hint: str | None = None) -> Results:
+    def run(self, source: SourceLike, ops: RequestLike, format_hint: str | None = None, name: str | None = None) -> Results:
         """Process one input; returns its typed results.
 
         Example::
@@ -314,13 +314,17 @@ class Client:
             Client().run("https://example.org/clip.mp4", "metadata")
             Client().run(data, "scenes", format_hint="mp4")  # bytes, or an open binary file
 
+        ``name``: what the results and output files call the input instead of its path or URL
+        (``summary.json``'s ``input``, ``metadata.json``'s ``path``): a temporary copy, or a
+        server's upload, by the name its owner knows it by.
+
         Raises InputError for a file that cannot be read (SourceError for a source that cannot be
         fetched or that the policy refuses), UsageError for a malformed request; an operation
         that fails is in ``result.errors``, one that does not apply in ``result.skipped``.
         """
         specs = self.request(ops)
         ensure_output_root(self.output_dir)
-        return Results(self.executor.run_file(source, specs, self.output_dir, format_hint=format_hint))
+        return Results(self.executor.run_file(source, specs, self.output_dir, format_hint=format_hint, name=name))
 
     def run_many(self, sources: Sequence[SourceLike], ops: RequestLike, format_hint: str | None = None) -> Iterator[Results]:
         """Process several inputs in turn; an unreadable one yields a failed result instead of raising."""
@@ -329,7 +333,9 @@ class Client:
         for result in self.executor.run_files(sources, specs, self.output_dir, format_hint=format_hint):
             yield Results(result)
 
-    def execute_streaming(self, source: SourceLike, ops: RequestLike, threads: int | None = None, format_hint: str | None = None) -> Iterator[Event]:
+    def execute_streaming(
+        self, source: SourceLike, ops: RequestLike, threads: int | None = None, format_hint: str | None = None, name: str | None = None
+    ) -> Iterator[Event]:
         """Performance mode: typed events as they happen (partials, then complete / skipped /
         error per operation, then done); stages without a dependency between them run at once.
 
@@ -341,17 +347,19 @@ class Client:
                 elif event.type == "done":
                     print(event.status, event.result.ops)
 
-        The files written are those ``run`` writes. Raises InputError before the first event for
-        an unreadable input.
+        The files written are those ``run`` writes (``name`` as there). Raises InputError before
+        the first event for an unreadable input.
         """
         from video_extract.executors.perf import PerfExecutor
 
         specs = self.request(ops)
         ensure_output_root(self.output_dir)
         executor = PerfExecutor(self.runtime, threads=threads or self.threads)
-        yield from executor.stream_file(source, specs, self.output_dir, format_hint=format_hint)
+        yield from executor.stream_file(source, specs, self.output_dir, format_hint=format_hint, name=name)
 
-    async def aexecute_streaming(self, source: SourceLike, ops: RequestLike, threads: int | None = None, format_hint: str | None = None):
+    async def aexecute_streaming(
+        self, source: SourceLike, ops: RequestLike, threads: int | None = None, format_hint: str | None = None, name: str | None = None
+    ):
         """``execute_streaming`` for asyncio: the work runs in a thread, events arrive on the loop."""
         import asyncio
 
@@ -361,7 +369,7 @@ class Client:
 
         def produce() -> None:
             try:
-                for event in self.execute_streaming(source, ops, threads, format_hint=format_hint):
+                for event in self.execute_streaming(source, ops, threads, format_hint=format_hint, name=name):
                     loop.call_soon_threadsafe(events.put_nowait, event)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
                 loop.call_soon_threadsafe(events.put_nowait, exc)
@@ -395,6 +403,7 @@ class Client:
         export: str | Sequence[str] | None = None,
         shard_size: int = 1000,
         export_audio: bool = False,
+        names: Mapping[str, str] | None = None,
     ) -> BatchResult:
         """Bulk mode: many files through a warm worker pool (or Ray); returns the BatchResult.
 
@@ -416,6 +425,8 @@ class Client:
         outputs as datasets under ``{output_dir}/export/`` (``batch.exports``; failed files are
         left out and listed). ``shard_size``: samples per WebDataset shard; ``export_audio``: put
         each file's ``audio.wav`` in its sample (needs the ``audio`` operation).
+        ``names``: what rows, output files and exports call some inputs, by the input as given
+        (``run``'s ``name``).
         """
         from video_extract.executors.bulk import BatchInput, collect_inputs, run_batch
         from video_extract.executors.progress import make_progress
@@ -429,13 +440,13 @@ class Client:
         if ops is not None or input_list is not None:
             specs = self.request(ops)
             found = collect_inputs(requests, input_list, exclude=self._cache_dirs(), sources=sources, output_root=self.output_dir)
-            inputs = [BatchInput(path=p, specs=specs, fingerprint=found.fingerprints.get(str(p))) for p in found.media]
+            inputs = [BatchInput(path=p, specs=specs, fingerprint=found.fingerprints.get(str(p)), name=(names or {}).get(str(p))) for p in found.media]
             not_media = found.not_media
         else:
             pairs = [(r["path"], r["ops"]) if isinstance(r, dict) else r for r in requests]
             if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], (str, PathLike)) for p in pairs):
                 raise UsageError("execute_bulk: give ops for all paths or URLs, or (path, ops) pairs / {'path', 'ops'} dicts")
-            inputs = [BatchInput(path=p if is_url(p) else Path(p), specs=self.request(o)) for p, o in pairs]
+            inputs = [BatchInput(path=p if is_url(p) else Path(p), specs=self.request(o), name=(names or {}).get(str(p))) for p, o in pairs]
         engine_ = self._bulk_engine(engine, workers, ray_address, ray_keep_workers)
         batch = run_batch(
             inputs, self.output_dir, engine_, retries=retries, timeout=timeout, progress=make_progress(progress), not_media=not_media, sources=sources

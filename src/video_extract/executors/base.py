@@ -188,9 +188,12 @@ def prepare(
     batch: Iterable[InputLike] = (),
     save_intermediates: bool = False,
     format_hint: str | None = None,
+    name: str | None = None,
 ) -> Job:
     """Fetch (a URL, bytes, a stream: spooled), probe, hash and plan one input; raises InputError
     (SourceError for a source that cannot be fetched) before creating anything in the output folder.
+    ``name``: what results and outputs call the input instead of its path or URL (a server's
+    upload, by the file name its client gave).
 
     Every input gets ``metadata.json``, whatever else was asked.
     """
@@ -200,8 +203,8 @@ def prepare(
         try:
             info = probe(path, scan=False)  # header facts: enough to plan, and a clear error for non-media
         except InputError as exc:
-            if exc.path != opened.display:  # a spool file, or a resolved path: name the source as given
-                raise type(exc)(exc.message, opened.display) from None
+            if exc.path != (name or opened.display):  # a spool file, or a resolved path: name the source as given
+                raise type(exc)(exc.message, name or opened.display) from None
             raise
         if opened.digest is not None:
             remember_digest(path, opened.digest)  # hashed while it was spooled: not read twice
@@ -209,10 +212,10 @@ def prepare(
         outputs = [OutputSpec.of(s) for s in specs]
         always = [OutputSpec(operation=Metadata())] if not any(s.operation.name == Metadata.name for s in outputs) else []
         plan = runtime.registry.plan(outputs + always, info, policy=runtime.model_policy)
-        name = job_name(opened)
-        out_dir = output_dir_for(Path(output_root), name, batch)
+        owner = job_name(opened)
+        out_dir = output_dir_for(Path(output_root), owner, batch)
         st = path.stat()
-        origin = None if opened.local and opened.display == str(path) else opened.display
+        origin = name if name is not None else None if opened.local and opened.display == str(path) else opened.display
         source = Source(
             path=path,
             info=info,
@@ -228,7 +231,7 @@ def prepare(
         source=source,
         plan=plan,
         out_dir=out_dir,
-        name=name,
+        name=owner,
         opened=opened,
         save_intermediates=save_intermediates,
         request=request_key(outputs),
@@ -262,13 +265,14 @@ def start(
     batch: Iterable[InputLike] = (),
     save_intermediates: bool = False,
     format_hint: str | None = None,
+    name: str | None = None,
 ) -> Job:
     """``prepare`` for a run: an input that is there but no longer opens as media (replaced by a
     truncated copy), and has a folder from an earlier run, leaves that folder saying so (a failed
     ``summary.json``, the old outputs removed) rather than holding results of another file. A
     missing or unreadable input leaves its folder alone: the results may be all that is left."""
     try:
-        return prepare(runtime, input_path, specs, output_root, batch, save_intermediates, format_hint)
+        return prepare(runtime, input_path, specs, output_root, batch, save_intermediates, format_hint, name)
     except InputError as exc:
         name = input_name(input_path)
         if isinstance(name, Path) and not isinstance(exc, SourceError):  # not one the policy refused
@@ -671,10 +675,16 @@ class Executor(ABC):
 
     @abstractmethod
     def run_file(
-        self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
+        self,
+        input_path: object,
+        specs: Sequence[OutputSpec | str],
+        output_root: str | Path,
+        batch: Iterable[InputLike] = (),
+        format_hint: str | None = None,
+        name: str | None = None,
     ) -> FileResult:
-        """Process one input (a path, URL, bytes or binary stream: ``sources``); raises
-        InputError/UsageError only for what stops the whole file."""
+        """Process one input (a path, URL, bytes or binary stream: ``sources``), called ``name``
+        in its results if given; raises InputError/UsageError only for what stops the whole file."""
 
     def run_files(
         self, inputs: Sequence[object], specs: Sequence[OutputSpec | str], output_root: str | Path, format_hint: str | None = None

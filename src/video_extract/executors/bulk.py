@@ -111,6 +111,7 @@ class BatchInput:
     path: Path | str
     specs: list[OutputSpec]
     fingerprint: str | None = None  # a listed remote object's, when the listing gave one
+    name: str | None = None  # what rows and outputs call it instead of its path (a server's upload)
 
 
 @dataclass
@@ -130,8 +131,9 @@ class Task:
     specs: list[dict] = field(default_factory=list)  # what to make of this file
     size: int = 0
     attempts: int = 0
-    display: str = ""  # how rows and messages show it (a URL without its secrets)
+    display: str = ""  # how rows and messages show it (a URL without its secrets, or its ``name``)
     fingerprint: str | None = None
+    name: str | None = None  # BatchInput.name: what the worker's outputs call it
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -288,8 +290,9 @@ def make_tasks(inputs: Sequence[BatchInput]) -> list[Task]:
                 batch=siblings if len(siblings) > 1 else [],
                 specs=[s.to_dict() for s in item.specs],
                 size=size,
-                display=display_name(item.path),
+                display=item.name or display_name(item.path),
                 fingerprint=item.fingerprint,
+                name=item.name,
             )
         )
     return sorted(tasks, key=lambda t: (-t.size, t.index))
@@ -301,7 +304,7 @@ def already_done(task: Task, output_root: Path, sources: Sources | None = None) 
     from video_extract.executors.base import request_key
 
     name = _name(task.input)
-    shown = display_name(task.input)
+    shown = task.name or display_name(task.input)
     summary = read_summary(output_dir_for(output_root, name, [_name(p) for p in task.batch]))
     if not summary or summary.get("status") != "ok" or summary.get("request") != request_key(task.specs) or summary.get("input") != shown:
         return None
@@ -363,12 +366,12 @@ class FileWorker:
         self.executor = DebugExecutor(self.runtime)
         self.files_done = 0
 
-    def process(self, input_path: str, specs: list[dict], output_root: str, batch: list[str]) -> BatchRow:
+    def process(self, input_path: str, specs: list[dict], output_root: str, batch: list[str], name: str | None = None) -> BatchRow:
         from video_extract.models import load_counts
 
         started = time.perf_counter()
         began_at = time.time()
-        shown = display_name(input_path)
+        shown = name or display_name(input_path)
         try:
             try:
                 outputs = [OutputSpec.of(s) for s in specs]
@@ -376,7 +379,7 @@ class FileWorker:
                 # the driver read this request: a worker that cannot lacks what the driver has
                 # (a plugin installed on one node of a Ray cluster and not on this one)
                 raise VideoExtractError(f"this worker cannot read the request ({exc.message}); is its installation the same as the driver's?") from None
-            result = self.executor.run_file(input_path, outputs, output_root, batch=[_name(p) for p in batch])
+            result = self.executor.run_file(input_path, outputs, output_root, batch=[_name(p) for p in batch], name=name)
             row = BatchRow(
                 input=result.input,
                 status=result.status,
@@ -502,8 +505,7 @@ def _worker_main(conn, settings: Settings) -> None:
             message = conn.recv()
             if message is None:
                 exit_now(0)
-            input_path, specs, output_root, batch = message
-            conn.send(("result", worker.process(input_path, specs, output_root, batch)))
+            conn.send(("result", worker.process(*message)))  # input, specs, output root, batch, name
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
 
@@ -583,7 +585,7 @@ class _LocalWorker:
 
     def assign(self, task: Task, output_root: Path) -> None:
         self.task = task
-        self.conn.send((task.input, task.specs, str(output_root), task.batch))
+        self.conn.send((task.input, task.specs, str(output_root), task.batch, task.name))
 
     def poll(self) -> str | None:
         """What happened since the last look: None, 'result' or 'crashed'."""
@@ -698,7 +700,7 @@ def run_batch(
         # Also when interrupted (Ctrl-C): the summary then lists what finished so far.
         if progress is not None:
             progress.stop()
-        shown = [display_name(i.path) for i in inputs]
+        shown = [i.name or display_name(i.path) for i in inputs]
         ordered = [rows[s] for s in dict.fromkeys(shown) if s in rows]
         seconds = time.perf_counter() - started
         summary_path = write_batch_summary(output_root, ordered, seconds, engine.name, not_media)

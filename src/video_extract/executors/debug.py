@@ -23,9 +23,15 @@ class DebugExecutor(Executor):
     name = "debug"
 
     def run_file(
-        self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
+        self,
+        input_path: object,
+        specs: Sequence[OutputSpec | str],
+        output_root: str | Path,
+        batch: Iterable[InputLike] = (),
+        format_hint: str | None = None,
+        name: str | None = None,
     ) -> FileResult:
-        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates, format_hint=format_hint)
+        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates, format_hint=format_hint, name=name)
         if log.isEnabledFor(logging.INFO):  # the plan is described only for a log that shows it
             log.info("%s: plan of %d stage(s)", show_path(job.source.name), len(job.plan.stages))
             for line in job.plan.describe():

@@ -41,22 +41,34 @@ class PerfExecutor(Executor):
         self.threads = threads or default_threads()
 
     def run_file(
-        self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
+        self,
+        input_path: object,
+        specs: Sequence[OutputSpec | str],
+        output_root: str | Path,
+        batch: Iterable[InputLike] = (),
+        format_hint: str | None = None,
+        name: str | None = None,
     ) -> FileResult:
         result = None
-        for event in self.stream_file(input_path, specs, output_root, batch, format_hint=format_hint):
+        for event in self.stream_file(input_path, specs, output_root, batch, format_hint=format_hint, name=name):
             if isinstance(event, DoneEvent):
                 result = event.result
         assert result is not None
         return result
 
     def stream_file(
-        self, input_path: object, specs: Sequence[OutputSpec | str], output_root: str | Path, batch: Iterable[InputLike] = (), format_hint: str | None = None
+        self,
+        input_path: object,
+        specs: Sequence[OutputSpec | str],
+        output_root: str | Path,
+        batch: Iterable[InputLike] = (),
+        format_hint: str | None = None,
+        name: str | None = None,
     ) -> Iterator[Event]:
         """Events for one input (a path, URL, bytes or stream), as they happen. The final
         ``DoneEvent`` carries the FileResult."""
         started = time.perf_counter()
-        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates, format_hint=format_hint)
+        job = start(self.runtime, input_path, specs, output_root, batch, save_intermediates=self.save_intermediates, format_hint=format_hint, name=name)
         events: queue.Queue = queue.Queue()
         for op, why in job.plan.skipped.items():
             events.put(SkippedEvent(op=op, reason=why))

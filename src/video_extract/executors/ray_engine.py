@@ -58,12 +58,12 @@ class RayFileWorker(FileWorker):
 
         return {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "niceness": full_priority()}
 
-    def process(self, input_path, specs, output_root, batch):
+    def process(self, input_path, specs, output_root, batch, name=None):
         import ray
 
         self._busy += 1
         try:
-            row = super().process(input_path, specs, output_root, batch)
+            row = super().process(input_path, specs, output_root, batch, name)
         finally:
             self._busy -= 1
             self._idle_since = time.monotonic()
@@ -278,7 +278,7 @@ class RayEngine:
 
     def submit(self, task: Task, output_root: Path) -> None:
         slot = min((s for s in self.ready if self.load[s] < self.depth), key=lambda s: self.load[s])
-        ref = self.actors[slot].process.remote(absolute(task.input), task.specs, str(output_root.absolute()), task.batch)
+        ref = self.actors[slot].process.remote(absolute(task.input), task.specs, str(output_root.absolute()), task.batch, task.name)
         self.inflight[ref] = (slot, task)
         self.load[slot] += 1
 

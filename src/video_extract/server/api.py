@@ -44,6 +44,12 @@ class BatchRequest(_Body):
     sources: list[Source] = Field(min_length=1)
     ops: Ops
     workers: int | None = Field(default=None, ge=1, description="worker processes (at most the server's --workers)")
+    export: list[Literal["parquet", "webdataset"]] = Field(
+        default_factory=list,
+        description="once the files are done, their outputs as datasets (as `bulk --export`): parquet (a table per kind), webdataset (tar shards)",
+    )
+    shard_size: int = Field(default=1000, ge=1, le=100_000, description="samples per WebDataset shard")
+    export_audio: bool = Field(default=False, description="WebDataset samples also carry the audio track (KEY.wav; needs the audio operation)")
 
 
 class Error(BaseModel):
@@ -102,6 +108,19 @@ class BatchProgress(BaseModel):
     eta_seconds: float | None = None
 
 
+class LeftOutFile(BaseModel):
+    input: str
+    reason: str
+
+
+class BatchExport(BaseModel):
+    format: Literal["parquet", "webdataset"]
+    files: int = Field(description="inputs in the dataset")
+    counts: dict[str, int] = Field(description="parquet: rows per table; webdataset: shards and samples")
+    left_out: list[LeftOutFile] = Field(description="finished inputs the dataset leaves out, and why")
+    links: list[str] = Field(description="every file of the dataset")
+
+
 class BatchInfo(BaseModel):
     id: str
     state: JobState
@@ -115,6 +134,7 @@ class BatchInfo(BaseModel):
     error: str | None = None
     progress: BatchProgress
     summary: dict[str, Any] | None = Field(default=None, description="batch_summary.json once finished, server paths replaced by links")
+    exports: list[BatchExport] = Field(default_factory=list, description="the datasets asked for (``export``), once written")
     links: dict[str, str]
 
 

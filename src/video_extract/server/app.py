@@ -45,7 +45,7 @@ from .api import (
     UploadInfo,
 )
 from .http import UPLOAD_PATH, LimitsMiddleware
-from .jobs import ApiError, Batch, Job, Manager, QueueFull, Upload, safe_filename
+from .jobs import ApiError, Batch, Export, Job, Manager, QueueFull, Upload, safe_filename
 from .metrics import Metrics
 from .settings import ServerSettings
 
@@ -215,7 +215,8 @@ def create_app(settings: ServerSettings, client) -> FastAPI:
         except ApiError:
             manager.release(sources)
             raise
-        batch = _submit(lambda: manager.submit_batch(sources, specs, body.workers), lambda: manager.release(sources))
+        export = Export(tuple(dict.fromkeys(body.export)), body.shard_size, body.export_audio) if body.export else None
+        batch = _submit(lambda: manager.submit_batch(sources, specs, body.workers, export), lambda: manager.release(sources))
         response.headers["Location"] = f"{settings.root_path}/v1/batches/{batch.id}"
         return _batch_info(settings, manager, batch)
 
@@ -339,6 +340,7 @@ def _batch_info(settings: ServerSettings, manager: Manager, batch) -> BatchInfo:
         error=batch.error,
         progress=batch.progress,
         summary=batch.summary,
+        exports=batch.exports,
         links={"status": base, "files": f"{base}/files/"},
     )
 

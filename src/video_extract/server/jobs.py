@@ -183,17 +183,41 @@ class Job(Task):
         return FileResult.model_validate(data)
 
 
+@dataclass(frozen=True)
+class Export:
+    """The datasets a batch asks for (``bulk --export``), written once its files are done."""
+
+    formats: tuple[str, ...]
+    shard_size: int = 1000
+    audio: bool = False
+
+
 @dataclass
 class Batch(Task):
     sources: list[Source] = field(default_factory=list)
     workers: int | None = None
     progress: BatchProgress = field(default_factory=BatchProgress)
     summary: dict | None = None
+    export: Export | None = None
+    exports: list[dict] = field(default_factory=list)  # api.BatchExport's fields, once written
 
     def scrub(self, text: str) -> str:
         for source in self.sources:
             text = text.replace(source.arg, source.public)
         return super().scrub(text)
+
+    def public_exports(self, results: list) -> list[dict]:
+        """``exports.ExportResult``s as the client sees them: file links, its own source names."""
+        return [
+            {
+                "format": r.format,
+                "files": r.files,
+                "counts": r.counts,
+                "left_out": [{"input": self.scrub(o.input), "reason": self.scrub(o.reason)} for o in r.left_out],
+                "links": [self.link(p) for p in sorted(r.path.rglob("*")) if p.is_file()],
+            }
+            for r in results
+        ]
 
     def public_summary(self, summary: dict) -> dict:
         rows = summary.get("files", [])
@@ -426,7 +450,7 @@ class Manager:
         self._submit(job, [source])
         return job
 
-    def submit_batch(self, sources: list[Source], specs: list, workers: int | None) -> Batch:
+    def submit_batch(self, sources: list[Source], specs: list, workers: int | None, export: Export | None = None) -> Batch:
         batch_id = new_id()
         batch = Batch(
             id=batch_id,
@@ -437,6 +461,7 @@ class Manager:
             links_root=f"{self.settings.root_path}/v1/batches/{batch_id}/files/",
             sources=sources,
             workers=workers,
+            export=export,
         )
         batch.progress.total = len(sources)
         self._submit(batch, sources)
@@ -504,7 +529,8 @@ class Manager:
         stopped: str | None = None
         kwargs = {"format_hint": job.format_hint} if job.format_hint else {}
         try:
-            stream = client.execute_streaming(job.source.arg, job.specs, **kwargs)
+            # outputs name the source as its client did (an upload by its file name), not by our path
+            stream = client.execute_streaming(job.source.arg, job.specs, name=job.source.public, **kwargs)
             try:
                 for event in stream:
                     if isinstance(event, DoneEvent):
@@ -549,8 +575,19 @@ class Manager:
             if batch.cancel.is_set():
                 raise _Cancelled
 
+        export = batch.export or Export(formats=())
         try:
-            result = client.execute_bulk([s.arg for s in batch.sources], batch.specs, workers=workers, progress=progress, timeout=self.settings.job_timeout)
+            result = client.execute_bulk(
+                [s.arg for s in batch.sources],
+                batch.specs,
+                workers=workers,
+                progress=progress,
+                timeout=self.settings.job_timeout,
+                export=list(export.formats) or None,
+                shard_size=export.shard_size,
+                export_audio=export.audio,
+                names={s.arg: s.public for s in batch.sources},
+            )
         except _Cancelled:
             self._read_summary(batch)
             self._finish(batch, "cancelled", "cancelled")
@@ -559,6 +596,7 @@ class Manager:
             self._finish(batch, "failed", batch.scrub(str(exc)))
             return
         self._read_summary(batch, result.summary_path)
+        batch.exports = batch.public_exports(result.exports)
         self._finish(batch, "done", None)
 
     def _read_summary(self, batch: Batch, path: Path | None = None) -> None:
