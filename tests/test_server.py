@@ -678,6 +678,29 @@ def test_a_url_job_runs_only_when_the_operator_allows_private_networks(tmp_path,
         assert web.body_gets() == 1  # refused before a byte was asked for
 
 
+def test_a_url_s_query_secret_reaches_no_output_file(tmp_path, scene_clip):
+    """Uploads are named by their file name in the outputs; a URL keeps the Client's own naming,
+    which drops what a token in its query would give away: output files, summaries and exports
+    get passed on, and a token in them would go along."""
+    with MediaServer() as web:
+        web.files["/clip.mp4"] = scene_clip.path.read_bytes()
+        url = web.url("/clip.mp4") + "?token=hunter2"
+        with running(tmp_path, allow_private_networks=True, workers=1) as srv, srv.http() as http:
+            job = http.post("/v1/jobs", json={"source": {"url": url}, "ops": "metadata"}).json()
+            assert _wait(http, job["id"])["state"] == "done"
+            result = http.get(job["links"]["results"]).json()
+            batch = http.post("/v1/batches", json={"sources": [{"url": url}], "ops": "metadata", "export": ["parquet"]}).json()
+            batch = _wait(http, batch["id"], kind="batches", timeout=120)
+            assert batch["state"] == "done", batch
+            links = [f["url"] for files in result["files"].values() for f in files] + [batch["links"]["files"] + "batch_summary.json"]
+            links += batch["exports"][0]["links"] + [batch["summary"]["files"][0]["output_dir"] + "/summary.json"]
+            for link in links:
+                assert b"hunter2" not in http.get(link).content, link
+            # (the API's answers give the client its own URL back as it gave it: see the test above)
+            assert "REDACTED" in http.get(links[-1]).json()["input"]
+        assert list(srv.settings.output_dir.rglob("*.json")) and not [p for p in srv.settings.output_dir.rglob("*.json") if "hunter2" in p.read_text()]
+
+
 def test_an_s3_job_and_a_batch_over_an_s3_prefix(tmp_path, s3, scene_clip, gop_clip):
     client, bucket, _ = s3
     for key, clip in (("in/a.mp4", scene_clip.path), ("in/b.mp4", gop_clip.path)):

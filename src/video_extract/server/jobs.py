@@ -28,6 +28,7 @@ from urllib.parse import quote
 from video_extract.errors import VideoExtractError
 from video_extract.events import CompleteEvent, DoneEvent, ErrorEvent, Event, ProgressEvent, input_failed
 from video_extract.results import FileResult
+from video_extract.sources import is_url
 
 from .api import TERMINAL, BatchProgress
 from .settings import ServerSettings
@@ -119,6 +120,12 @@ class Source:
     arg: str
     public: str
     upload: Upload | None = None
+
+    @property
+    def name(self) -> str | None:
+        """What its outputs call it: an upload or a path as the client gave it; a URL by the
+        Client's own naming, which drops the credentials and query secrets it may hold."""
+        return None if is_url(self.arg) else self.public
 
 
 @dataclass
@@ -530,7 +537,7 @@ class Manager:
         kwargs = {"format_hint": job.format_hint} if job.format_hint else {}
         try:
             # outputs name the source as its client did (an upload by its file name), not by our path
-            stream = client.execute_streaming(job.source.arg, job.specs, name=job.source.public, **kwargs)
+            stream = client.execute_streaming(job.source.arg, job.specs, name=job.source.name, **kwargs)
             try:
                 for event in stream:
                     if isinstance(event, DoneEvent):
@@ -586,7 +593,7 @@ class Manager:
                 export=list(export.formats) or None,
                 shard_size=export.shard_size,
                 export_audio=export.audio,
-                names={s.arg: s.public for s in batch.sources},
+                names={s.arg: s.name for s in batch.sources if s.name is not None},
             )
         except _Cancelled:
             self._read_summary(batch)
