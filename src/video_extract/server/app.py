@@ -373,8 +373,9 @@ def _file_link(task, path: Path) -> FileLink:
     return FileLink(path=path.relative_to(task.dir).as_posix(), url=task.link(path), size=path.stat().st_size)
 
 
-#: Outputs written as text, in which the run put the server's own paths: ``summary.json``'s
-#: input and output folder, ``metadata.json``'s path, the batch summary's rows.
+#: Outputs written as text, which may hold the server's own paths: the output folder in
+#: ``summary.json`` and the batch summary's rows (inputs are named as the client named them
+#: where they are written: ``Source.name``; the scrub is the guard for what is not).
 _TEXT_OUTPUTS = frozenset({".json", ".html", ".txt", ".csv", ".tsv", ".srt", ".vtt", ".rttm", ".jsonl"})
 
 #: Larger text outputs are sent as they are, not read into memory to be scrubbed (a fusion.json
