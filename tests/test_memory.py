@@ -212,6 +212,42 @@ def test_a_freed_large_array_goes_back_to_the_system_between_phases(setting, ret
     assert (float(out[1]) >= 7.9) == returned, out
 
 
+REUSE = """
+import ctypes, resource, threading
+from video_extract.allocator import reuse_large_blocks
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+took = reuse_large_blocks()
+faults = []
+def model_call():  # as CTranslate2's thread does in each encoder layer: a 54 MB block, written, freed
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = libc.malloc(54 << 20)
+        ctypes.memset(block, 1, 54 << 20)
+        libc.free(block)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+worker = threading.Thread(target=model_call)
+worker.start(); worker.join()
+print(took, faults[-1])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.parametrize("setting, reused", [(None, True), ("default", False)])
+def test_a_large_block_asked_for_again_gets_the_same_pages(setting, reused):
+    """Whisper's 54 MB attention block, freed and asked for again in a worker thread, comes back
+    from the heap without faulting in a fresh page (``reuse_large_blocks``, which the Whisper
+    loader calls); left to glibc, each time is a new mapping: one fault per 4 KB page."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "VIDEO_EXTRACT_MALLOC"}
+    if setting:
+        env["VIDEO_EXTRACT_MALLOC"] = setting
+    took, faults = subprocess.run([sys.executable, "-c", REUSE], capture_output=True, text=True, check=True, env=env).stdout.split()
+    assert took == str(reused)
+    pages = (54 << 20) // 4096
+    assert (int(faults) < pages // 20) == reused, faults
+
+
 def _voices(n: int, seed: int = 0) -> np.ndarray:
     """``n`` unit-length 192-d vectors around 6 'voices', as close as CAM++ embeddings of a meeting."""
     from video_extract.speech import diarize as seg

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from video_extract.allocator import reuse_large_blocks
 from video_extract.models.catalog import check_name
 from video_extract.models.runtime import blas_on_calling_thread
 from video_extract.results import TranscriptSegment, Word
@@ -38,6 +39,7 @@ def load_whisper(store, name: str, device: str = "cpu", compute_type: str = "int
     key = ("faster-whisper", str(path), device, compute_type)
     # WhisperModel wants the path as str: a Path raises TypeError inside CTranslate2.
     threads = int(os.environ.get("VIDEO_EXTRACT_MODEL_THREADS") or os.cpu_count() or 1)
+    reuse_large_blocks()  # the encoder's 54 MB attention block, reused, not mapped fresh each layer
     return store.load(key, lambda: windowed(WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=threads)))
 
 
