@@ -6,6 +6,7 @@ escaped name on one ``error:`` line; a FIFO is refused without ever being opened
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -318,6 +319,53 @@ def test_without_a_cache_records_are_published_from_memory_byte_for_byte(tmp_pat
     made_temp_dirs.clear()
     assert uncached.run(still_png, "metadata,scenes").ok  # scenes.csv is written beside its record: a scratch folder
     assert len(scratch_folders()) == 1 and not list((tmp_path / "scratch").iterdir())  # ... gone with the request
+
+
+def test_a_scratch_stage_s_files_are_handed_over_by_link_and_a_cache_entry_s_are_copied(tmp_path, scene_clip, monkeypatch):
+    """Without a cache, a stage's files go from its scratch folder (deleted with the request) to
+    the output folder as hard links: no data copied, no new inode. A cache entry's are copies:
+    an output edited in place leaves the entry alone, and the next run publishes its bytes."""
+    links: list[tuple[str, str]] = []
+    real_link = os.link
+    monkeypatch.setattr(os, "link", lambda src, dst, **kw: (links.append((str(src), str(dst))), real_link(src, dst, **kw))[1])
+    ops = "frames:fps=2,keyframes,scenes"
+    uncached = Client(output_dir=tmp_path / "uncached", use_cache=False).run(scene_clip.path, ops)
+    assert uncached.ok
+    frames = sorted((Path(uncached.output_dir) / "frames").glob("*.jpg"))
+    assert len(frames) >= 4
+    linked = {Path(src).name for src, _ in links}
+    assert {f.name for f in frames} <= linked and "scenes.csv" in linked
+    assert all("video-extract-" in src for src, _ in links)  # from the scratch folder
+    assert all(f.stat().st_nlink == 1 for f in frames)  # the scratch copy is gone
+
+    links.clear()
+    client = Client(output_dir=tmp_path / "cached", cache_dir=tmp_path / "cache")
+    first = client.run(scene_clip.path, ops)
+    assert first.ok and links == []
+    published = Path(first.output_dir) / "frames" / frames[0].name
+    original = published.read_bytes()
+    with open(published, "r+b") as f:  # an editor that writes in place
+        f.write(b"edited")
+    again = client.run(scene_clip.path, ops)
+    assert again.ok and all(r.cached for op, r in again.result.ops.items() if op != "metadata")
+    assert published.read_bytes() == original
+
+
+def test_a_link_across_file_systems_falls_back_to_a_copy(tmp_path, monkeypatch):
+    source = tmp_path / "scratch" / "frames"
+    source.mkdir(parents=True)
+    (source / "frame_00000.jpg").write_bytes(b"jpeg bytes")
+    (tmp_path / "scratch" / "audio.wav").write_bytes(b"wav bytes")
+
+    def cross_device(src, dst, **kw):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    publish_path(source, tmp_path / "out" / "frames", link=True)
+    publish_path(tmp_path / "scratch" / "audio.wav", tmp_path / "out" / "audio.wav", link=True)
+    assert (tmp_path / "out" / "frames" / "frame_00000.jpg").read_bytes() == b"jpeg bytes"
+    assert (tmp_path / "out" / "audio.wav").read_bytes() == b"wav bytes"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["audio.wav", "frames"]  # no temporaries left
 
 
 def test_the_writability_probe_is_tried_again_only_when_the_folder_changed(tmp_path, made_temp_dirs):

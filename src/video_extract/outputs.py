@@ -346,15 +346,24 @@ def atomic_write_dir(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
-def publish_path(src: Path, dst: Path) -> Path:
-    """Copy a file or directory to ``dst`` so that ``dst`` is always either old or complete."""
+def publish_path(src: Path, dst: Path, link: bool = False) -> Path:
+    """Copy a file or directory to ``dst`` so that ``dst`` is always either old or complete.
+
+    ``link``: hard-link each file instead where the file system allows (``src`` is in a scratch
+    folder about to be deleted): no data copied and no new inode. A warm run of the full demo
+    request without a cache made 74 files, now 40; on ext4 without a journal (the test machines
+    here) each new inode costs a scan past the inodes freed in the last minutes, and a run that
+    replaces its outputs frees as many as it makes."""
     tmp = _temporary(dst)
     try:
         with _writing(dst):
             for attempt in range(3):  # a concurrent run may remove an emptied parent (``embeddings/``) meanwhile
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    shutil.copytree(src, tmp) if src.is_dir() else shutil.copyfile(src, tmp)
+                    if src.is_dir():
+                        shutil.copytree(src, tmp, copy_function=_linking(shutil.copy2) if link else shutil.copy2)
+                    else:
+                        (_linking(shutil.copyfile) if link else shutil.copyfile)(src, tmp)
                     break
                 except FileNotFoundError:
                     if attempt == 2 or dst.parent.exists():
@@ -364,6 +373,21 @@ def publish_path(src: Path, dst: Path) -> Path:
         _delete(tmp)
         raise
     return dst
+
+
+def _linking(copy: Callable[[Any, Any], object]) -> Callable[[Any, Any], None]:
+    """``copy`` as a hard link where there can be one (not across file systems, nor on one
+    without links)."""
+
+    def link_or_copy(src, dst) -> None:
+        try:
+            os.link(src, dst)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.EEXIST):
+                raise
+            copy(src, dst)
+
+    return link_or_copy
 
 
 def publish_text(text: str, dst: Path) -> Path:

@@ -477,7 +477,7 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
     if cache is None:
         if ctx.written is not None:
             ctx.written._folder = ctx.made_dir  # made after the record was written, perhaps
-        return Artifact(stage.output_type, ctx.made_dir, data, _record=ctx.written)
+        return Artifact(stage.output_type, ctx.made_dir, data, _record=ctx.written, scratch=True)
     describe = {"plugin": stage.plugin, "version": stage.version, "params": params, "input": job.source.digest}
     assert work_dir is not None
     try:
@@ -491,7 +491,7 @@ def _execute(runtime: Runtime, job: Job, stage: Stage, key: str, cache: Cache | 
         kept = job.scratch_dir() / stage.id
         shutil.move(work_dir, kept)
         record._folder = kept
-        return Artifact(stage.output_type, kept, data, _record=record)
+        return Artifact(stage.output_type, kept, data, _record=record, scratch=True)
     # Consumers get the record in hand, not re-read from the entry it was just written to.
     record._folder = entry.path
     return Artifact(stage.output_type, entry.path, entry.data, _record=record)
@@ -582,7 +582,7 @@ def _publish(runtime: Runtime, job: Job, stage: Stage, artifact: Artifact, reque
         claim_output_dir(job.out_dir, job.name)
         index = list(job.plan.stages).index(stage.id) + 1
         dest = job.out_dir / "intermediates" / f"{index:02d}-{stage.plugin}-{stage.id[:6]}"
-        publish_path(artifact.path, dest)
+        publish_path(artifact.path, dest, link=artifact.scratch)
         files.append(dest.relative_to(job.out_dir).as_posix() + "/")
     job.published[stage.id] = files
     return files

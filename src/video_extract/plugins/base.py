@@ -153,13 +153,17 @@ class Artifact:
     """What a finished stage left: its directory, what its output type keeps with it, and its record.
 
     ``path`` is None for a stage no cache keeps that wrote nothing but its record: the record
-    travels in memory (``StageContext.in_memory``)."""
+    travels in memory (``StageContext.in_memory``). ``scratch``: ``path`` is in the job's scratch
+    folder, deleted with the job, so publishing may hand its files over by hard link instead of
+    copying them (a cache entry's files are always copied: an output edited in place must not
+    change the entry)."""
 
     type: str
     path: Path | None
     data: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
     _record: Output | None = field(default=None, repr=False)
+    scratch: bool = False
 
     def record(self) -> Output:
         """The typed record, read once (a damaged or outdated entry is an OperationError)."""
@@ -369,7 +373,7 @@ class Plugin:
         for name in self.manifest.files:
             src = artifact.path / name.rstrip("/") if artifact.path is not None else None
             if src is not None and src.exists():
-                written.append(publish_path(src, dest / name.rstrip("/")))
+                written.append(publish_path(src, dest / name.rstrip("/"), link=artifact.scratch))
             elif name == record_file and artifact._record is not None:  # held in memory: written from it
                 written.append(publish_text(artifact._record.record_text(), dest / name))
         return written
