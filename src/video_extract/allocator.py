@@ -54,8 +54,10 @@ def reuse_large_blocks() -> bool:
     """Serve blocks up to ``HEAP_BLOCKS_BELOW`` from malloc's heaps for the rest of the process,
     so that a model which frees and asks again for the same large buffer on every call gets the
     same pages back: a warm transcription of 10 s went from 0.55 to 0.49 s, its kernel time from
-    0.19 to 0.08 s, for ~20 MB more resident memory. Called by what needs it (the Whisper
-    loader), once; whether malloc took the settings."""
+    0.19 to 0.08 s. The cost: such a block freed on top of a thread's heap stays resident for
+    that thread's next use, and ``release`` cannot give it back (``malloc_trim`` trims only the
+    main heap's top): ~55 MB more after an hour of speech, measured. Called by what needs it (the
+    Whisper loader), once; whether malloc took the settings."""
     if not sys.platform.startswith("linux") or os.environ.get("VIDEO_EXTRACT_MALLOC") == "default":
         return False
     try:
