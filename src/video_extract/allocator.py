@@ -27,16 +27,22 @@ import sys
 from functools import cache
 
 
-@cache
-def _trim():
+def _glibc(name: str):
+    """glibc's malloc function ``name``, or None: not Linux, ``VIDEO_EXTRACT_MALLOC=default``,
+    or a C library without it (musl has no ``malloc_trim``)."""
     if not sys.platform.startswith("linux") or os.environ.get("VIDEO_EXTRACT_MALLOC") == "default":
         return None
     try:
         # the C library Python runs on (``find_library`` would start a subprocess, ~6 ms, in
-        # the first long stage of a cold run); glibc's malloc_trim, which musl does not have
-        return ctypes.CDLL(None).malloc_trim
+        # the first long stage of a cold run)
+        return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
+
+
+@cache
+def _trim():
+    return _glibc("malloc_trim")
 
 
 #: Blocks smaller than this come from malloc's heaps (reused once freed) instead of mmap. Under
@@ -58,11 +64,8 @@ def reuse_large_blocks() -> bool:
     that thread's next use, and ``release`` cannot give it back (``malloc_trim`` trims only the
     main heap's top): ~55 MB more after an hour of speech, measured. Called by what needs it (the
     Whisper loader), once; whether malloc took the settings."""
-    if not sys.platform.startswith("linux") or os.environ.get("VIDEO_EXTRACT_MALLOC") == "default":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     # the trim threshold first: setting either one turns off glibc's own adjusting of both
     return bool(mallopt(_M_TRIM_THRESHOLD, TRIM_ABOVE)) and bool(mallopt(_M_MMAP_THRESHOLD, HEAP_BLOCKS_BELOW))
