@@ -373,7 +373,9 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does_and_its_summary_lists_what_finishe
     make_clips(tmp_path / "in", 12)
     out = tmp_path / "out"
     args = [sys.executable, "-m", "video_extract.cli", "bulk", str(tmp_path / "in"), "--op", "nap:seconds=0.4", "--ops", "metadata", "-o", str(out)]
-    args += ["--workers", "2", "--progress", "none"]
+    # a cache of its own: in the machine's shared one, an earlier run's naps were hits, and all
+    # 12 files could finish before the signal
+    args += ["--cache-dir", str(tmp_path / "cache"), "--workers", "2", "--progress", "none"]
     proc = subprocess.Popen(args, env={**os.environ, **nap_env(tmp_path)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while len(list(out.glob("*/summary.json"))) < 3 and time.time() < deadline:
