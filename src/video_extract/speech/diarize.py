@@ -95,7 +95,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video_extract.allocator import release
+from video_extract.allocator import mapped_large_blocks, release
 from video_extract.media import WavSamples
 
 SR = 16000
@@ -317,8 +317,10 @@ class Blocks:
 
 
 # -------------------------------------------------------------------------------- embeddings
-#: Statistics vectors pooled into embeddings per call.
-POOL_BATCH = 4096
+#: Statistics vectors pooled into embeddings per call. Each is 4 KB, held until its batch is
+#: pooled: 4096 at a time were 16 MB at the peak of an hour's pass, twice that when stacked. The
+#: embeddings are the same bits in any batch (each row is its own product; checked in tests).
+POOL_BATCH = 512
 
 
 def fbank_blocks(samples, block: int = 60 * SR) -> Iterator[np.ndarray]:
@@ -380,15 +382,20 @@ def frame_embedding_chunks(blocks: Iterator[np.ndarray], mean: np.ndarray, embed
     have = 0
     last = None
 
-    def run(piece: np.ndarray, more: bool) -> np.ndarray:
+    def run(piece: np.ndarray, chunked: bool) -> np.ndarray:
         if len(piece) < 10:  # too short for the network; repeat the last outputs
             return np.repeat(last[-1:], (len(piece) + 1) // 2, axis=0)
-        out = embedder.frames(np.ascontiguousarray((piece - mean).T[None]))[0].T
-        if more:
-            # the pass's activations (~100 MB), freed, back to the system before the next chunk:
-            # glibc otherwise keeps them in its heap, where the next chunk's did not always fit
-            # (an hour grew ~100 MB more than two minutes did); a trim costs a few ms per chunk
-            release()
+        feats = np.ascontiguousarray((piece - mean).T[None])
+        if not chunked:
+            return embedder.frames(feats)[0].T
+        # A long recording's pass: its activations (~30-60 MB a chunk) mapped, and the rest of what
+        # it freed given back before the next chunk (a trim costs a few ms). In glibc's heap the
+        # next chunk's did not always fit (an hour grew ~100 MB more than two minutes did), and
+        # the first run of a length (the first chunk, the tail), which ONNX Runtime runs tensor by
+        # tensor, fragmented it: 30-100 MB more, the hour's peak (allocator.mapped_large_blocks).
+        with mapped_large_blocks():
+            out = embedder.frames(feats)[0].T
+        release()
         return out
 
     for b in blocks:
@@ -396,11 +403,11 @@ def frame_embedding_chunks(blocks: Iterator[np.ndarray], mean: np.ndarray, embed
         have += len(b)
         while have >= chunk_frames:
             joined = np.concatenate(pending)
-            last = run(joined[:chunk_frames], more=True)
+            last = run(joined[:chunk_frames], chunked=True)
             yield last
             pending, have = [joined[chunk_frames:]], have - chunk_frames
     if have:
-        yield run(np.concatenate(pending), more=False)
+        yield run(np.concatenate(pending), chunked=last is not None)
 
 
 def frame_embeddings(feats: np.ndarray, embedder, chunk_frames: int = 3000) -> np.ndarray:
@@ -485,8 +492,8 @@ def embed(units: Blocks, frames: np.ndarray | FrameWindow, embedder, min_sec: fl
     n = 0
 
     def flush() -> None:
-        # pooled 4096 at a time as they come (the same batches as pooling them all at the end):
-        # an hour of audio has ~60 000 of these statistics vectors, ~250 MB held together
+        # pooled a batch at a time as they come: an hour of meeting speech had ~16 000 of these
+        # statistics vectors, ~65 MB held together
         pooled.append(pool(np.stack(stats), embedder))
         stats.clear()
 
