@@ -105,6 +105,15 @@ def test_diarization_read_from_the_file_matches_the_whole_array(speech_wav):
     skipping = seg.streamed_frames(WavSamples(speech_wav), embedder, chunk_frames=200)
     small_chunks = seg.frame_embeddings(feats, embedder, chunk_frames=200)
     assert all(np.array_equal(skipping[a : a + 50], small_chunks[a : a + 50]) for a in range(0, len(small_chunks), 317))
+    # the CAM++ head run in slices (each with the head's reach on both sides) gives the bits of
+    # one run over the whole chunk, at the chunk's ends too
+    from video_extract.speech.diarize_models import HEAD_SLICE, OnnxEmbedder
+
+    assert isinstance(embedder, OnnxEmbedder)
+    chunk = np.ascontiguousarray((feats[:3000] - feats.mean(0, keepdims=True)).T[None])
+    whole_chunk = embedder.frames(chunk, slice_frames=len(feats))
+    for slice_frames in (HEAD_SLICE, 137, 11):
+        assert np.array_equal(embedder.frames(chunk, slice_frames=slice_frames), whole_chunk)
     # an embedding is the same bits whatever batch its statistics are pooled in (POOL_BATCH)
     stats = np.stack([np.concatenate([w.mean(0), w.std(0, ddof=1)]) for w in (whole_frames[a : a + 80] for a in range(0, len(whole_frames) - 80, 9))])
     pooled = seg.pool(stats, embedder)

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from video_extract.models.onnx_export import ExportMismatch, export_checked, onnx_copy
+from video_extract.models.onnx_export import ExportMismatch, drop_exports, export_checked, onnx_copy
 
 
 def test_an_export_is_made_once_and_made_again_for_new_weights(tmp_path):
@@ -51,6 +51,26 @@ def test_a_new_version_of_the_weights_replaces_the_export_of_the_old_one(tmp_pat
     assert second.is_file() and not first.exists() and not optimized.exists()
     assert other_place.is_file() and other_model.is_file()  # not versions of the same weights file
     assert sorted(p.name for p in (cache / "onnx").iterdir()) == sorted(p.name for p in (second, other_place, other_model))
+
+
+def test_an_export_replaced_by_others_is_dropped_with_its_optimized_graph(tmp_path):
+    """CAM++'s single ``frames`` graph, now two: a cache made before holds 28 MB nothing loads."""
+    cache = tmp_path / "cache"
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"w")
+
+    def export(dest):
+        dest.write_bytes(b"graph")
+
+    old = onnx_copy(cache, "net-frames", weights, export)
+    kept = [onnx_copy(cache, name, weights, export) for name in ("net-head", "net-body", "net-frames-x")]
+    (cache / "ort").mkdir()
+    optimized = cache / "ort" / f"{old.stem}-0123abcd4567ef89.onnx"
+    optimized.write_bytes(b"optimized")
+    drop_exports(cache, "net-frames", weights)
+    assert not old.exists() and not optimized.exists()
+    assert all(path.is_file() for path in kept)
+    drop_exports(cache, "net-frames", weights)  # none left: nothing to do
 
 
 def test_a_failed_export_leaves_nothing_behind_and_the_caller_runs_torch(tmp_path, caplog):

@@ -44,9 +44,8 @@ def onnx_copy(cache_dir: Path, name: str, weights: Path, export: Callable[[Path]
     the copies of earlier versions of the same weights file go, with their optimized graphs
     (``ort/``, ``runtime.optimized_once``); a service whose weights are copied anew at every
     deploy would otherwise keep one more export of each model (tens to hundreds of MB) each time."""
-    where = hashlib.sha256(f"{name}:{weights.resolve()}".encode()).hexdigest()[:8]
     version = hashlib.sha256(f"{EXPORT_VERSION}:{fingerprint(weights)}".encode()).hexdigest()[:8]
-    target = cache_dir / "onnx" / f"{name}-{where}{version}.onnx"
+    target = cache_dir / "onnx" / f"{_named(name, weights)}{version}.onnx"
     if target.is_file():
         return target
     if importlib.util.find_spec("onnx") is None:
@@ -58,13 +57,24 @@ def onnx_copy(cache_dir: Path, name: str, weights: Path, export: Callable[[Path]
         log.info("%s: exporting to ONNX once (%s)", name, target)
         export(tmp)
         os.replace(tmp, target)  # two processes exporting at once: both whole, the last rename wins
-        _drop_earlier_versions(target, f"{name}-{where}")
+        _drop_earlier_versions(target, _named(name, weights))
     except Exception as exc:  # noqa: BLE001 - any failure to export means "run it on torch"
         log.warning("%s: not exported to ONNX (%s: %s); running it on torch", name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def _named(name: str, weights: Path) -> str:
+    """The start of the file name of every export of ``name`` from the weights at ``weights``."""
+    return f"{name}-{hashlib.sha256(f'{name}:{weights.resolve()}'.encode()).hexdigest()[:8]}"
+
+
+def drop_exports(cache_dir: Path, name: str, weights: Path) -> None:
+    """Remove every export of ``name`` from ``weights``, with its optimized graphs: for an export
+    that others have replaced (CAM++'s ``frames``, now its ``head`` and ``body``)."""
+    _drop_earlier_versions(cache_dir / "onnx" / ".none", _named(name, weights))
 
 
 def _drop_earlier_versions(target: Path, prefix: str) -> None:

@@ -6,6 +6,8 @@ them could be made (``models/onnx_export.py``: no torch in the process), else on
 - CAM++ (``campplus.py``), split at its statistics pooling so that a recording is run once
   (``diarize.frame_embedding_chunks``): ``frames`` maps mean-normalised fbank [1, 80, T] to
   frame-level features [1, C, T/2]; ``dense`` maps pooled statistics [n, 2C] to embeddings.
+  On ONNX Runtime ``frames`` is two graphs: the 2-d convolution head, run ``HEAD_SLICE``
+  frames at a time, then the rest (its context layers average over the whole chunk).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video_extract.models.onnx_export import export_checked, metadata_of, onnx_copy
+from video_extract.models.onnx_export import drop_exports, export_checked, metadata_of, onnx_copy
 from video_extract.models.runtime import model_threads, onnx_session
 
 SEGMENTATION_SAMPLES = 160_000  # a 10 s window at 16 kHz, the network's input
@@ -97,13 +99,30 @@ class OnnxSegmentation:
         return self.session.run(None, {"waveforms": chunks})[0]
 
 
+#: Fbank frames the CAM++ head runs at a time. Its activations ([1, 32, 80, T] floats) were most
+#: of a 30 s chunk's: the chunk's run peaked 62 MB above its start whole, 33 MB in slices of 500.
+HEAD_SLICE = 500
+
+#: How far the head sees along time on each side: ten 3x3 convolutions at stride 1 in time. A
+#: slice run with this much more on each side gives its frames' outputs to the same bits.
+HEAD_REACH = 10
+
+
 class OnnxEmbedder:
-    def __init__(self, frames_path: Path, dense_path: Path, cache_dir: Path | None = None):
-        self._frames = onnx_session(str(frames_path), model_threads(), arena=False, cache_dir=cache_dir)
+    def __init__(self, head_path: Path, body_path: Path, dense_path: Path, cache_dir: Path | None = None):
+        self._head = onnx_session(str(head_path), model_threads(), arena=False, cache_dir=cache_dir)
+        self._body = onnx_session(str(body_path), model_threads(), arena=False, cache_dir=cache_dir)
         self._dense = onnx_session(str(dense_path), 1, cache_dir=cache_dir)
 
-    def frames(self, feats: np.ndarray) -> np.ndarray:
-        return self._frames.run(None, {"fbank": feats})[0]
+    def frames(self, feats: np.ndarray, slice_frames: int = HEAD_SLICE) -> np.ndarray:
+        t = feats.shape[2]
+        parts = []
+        for a in range(0, t, slice_frames):
+            b = min(t, a + slice_frames)
+            lo, hi = max(0, a - HEAD_REACH), min(t, b + HEAD_REACH)
+            out = self._head.run(None, {"fbank": np.ascontiguousarray(feats[:, :, lo:hi])})[0]
+            parts.append(out[:, :, a - lo : b - lo])
+        return self._body.run(None, {"head": parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)})[0]
 
     def dense(self, stats: np.ndarray) -> np.ndarray:
         return self._dense.run(None, {"stats": stats})[0]
@@ -125,10 +144,14 @@ def segmentation(path: str, onnx_cache: Path | None = None) -> tuple[object, dic
 def embedder(path: str, onnx_cache: Path | None = None):
     """CAM++ with ``frames`` and ``dense`` (see the module's docstring)."""
     if onnx_cache is not None:
-        frames = onnx_copy(onnx_cache, "campplus-frames", Path(path), lambda dest: _export_campplus(path, dest, "frames"))
-        dense = onnx_copy(onnx_cache, "campplus-dense", Path(path), lambda dest: _export_campplus(path, dest, "dense")) if frames else None
-        if frames is not None and dense is not None:
-            return OnnxEmbedder(frames, dense, onnx_cache)
+        parts = []
+        for part in ("head", "body", "dense"):
+            parts.append(onnx_copy(onnx_cache, f"campplus-{part}", Path(path), lambda dest, part=part: _export_campplus(path, dest, part)))
+            if parts[-1] is None:
+                break
+        else:
+            drop_exports(onnx_cache, "campplus-frames", Path(path))  # the one graph these two replaced (28 MB)
+            return OnnxEmbedder(*parts, onnx_cache)
     return TorchEmbedder(*_campplus(path))
 
 
@@ -155,11 +178,16 @@ def _export_campplus(path: str, dest: Path, part: str) -> None:
     import torch
 
     frame_level, dense = _campplus(path)
+    head, body = frame_level[0], torch.nn.Sequential(*list(frame_level)[1:]).eval()
     g = torch.Generator().manual_seed(0)
-    if part == "frames":
-        # 3000 fbank frames (the chunk diarize runs), a tail of odd length, a short one
-        examples = [(torch.randn(1, 80, t, generator=g),) for t in (3000, 1234, 11)]
-        export_checked(frame_level, examples, dest, ["fbank"], ["features"], {"fbank": {2: "time"}, "features": {2: "time"}}, atol=1e-3)
+    # 3000 fbank frames (the chunk diarize runs), a slice with its reach, a tail of odd length, a short one
+    fbanks = [torch.randn(1, 80, t, generator=g) for t in (3000, 2 * HEAD_REACH + HEAD_SLICE, 1234, 11)]
+    if part == "head":
+        export_checked(head, [(f,) for f in fbanks], dest, ["fbank"], ["head"], {"fbank": {2: "time"}, "head": {2: "time"}}, atol=1e-3)
+    elif part == "body":
+        with torch.no_grad():
+            examples = [(head(f),) for f in fbanks]
+        export_checked(body, examples, dest, ["head"], ["features"], {"head": {2: "time"}, "features": {2: "time"}}, atol=1e-3)
     else:
         with torch.inference_mode():
             channels = frame_level(torch.randn(1, 80, 20, generator=g)).shape[1]
