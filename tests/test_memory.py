@@ -226,25 +226,38 @@ def test_a_freed_large_array_goes_back_to_the_system_between_phases(setting, ret
     assert (float(out[1]) >= 7.9) == returned, out
 
 
-REUSE = """
-import ctypes, resource, threading
-from video_extract.allocator import reuse_large_blocks
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-took = reuse_large_blocks()
+#: A worker thread mallocs, writes and frees a 54 MB block three times, as CTranslate2's thread
+#: does in each encoder layer; ``faults``: the pages faulted in each time.
+LARGE_BLOCK_AGAIN = """
 faults = []
-def model_call():  # as CTranslate2's thread does in each encoder layer: a 54 MB block, written, freed
+def model_call():
     for _ in range(3):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         block = libc.malloc(54 << 20)
         ctypes.memset(block, 1, 54 << 20)
         libc.free(block)
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
 worker = threading.Thread(target=model_call)
 worker.start(); worker.join()
-print(took, faults[-1])
 """
+
+LIBC = """
+import ctypes, resource, sys, threading
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+"""
+
+REUSE = (
+    LIBC
+    + """
+from video_extract.allocator import reuse_large_blocks
+took = reuse_large_blocks()
+"""
+    + LARGE_BLOCK_AGAIN
+    + "print(took, faults[-1])"
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
@@ -262,13 +275,10 @@ def test_a_large_block_asked_for_again_gets_the_same_pages(setting, reused):
     assert (int(faults) < pages // 20) == reused, faults
 
 
-MAPPED = """
-import ctypes, resource, sys, threading
+MAPPED = (
+    LIBC
+    + """
 from video_extract.allocator import mapped_large_blocks, reuse_large_blocks
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
 def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 reuse_large_blocks()
 def tensor_by_tensor():  # as ONNX Runtime runs a new input shape: 4 MB tensors, small ones between that live on
@@ -287,18 +297,10 @@ if sys.argv[1] == "mapped":
 else:
     kept = tensor_by_tensor()
 left = rss() - before
-faults = []
-def model_call():  # and afterwards a large block is reused from the heap again
-    for _ in range(3):
-        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        block = libc.malloc(54 << 20)
-        ctypes.memset(block, 1, 54 << 20)
-        libc.free(block)
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
-worker = threading.Thread(target=model_call)
-worker.start(); worker.join()
-print(left, faults[-1])
 """
+    + LARGE_BLOCK_AGAIN  # and afterwards a large block is reused from the heap again
+    + "print(left, faults[-1])"
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
