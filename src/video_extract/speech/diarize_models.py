@@ -58,7 +58,7 @@ class TorchSegmentation:
     def __init__(self, model):
         self.model = model
 
-    def __call__(self, chunks: np.ndarray) -> np.ndarray:
+    def __call__(self, chunks: np.ndarray, last: bool = False) -> np.ndarray:
         import torch
 
         # 1 thread per stage on 2 cores: two stages or bulk workers at once, each with 2 torch
@@ -86,17 +86,32 @@ class TorchEmbedder:
             return self.last(torch.from_numpy(stats)).numpy()
 
 
-# Both big networks run without ONNX Runtime's memory arena: it keeps the largest activations
-# it has seen (~200 MB for 8 segmentation windows) for the rest of the process, where torch's
-# were freed after each call; measured on 60 min of audio, peak RSS of the diarization 554 MiB
-# with the arena, 338 without (torch: 603), for ~5-10 % more time in the segmentation.
 class OnnxSegmentation:
-    def __init__(self, path: Path, cache_dir: Path | None = None):
-        self.session = onnx_session(str(path), model_threads(), arena=False, cache_dir=cache_dir)
-        self.config = {k: json.loads(v) for k, v in metadata_of(self.session).items() if k in _CONFIG_KEYS}
+    """In ONNX Runtime's memory arena, given back after a recording's last batch (``last``).
 
-    def __call__(self, chunks: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"waveforms": chunks})[0]
+    Without the arena each run's tensors came from malloc as aligned blocks, and glibc before
+    2.38 does not reuse a freed block for an aligned one unless it has room to spare: the heap
+    grew by ~10 MB a batch in some runs, to 2.2 GiB on an hour (measured; the same loop of
+    aligned 20 MB blocks kept 260 MB where malloc kept 40). The arena takes its blocks once and
+    reuses them (~46 MB held on 2-window batches, as fast), and a run with its shrinkage option
+    frees them: a recording's peak, not the process's. (It had been left off when it held
+    ~200 MB for 8-window batches for the rest of the process.)"""
+
+    def __init__(self, path: Path, cache_dir: Path | None = None):
+        import onnxruntime as ort
+
+        self.session = onnx_session(str(path), model_threads(), arena=True, cache_dir=cache_dir)
+        self.config = {k: json.loads(v) for k, v in metadata_of(self.session).items() if k in _CONFIG_KEYS}
+        self._give_back = ort.RunOptions()
+        self._give_back.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def __call__(self, chunks: np.ndarray, last: bool = False) -> np.ndarray:
+        return self.session.run(None, {"waveforms": chunks}, self._give_back if last else None)[0]
+
+
+# CAM++'s graphs run without ONNX Runtime's memory arena, which would keep the largest
+# activations it has seen for the rest of the process; a long recording's runs have their large
+# blocks mapped instead (``diarize.frame_embedding_chunks``).
 
 
 #: Fbank frames the CAM++ head runs at a time. Its activations ([1, 32, 80, T] floats) were most
