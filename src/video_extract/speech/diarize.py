@@ -257,7 +257,9 @@ def segment(samples, segmenter: Segmenter, step_sec: float = 1.0, batch: int = 2
         for j, s in enumerate(part):
             piece = samples[int(round(s * SR)) : int(round(s * SR)) + n]
             chunks[j, 0, : len(piece)] = piece
-        logp = segmenter.model(chunks, last=i + batch >= len(starts))  # the last batch gives the network's memory back
+        # a long recording's last batch gives the network's memory back; a short one's would have
+        # it faulted in again by the next request (~46 MB: ~15 ms of a warm 10 s run)
+        logp = segmenter.model(chunks, last=i + batch >= len(starts) and duration > TRIM_AFTER_SEC)
         if hard is None:
             # filled in place, not stacked from per-batch pieces (two copies at the end);
             # the hard activity is 0/1, kept as bytes (a quarter of float32: ~19 MB an hour)
