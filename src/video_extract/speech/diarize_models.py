@@ -87,7 +87,8 @@ class TorchEmbedder:
 
 
 class OnnxSegmentation:
-    """In ONNX Runtime's memory arena, given back after a recording's last batch (``last``).
+    """In ONNX Runtime's memory arena, given back after the last batch of a long recording
+    (``last``: ``diarize.segment`` says when; a short one's arena is kept for the next).
 
     Without the arena each run's tensors came from malloc as aligned blocks, and glibc before
     2.38 does not reuse a freed block for an aligned one unless it has room to spare: the heap
