@@ -53,6 +53,11 @@ def _trim():
     return _glibc("malloc_trim")
 
 
+@cache
+def _mallopt():
+    return _glibc("mallopt")
+
+
 #: Blocks smaller than this come from malloc's heaps (reused once freed) instead of mmap. Under
 #: the 64 MB a thread's heap can hold: larger ones are mapped whatever the threshold says.
 HEAP_BLOCKS_BELOW = 60 << 20
@@ -69,7 +74,7 @@ _mapped_users = 0
 
 
 def _set(mmap: int, trim: int) -> bool:
-    mallopt = _glibc("mallopt")
+    mallopt = _mallopt()
     # the trim threshold first: setting either one turns off glibc's own adjusting of both
     return mallopt is not None and bool(mallopt(_M_TRIM_THRESHOLD, trim)) and bool(mallopt(_M_MMAP_THRESHOLD, mmap))
 
@@ -84,7 +89,7 @@ def reuse_large_blocks() -> bool:
     main heap's top): ~55 MB more after an hour of speech, measured. Called by what needs it (the
     Whisper loader), once; whether malloc took the settings."""
     global _heap_thresholds
-    if _glibc("mallopt") is None:
+    if _mallopt() is None:
         return False
     with _lock:
         _heap_thresholds = (HEAP_BLOCKS_BELOW, TRIM_ABOVE)
@@ -107,7 +112,7 @@ def mapped_large_blocks():
     any thread is inside (stages running beside it map theirs too); page faults on each such
     block are the cost, which a ``release`` after the run pays anyway."""
     global _mapped_users
-    mallopt = _glibc("mallopt")
+    mallopt = _mallopt()
     if mallopt is None:
         yield
         return

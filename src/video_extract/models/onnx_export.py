@@ -57,7 +57,7 @@ def onnx_copy(cache_dir: Path, name: str, weights: Path, export: Callable[[Path]
         log.info("%s: exporting to ONNX once (%s)", name, target)
         export(tmp)
         os.replace(tmp, target)  # two processes exporting at once: both whole, the last rename wins
-        _drop_earlier_versions(target, _named(name, weights))
+        _drop_exports(target.parent, _named(name, weights), keep=target)
     except Exception as exc:  # noqa: BLE001 - any failure to export means "run it on torch"
         log.warning("%s: not exported to ONNX (%s: %s); running it on torch", name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
@@ -74,16 +74,16 @@ def _named(name: str, weights: Path) -> str:
 def drop_exports(cache_dir: Path, name: str, weights: Path) -> None:
     """Remove every export of ``name`` from ``weights``, with its optimized graphs: for an export
     that others have replaced (CAM++'s ``frames``, now its ``head`` and ``body``)."""
-    _drop_earlier_versions(cache_dir / "onnx" / ".none", _named(name, weights))
+    _drop_exports(cache_dir / "onnx", _named(name, weights))
 
 
-def _drop_earlier_versions(target: Path, prefix: str) -> None:
-    """Remove the exports of ``prefix`` (one model, one weights file) other than ``target``, and
-    the optimized graphs made from them. A process still running one has it loaded already."""
-    for older in target.parent.glob(f"{glob.escape(prefix)}*.onnx"):
-        if older == target:
+def _drop_exports(folder: Path, prefix: str, keep: Path | None = None) -> None:
+    """Remove the exports of ``prefix`` (one model, one weights file) in ``folder`` but ``keep``,
+    and the optimized graphs made from them. A process still running one has it loaded already."""
+    for older in folder.glob(f"{glob.escape(prefix)}*.onnx"):
+        if older == keep:
             continue
-        optimized = target.parent.parent / "ort"
+        optimized = folder.parent / "ort"
         for path in [older, *optimized.glob(f"{glob.escape(older.stem)}-*.onnx")]:
             with contextlib.suppress(OSError):
                 path.unlink()
