@@ -527,3 +527,50 @@ def test_a_full_output_disk_fails_each_file_with_one_line_and_the_batch_says_why
     proc = run_cli("debug", str(clip), "--ops", "metadata", "-o", str(out), "-q")
     assert proc.returncode == 1 and proc.stderr.startswith(f"error: {clip}: cannot write {out}/clip0"), proc.stderr
     assert proc.stderr.strip().endswith("No space left on device"), proc.stderr
+
+
+def _random_json(rng, depth: int = 0):
+    """Values records dump to, and the corners of json.dumps: odd floats, escapes, non-str keys."""
+    floats = [0.0, -0.0, 1e16, 1.5e-7, 123456789.125, float("nan"), float("inf"), -float("inf"), 2.0**-1074, 0.1 + 0.2]
+    strings = ["", "plain", 'quote " and \\ back', "tab\tline\nreturn\r", "\x00\x1f\x7f", "é ß 汉字 🎬", "\udcff name", "\u2028\u2029"]
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return rng.choice(strings) + str(rng.random())
+    if kind == 1:
+        return rng.choice([None, True, False])
+    if kind == 2:
+        return rng.choice([0, -1, 2**70, rng.randrange(-(10**6), 10**6)])
+    if kind == 3:
+        return rng.choice(floats + [rng.uniform(-1e6, 1e6)])
+    if kind in (4, 5):
+        return rng.choice(strings)
+    if kind == 6:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if kind == 7:
+        return tuple(_random_json(rng, depth + 1) for _ in range(rng.randrange(3)))
+    keys = [rng.choice(strings) + str(n) for n in range(rng.randrange(5))] + rng.sample([1, 2.5, True, False, None, float("nan")], rng.randrange(3))
+    return {key: _random_json(rng, depth + 1) for key in keys}
+
+
+def test_json_text_writes_the_very_characters_json_dumps_does():
+    """Every record and summary goes through ``json_text``: its files must be those that
+    ``json.dumps(indent=2, ensure_ascii=False)`` wrote before, byte for byte."""
+    import random
+
+    from video_extract.jsontext import json_text
+
+    rng = random.Random(12)
+    for _ in range(3000):
+        value = _random_json(rng)
+        assert json_text(value) == json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    # What json.dumps refuses, it still refuses, with its own words.
+    for bad in ({"a": {1, 2}}, {(1, 2): 3}, [b"bytes"]):
+        with pytest.raises(TypeError) as ours:
+            json_text(bad)
+        with pytest.raises(TypeError) as theirs:
+            json.dumps(bad, indent=2, ensure_ascii=False)
+        assert str(ours.value) == str(theirs.value)
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        json_text(loop)

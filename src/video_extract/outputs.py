@@ -29,6 +29,7 @@ import blake3
 
 from video_extract.errors import InputError, OutputError, show_path
 from video_extract.fsutil import real_path, writer_is_dead, writer_tag
+from video_extract.jsontext import json_text
 
 SUMMARY_FILE = "summary.json"
 BATCH_SUMMARY_FILE = "batch_summary.json"
@@ -315,7 +316,7 @@ def utf8_text(text: str) -> str:
 
 
 def atomic_write_json(path: Path, data: Any) -> os.stat_result:
-    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return atomic_write_text(path, json_text(data))
 
 
 def atomic_write_with(path: Path, write: Callable[[Path], object]) -> None:

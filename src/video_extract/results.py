@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from video_extract.jsontext import json_text
+
 #: Output type name -> its declaration. Filled as ``Output`` subclasses are defined.
 OUTPUT_TYPES: dict[str, type[Output]] = {}
 
@@ -128,7 +130,7 @@ class Output(Record):
 
 
 def _record_text(body: Any) -> str:
-    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+    return json_text(body)
 
 
 def _stats(data: dict[str, Any]) -> dict[str, Any]:
