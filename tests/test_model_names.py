@@ -215,3 +215,23 @@ def test_unreachable_names_the_cause_quickly():
         for s in fillers:
             s.close()
         server.close()
+
+
+def test_names_resolve_as_the_catalog_says_when_entries_are_added_or_replaced(monkeypatch):
+    """``resolve`` looks names up in an index of the catalog: an entry added later (a plugin's)
+    or replaced under the same key is what it returns, never a stale one."""
+    from dataclasses import replace
+
+    from video_extract.models import catalog
+
+    assert resolve("  YOLOX-Nano ").name == "yolox-nano"
+    assert resolve("no-such-model") is None
+    added = catalog.ModelSpec(name="tiny-added", kind="onnx", description="", license="MIT", aliases=("Tiny/Alias",))
+    monkeypatch.setitem(catalog.CATALOG, "tiny-added", added)
+    assert resolve("tiny/alias") is added
+    original = catalog.CATALOG["yolox-nano"]
+    renamed = replace(original, aliases=("nano-renamed",))
+    monkeypatch.setitem(catalog.CATALOG, "yolox-nano", renamed)
+    assert resolve("nano-renamed") is renamed and resolve("yolox-nano") is renamed
+    monkeypatch.setitem(catalog.CATALOG, "yolox-nano", original)  # the same size: the index is not rebuilt
+    assert resolve("nano-renamed") is None and resolve("yolox-nano") is original

@@ -574,3 +574,16 @@ def test_json_text_writes_the_very_characters_json_dumps_does():
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular reference"):
         json_text(loop)
+
+
+def test_an_input_named_with_a_carriage_return_keeps_its_output_folder(tmp_path):
+    """The owner file is read as the bytes it holds: a name with ``\\r`` (Linux allows any
+    byte but / and NUL) is the same input on the next run, not a stranger with a hashed folder."""
+    from video_extract.outputs import claim_output_dir, output_dir_for, owned_by
+
+    clip = tmp_path / "take\r1.png"
+    clip.write_bytes(b"not read here")
+    folder = output_dir_for(tmp_path / "out", clip)
+    claim_output_dir(folder, clip)
+    assert owned_by(folder, clip)
+    assert output_dir_for(tmp_path / "out", clip) == folder

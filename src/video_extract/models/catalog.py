@@ -270,10 +270,36 @@ def resolve(name: str, catalog: dict[str, ModelSpec] | None = None) -> ModelSpec
     (``all-minilm-l6-v2``, ``YOLOX-Nano`` and ``Large`` are what people type); None if unknown."""
     catalog = CATALOG if catalog is None else catalog
     wanted = name.strip().casefold()
+    if catalog is CATALOG:  # looked up a few times a request: by an index, checked against the entry it names
+        key = _catalog_index().get(wanted)
+        spec = CATALOG.get(key) if key is not None else None
+        if spec is not None and wanted in _folded_names(spec):
+            return spec
     for spec in catalog.values():
-        if wanted in (n.casefold() for n in (spec.name, *spec.aliases)):
+        if wanted in _folded_names(spec):
             return spec
     return None
+
+
+def _folded_names(spec: ModelSpec) -> tuple[str, ...]:
+    return tuple(n.casefold() for n in (spec.name, *spec.aliases))
+
+
+_index: tuple[int, dict[str, str]] = (-1, {})
+
+
+def _catalog_index() -> dict[str, str]:
+    """Folded name or alias -> ``CATALOG`` key, the first entry that has it (as the scan finds);
+    made again when entries are added (a plugin's, at import). A name it misses is scanned for."""
+    global _index
+    size, index = _index
+    if size != len(CATALOG):
+        index = {}
+        for key, spec in list(CATALOG.items()):
+            for folded in _folded_names(spec):
+                index.setdefault(folded, key)
+        _index = (len(CATALOG), index)
+    return index
 
 
 def names_of(family: str, catalog: dict[str, ModelSpec] | None = None) -> list[str]:
