@@ -179,21 +179,31 @@ def test_ocr_reads_no_lone_glyph_into_the_coffee_cup_nor_passes_one_to_fusion(cl
 
 def test_ocr_sessions_start_from_graphs_optimized_once_and_read_as_rapidocrs_own(tmp_path):
     """RapidOCR's three sessions are optimized once into the model cache, then loaded as they
-    are; what the engine reads (text, boxes, scores) is what RapidOCR's own sessions read."""
+    are, with ONNX Runtime's arena on (RapidOCR turns it off: ``make_engine`` says why); what
+    the engine reads (text, boxes, scores) is what RapidOCR's own sessions read, on a text card
+    and on frames of the real footage in ../shared/media when it is here, at odd crops."""
     from rapidocr_onnxruntime import RapidOCR
 
     from video_extract.vision.ocr import make_engine
 
-    bgr = np.ascontiguousarray(media.text_image(["Chapter 3", "video-extract benchmark"], 960, 540, size=48)[:, :, ::-1])
-    theirs = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, max_side_len=960, det_limit_type="max", det_limit_side_len=960)(bgr)[0]
+    card = np.ascontiguousarray(media.text_image(["Chapter 3", "video-extract benchmark"], 960, 540, size=48)[:, :, ::-1])
+    rapid = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, max_side_len=960, det_limit_type="max", det_limit_side_len=960)
+    theirs = rapid(card)[0]
     assert {line[1] for line in theirs} >= {"Chapter 3"}
     cache = tmp_path / "cache"
-    first = make_engine(960, 1, cache)(bgr)[0]
+    engine = make_engine(960, 1, cache)
+    first = engine(card)[0]
     kept = sorted(p.name for p in (cache / "ort").iterdir())
     assert len(kept) == 3  # detection, angle, recognition
-    second = make_engine(960, 1, cache)(bgr)[0]  # loaded from the copies
+    second = make_engine(960, 1, cache)(card)[0]  # loaded from the copies
     assert sorted(p.name for p in (cache / "ort").iterdir()) == kept
     assert first == theirs and second == theirs
+    for session in (engine.text_det.infer.session, engine.text_cls.infer.session, engine.text_rec.session.session):
+        assert session.get_session_options().enable_cpu_mem_arena
+    assert not rapid.text_det.infer.session.get_session_options().enable_cpu_mem_arena
+    for n, picture in enumerate(_face_pictures()[6::3]):
+        crop = np.ascontiguousarray(picture[n % 7 :, n % 5 :])
+        assert engine(crop)[0] == rapid(crop)[0]
 
 
 def test_a_real_single_character_is_still_read(client, tmp_path):
