@@ -6,7 +6,14 @@ accepted: a ``429`` is retried after its ``Retry-After``; an accepted job is fol
 events stream and then its status must be final. Stops by itself after ``--duration`` seconds.
 Targets: 0 connection resets, every response 2xx or 429, no job lost (accepted, never final).
 
+``--varied``: a soak of the models instead, the inputs a service meets: stills of six sizes
+(photos with a face and text) for objects, faces and OCR, and clips of real meeting speech of
+three lengths for transcription and diarization, in turn. The server's resident memory is
+sampled throughout; target: no more than 10 % growth from a fifth of the jobs to the end (a
+heap that fragments request after request grows without bound).
+
     python benchmarks/load_test.py [--jobs 200] [--clients 50] [--duration 300]
+    python benchmarks/load_test.py --varied --jobs 300 --clients 4
 """
 
 from __future__ import annotations
@@ -31,6 +38,12 @@ from rich.table import Table
 
 from video_extract.testing import media
 
+MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+#: What a ``--varied`` soak asks of stills and of clips.
+STILL_OPS = "objects,faces,ocr"
+CLIP_OPS = "transcription,diarization"
+
 
 @dataclass
 class Tally:
@@ -40,6 +53,7 @@ class Tally:
     errors: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
     final: dict[str, str] = field(default_factory=dict)
+    rss: list[tuple[int, float]] = field(default_factory=list)  # (jobs final so far, server MiB)
 
 
 def start_server(work: Path, key: str, flags: list[str]) -> tuple[subprocess.Popen, str]:
@@ -71,11 +85,11 @@ async def request(client: httpx.AsyncClient, tally: Tally, method: str, url: str
     return response
 
 
-async def client_loop(base: str, key: str, upload_id: str, ops: str, remaining: list[int], tally: Tally, deadline: float) -> None:
+async def client_loop(base: str, key: str, work: list[tuple[str, str]], remaining: list[int], tally: Tally, deadline: float) -> None:
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120, limits=limits) as client:
         while remaining and time.monotonic() < deadline:
-            remaining.pop()
+            upload_id, ops = work[remaining.pop() % len(work)]
             while time.monotonic() < deadline:
                 response = await request(client, tally, "POST", "/v1/jobs", json={"source": {"upload": upload_id}, "ops": ops})
                 if response is None or response.status_code != 429:
@@ -105,12 +119,54 @@ def warm_up(base: str, key: str, upload_id: str, ops: str) -> None:
         client.get(job["links"]["events"])
 
 
-async def run(base: str, key: str, upload_id: str, args) -> Tally:
+async def run(base: str, key: str, work: list[tuple[str, str]], args, pid: int) -> Tally:
     tally = Tally()
     remaining = list(range(args.jobs))
     deadline = time.monotonic() + args.duration
-    await asyncio.gather(*(client_loop(base, key, upload_id, args.ops, remaining, tally, deadline) for _ in range(args.clients)))
+
+    async def sample() -> None:  # the server's resident memory, against the jobs finished so far
+        while True:
+            try:
+                kib = next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS"))
+            except (OSError, StopIteration):
+                return
+            tally.rss.append((len(tally.final), kib / 1024))
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    await asyncio.gather(*(client_loop(base, key, work, remaining, tally, deadline) for _ in range(args.clients)))
+    sampler.cancel()
     return tally
+
+
+def varied_inputs(folder: Path) -> list[tuple[Path, str]]:
+    """Stills of six sizes, PNG and JPEG (a face beside a text card), and clips of 6, 15 and 40 s of
+    meeting speech (the AMI excerpts beside the checkout, else espeak dialogue)."""
+    import cv2
+    import numpy as np
+    from memory import speech_loop
+    from skimage import data
+
+    inputs = []
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    for n, (w, h) in enumerate(((320, 240), (512, 512), (800, 600), (1024, 576), (1280, 720), (1920, 1080))):
+        picture = cv2.resize(photo, (h, h), interpolation=cv2.INTER_AREA)
+        card = cv2.cvtColor(media.text_image([f"Request {n}", "video-extract soak"], w - h, h, size=max(16, h // 12)), cv2.COLOR_RGB2BGR) if w > h else None
+        still = np.hstack([picture, card]) if card is not None else picture
+        path = folder / f"still{n}.{'png' if n % 2 else 'jpg'}"
+        cv2.imwrite(str(path), still)
+        inputs.append((path, STILL_OPS))
+    for seconds in (6, 15, 40):
+        path = folder / f"speech{seconds}.mp4"
+        media.slideshow_clip(path, [data.astronaut(), data.coffee()], seconds_each=seconds / 2, fps=1, width=160, height=120, audio=speech_loop(seconds))
+        inputs.append((path, CLIP_OPS))
+    return inputs
+
+
+def rss_at(tally: Tally, share: float) -> float:
+    """The server's resident memory when ``share`` of the jobs had finished (MiB)."""
+    wanted = share * max(1, len(tally.final))
+    return next((mib for done, mib in tally.rss if done >= wanted), tally.rss[-1][1] if tally.rss else 0.0)
 
 
 def main() -> int:
@@ -121,19 +177,30 @@ def main() -> int:
     parser.add_argument("--ops", default="metadata")
     parser.add_argument("--max-concurrent-jobs", type=int, default=2)
     parser.add_argument("--max-queue", type=int, default=16)
+    parser.add_argument("--varied", action="store_true", help="a soak of the models: stills and speech clips of many sizes, memory sampled")
     args = parser.parse_args()
     console = Console(width=120)
     key = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="video-extract-load-") as tmp:
         work = Path(tmp)
-        clip = media.scene_clip(work / "tiny.mp4", cuts=(10,), frames=20, width=64, height=48)
-        proc, base = start_server(work, key, ["--max-concurrent-jobs", str(args.max_concurrent_jobs), "--max-queue", str(args.max_queue)])
+        if args.varied:
+            inputs = varied_inputs(work)
+        else:
+            inputs = [(media.scene_clip(work / "tiny.mp4", cuts=(10,), frames=20, width=64, height=48).path, args.ops)]
+        flags = ["--max-concurrent-jobs", str(args.max_concurrent_jobs), "--max-queue", str(args.max_queue)]
+        proc, base = start_server(work, key, flags + (["--models-dir", str(MODELS)] if MODELS.is_dir() else []))
         try:
-            upload = httpx.post(f"{base}/v1/uploads?filename=tiny.mp4", content=clip.path.read_bytes(), headers={"Authorization": f"Bearer {key}"}, timeout=30)
-            upload.raise_for_status()
-            warm_up(base, key, upload.json()["id"], args.ops)
+            work_items = []
+            for path, ops in inputs:
+                upload = httpx.post(
+                    f"{base}/v1/uploads?filename={path.name}", content=path.read_bytes(), headers={"Authorization": f"Bearer {key}"}, timeout=30
+                )
+                upload.raise_for_status()
+                work_items.append((upload.json()["id"], ops))
+            for upload_id, ops in work_items if args.varied else work_items[:1]:
+                warm_up(base, key, upload_id, ops)
             started = time.perf_counter()
-            tally = asyncio.run(run(base, key, upload.json()["id"], args))
+            tally = asyncio.run(run(base, key, work_items, args, proc.pid))
             wall = time.perf_counter() - started
         finally:
             proc.terminate()
@@ -149,8 +216,9 @@ def main() -> int:
     lat = sorted(tally.latencies)
     p50 = statistics.median(lat) if lat else 0.0
     p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else 0.0
+    what = f"{STILL_OPS} on 6 stills, {CLIP_OPS} on 3 speech clips, in turn" if args.varied else args.ops
     table = Table(
-        title=f"load test: {args.jobs} jobs ({args.ops}) from {args.clients} clients, server {args.max_concurrent_jobs} running + {args.max_queue} queued, {wall:.1f} s"
+        title=f"load test: {args.jobs} jobs ({what}) from {args.clients} clients, server {args.max_concurrent_jobs} running + {args.max_queue} queued, {wall:.1f} s"
     )
     for column in ("requests", "p50 ms", "p95 ms", "2xx", "429", "other status", "resets", "errors", "jobs accepted", "jobs failed", "jobs lost"):
         table.add_column(column, justify="right")
@@ -175,6 +243,14 @@ def main() -> int:
     for error in tally.errors[:10]:
         console.print(f"error: {error}")
     passed = tally.resets == 0 and other == 0 and not tally.errors and not lost and len(tally.accepted) == args.jobs
+    if tally.rss:
+        fifth, half, end, peak = rss_at(tally, 0.2), rss_at(tally, 0.5), tally.rss[-1][1], max(mib for _, mib in tally.rss)
+        flat = end <= 1.10 * fifth
+        console.print(
+            f"server RSS: {fifth:.0f} MiB at 20 % of the jobs, {half:.0f} at 50 %, {end:.0f} at the end, peak {peak:.0f}; "
+            f"growth from 20 % {end / fifth:.3f}x (target <= 1.10x) {'ok' if flat else 'FAIL'}"
+        )
+        passed = passed and (flat or not args.varied)
     console.print("PASS" if passed else "FAIL", style="bold green" if passed else "bold red")
     return 0 if passed else 1
 
