@@ -63,8 +63,9 @@ def make_engine(det_limit_side_len: int | None, threads: int, cache_dir: Path | 
     does not reuse unless a freed block has room to spare (``diarize_models.OnnxSegmentation``
     found the heap growing without bound that way). Measured over 2000 frames of real footage and
     text cards, cropped to ever new sizes: 576-624 MiB, up and down, without it; 531-558 with it
-    (RapidOCR's ``kSameAsRequested`` growth: no more than the largest frame's tensors), and 4-12 %
-    faster. The same text read."""
+    (growing by what is asked: RapidOCR's ``kSameAsRequested``), and 4-12 % faster, the same
+    text read. A server running two requests at once holds ~45 MB more between requests with it,
+    at the same peak (``benchmarks/load_test.py --varied``)."""
     from rapidocr_onnxruntime import RapidOCR
     from rapidocr_onnxruntime.utils import infer_engine
 
