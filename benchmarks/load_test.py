@@ -33,12 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from common import SHARED_MODELS
 from rich.console import Console
 from rich.table import Table
 
 from video_extract.testing import media
-
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 #: What a ``--varied`` soak asks of stills and of clips.
 STILL_OPS = "objects,faces,ocr"
@@ -188,7 +187,7 @@ def main() -> int:
         else:
             inputs = [(media.scene_clip(work / "tiny.mp4", cuts=(10,), frames=20, width=64, height=48).path, args.ops)]
         flags = ["--max-concurrent-jobs", str(args.max_concurrent_jobs), "--max-queue", str(args.max_queue)]
-        proc, base = start_server(work, key, flags + (["--models-dir", str(MODELS)] if MODELS.is_dir() else []))
+        proc, base = start_server(work, key, flags + (["--models-dir", str(SHARED_MODELS)] if SHARED_MODELS.is_dir() else []))
         try:
             work_items = []
             for path, ops in inputs:
