@@ -58,6 +58,10 @@ def _mallopt():
     return _glibc("mallopt")
 
 
+#: Recordings longer than this give their phases' freed memory back between phases (shorter ones
+#: free too little for peak memory to notice, and a trim costs the next phase its page faults).
+TRIM_AFTER_SEC = 60.0
+
 #: Blocks smaller than this come from malloc's heaps (reused once freed) instead of mmap. Under
 #: the 64 MB a thread's heap can hold: larger ones are mapped whatever the threshold says.
 HEAP_BLOCKS_BELOW = 60 << 20
@@ -84,9 +88,10 @@ def reuse_large_blocks() -> bool:
     """Serve blocks up to ``HEAP_BLOCKS_BELOW`` from malloc's heaps for the rest of the process,
     so that a model which frees and asks again for the same large buffer on every call gets the
     same pages back: a warm transcription of 10 s went from 0.55 to 0.49 s, its kernel time from
-    0.19 to 0.08 s. The cost: such a block freed on top of a thread's heap stays resident for
-    that thread's next use, and ``release`` cannot give it back (``malloc_trim`` trims only the
-    main heap's top): ~55 MB more after an hour of speech, measured. Called by what needs it (the
+    0.19 to 0.08 s. The cost: such a block freed stays resident for that thread's next use, until
+    a ``release``; and where the thread's heap (64 MB at most) has no room left for it beside
+    what else it holds, malloc starts a new heap and the old copy stays resident too, until a
+    ``release`` (Whisper's caller releases after each 30 s window of a long input). Called by what needs it (the
     Whisper loader), once; whether malloc took the settings."""
     global _heap_thresholds
     if _mallopt() is None:

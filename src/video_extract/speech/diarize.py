@@ -95,14 +95,11 @@ from pathlib import Path
 
 import numpy as np
 
-from video_extract.allocator import mapped_large_blocks, release
+from video_extract.allocator import TRIM_AFTER_SEC, mapped_large_blocks, release
 from video_extract.media import WavSamples
 
 SR = 16000
 WINDOW_SEC = 10.0  # what segmentation-3.0 was trained on
-#: Recordings longer than this give their phases' freed memory back between phases (shorter ones
-#: free too little for peak memory to notice).
-TRIM_AFTER_SEC = 60.0
 
 #: Cosine distance (1 - cosine similarity, average linkage) at which clusters stop merging.
 #: Calibrated on the 10 AMI ``trn`` excerpts: mean DER 0.38 / 0.36 / 0.37 at 0.55 / 0.6 / 0.65
