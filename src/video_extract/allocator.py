@@ -91,8 +91,8 @@ def reuse_large_blocks() -> bool:
     0.19 to 0.08 s. The cost: such a block freed stays resident for that thread's next use, until
     a ``release``; and where the thread's heap (64 MB at most) has no room left for it beside
     what else it holds, malloc starts a new heap and the old copy stays resident too, until a
-    ``release`` (Whisper's caller releases after each 30 s window of a long input). Called by what needs it (the
-    Whisper loader), once; whether malloc took the settings."""
+    ``release`` (Whisper's caller releases after each 30 s window of a long input). Called by
+    what needs it (the Whisper loader), once; whether malloc took the settings."""
     global _heap_thresholds
     if _mallopt() is None:
         return False
