@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -126,6 +127,17 @@ def hold(tmp_path, monkeypatch):
     sys.modules.pop("hold_plugin", None)
 
 
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    """61 s (over ``TRIM_AFTER_SEC``: a one-request process lets its models go only on such
+    inputs) of a photo at 1 fps, 160x120."""
+    from skimage import data
+
+    from video_extract.testing import media
+
+    return media.slideshow_clip(tmp_path_factory.mktemp("long") / "long.mp4", [data.astronaut()], seconds_each=61.0, fps=1, width=160, height=120).path
+
+
 def _loads(name: str) -> int:
     return sum(count for key, count in warm_models().loads.items() if key[0] == name)
 
@@ -164,6 +176,50 @@ def test_a_running_stage_keeps_its_models_whatever_others_load(hold, budget, sce
     assert budget.used() == 2 * MB  # both held, over the budget, while in use
     budget.set_budget(int(1.5 * MB))  # idle now: the least recently used one (b, done first) goes
     assert [key[0] for key in budget.held()] == ["toy-a"] and events == [("setup", "a")]
+
+
+def test_a_one_request_process_drops_each_model_after_the_last_stage_that_uses_it(hold, budget, scene_clip, long_clip, tmp_path):
+    """``keep_models=False`` (the CLI on one input), on an input over a minute: every model is
+    gone once no stage left is of a plugin that used it, a set-up one with its plugin torn down;
+    the results are those of a process that keeps its models. A short input keeps them."""
+    registry, weights, events = hold
+    ops = [f"hold_b:weights={weights['b']}", "hold_a"]
+    kept = DebugExecutor(Runtime(use_cache=False, registry=registry)).run_file(long_clip, ops, tmp_path / "kept")
+    assert kept.status == "ok" and {key[0] for key in budget.held()} == {"toy-a", "toy-b"}
+    budget.set_budget(0)  # as a fresh process: both load again below
+    events.clear()
+    one_request = DebugExecutor(Runtime(use_cache=False, registry=registry, keep_models=False))
+    dropped = one_request.run_file(long_clip, ops, tmp_path / "dropped")
+    assert dropped.status == "ok", dropped.errors()
+    assert _loads("toy-b") == 2 and _loads("toy-a") == 2
+    assert budget.held() == {} and events == [("setup", "a"), ("teardown", "a")]
+    assert {op: r.data for op, r in dropped.ops.items()} == {op: r.data for op, r in kept.ops.items()}
+    assert (tmp_path / "kept" / "long" / "metadata.json").read_bytes() == (tmp_path / "dropped" / "long" / "metadata.json").read_bytes()
+    budget.set_budget(None)
+    assert one_request.run_file(scene_clip.path, ops, tmp_path / "short").status == "ok"
+    assert {key[0] for key in budget.held()} == {"toy-a", "toy-b"}  # 3 s: kept (dropping costs more than it saves)
+
+
+def test_side_by_side_a_model_is_dropped_when_its_stage_ends_not_under_a_running_one(hold, budget, long_clip, tmp_path):
+    """Perf threads, ``keep_models=False``: hold_b's model goes when its stage ends, while hold_a
+    still runs on its own (which is not torn down under it); hold_a's goes after."""
+    registry, weights, events = hold
+    executor = PerfExecutor(Runtime(use_cache=False, registry=registry, keep_models=False), threads=4)
+    result = executor.run_file(long_clip, ["hold_a:seconds=0.6", f"hold_b:weights={weights['b']},seconds=0.1"], tmp_path / "o")
+    assert result.status == "ok", result.errors()
+    assert events == [("setup", "a"), ("teardown", "a")] and budget.held() == {}
+    assert budget.evictions == {key: 1 for key in budget.loads}
+
+
+@needs_shared_models
+def test_the_cli_on_one_input_lets_models_go_and_on_two_keeps_them(budget, long_clip, tmp_path):
+    from video_extract.cli import main
+
+    argv = ["debug", "--ops", "objects", "--no-cache", "-q", "--models-dir", str(SHARED_MODELS)]
+    assert main([*argv, str(long_clip), "-o", str(tmp_path / "one")]) == 0
+    assert _loads("yolox") == 1 and budget.held() == {}
+    assert main([*argv, str(long_clip), str(long_clip), "-o", str(tmp_path / "two")]) == 0
+    assert _loads("yolox") == 2 and [key[0] for key in budget.held()] == ["yolox"]  # loaded once for both inputs
 
 
 RESIDENT_GROWTH = """

@@ -350,7 +350,7 @@ def _inputs(args, required: bool = True) -> list[str]:
 
 def _cmd_debug(args) -> int:
     inputs = _inputs(args)
-    client = _client(args, "debug")
+    client = _client(args, "debug", keep_models=len(inputs) != 1)  # one input: each model goes once no stage left needs it
     specs = client.request(args.ops, args.op, args.spec)
     results = [r.result for r in client.run_many(inputs, specs)]
     _print_timing(results)
@@ -362,7 +362,7 @@ def _cmd_perf(args) -> int:
     from video_extract.sources import display_name
 
     inputs = _inputs(args)
-    client = _client(args, "perf")
+    client = _client(args, "perf", keep_models=len(inputs) != 1)  # one input: each model goes once no stage left needs it
     specs = client.request(args.ops, args.op, args.spec)
     ensure_output_root(args.output_dir)
     try:

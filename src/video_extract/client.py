@@ -171,6 +171,8 @@ class Client:
     ``allow_any_model=False`` accepts only catalog model names and ``allowed_models`` (no
     client-chosen Hugging Face id or path); ``model_memory_budget`` bounds the models kept
     loaded across requests (bytes or ``"4G"``; least recently used idle ones are dropped).
+    ``keep_models=False`` is for a process that makes one request and ends (the CLI on one
+    input): each model is dropped as soon as no stage left of the request uses it.
     """
 
     def __init__(
@@ -191,6 +193,7 @@ class Client:
         allow_any_model: bool = True,
         allowed_models: Iterable[str] = (),
         model_memory_budget: int | str | None = None,
+        keep_models: bool = True,
     ):
         self.output_dir = Path(output_dir).expanduser()
         self.threads = threads  # stages side by side in perf mode (default: cores + 1, at most 8)
@@ -210,6 +213,7 @@ class Client:
                 allow_any_model=allow_any_model,
                 allowed_models=allowed_models,
                 model_memory_budget=model_memory_budget,
+                keep_models=keep_models,
             )
             self.executor = _make_executor(executor, runtime, save_intermediates=save_intermediates, threads=threads)
 

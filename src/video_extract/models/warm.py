@@ -17,6 +17,9 @@ of a folder), known before loading so that room is made first. A model loaded fr
 measured by the growth of the process's resident memory across its load (Linux), which also
 counts what its first import allocated.
 
+A process that makes one request and ends (the CLI on one input) keeps nothing for later:
+``drop_unused_by`` lets each model go once no stage left of the request uses it.
+
 The budget is the process's: ``$VIDEO_EXTRACT_MODEL_MEMORY`` (``4G``, ``none``), else half the
 machine's memory, at most 4 GiB; ``Runtime(model_memory_budget=...)`` sets it.
 """
@@ -28,7 +31,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +93,7 @@ class _Entry:
     used: int  # when last used (a tick of the pool's clock): the LRU order
     pins: int = 0  # running stages holding it
     owners: set = field(default_factory=set)  # plugins whose setup keeps a reference to it
+    users: set = field(default_factory=set)  # plugins whose stages loaded or used it
 
 
 class StageScope:
@@ -183,6 +187,19 @@ class WarmModels:
                 else:
                     self._running.pop(scope.plugin, None)
 
+    def drop_unused_by(self, plugins: Iterable[Any]) -> bool:
+        """Drop the idle models that no plugin in ``plugins`` has used (a model loaded outside any
+        stage stays): what a process that makes one request calls as its stages end, so that the
+        later stages of a long input run without the earlier ones' models beside them. A plugin
+        is known to use a model only once it has loaded it: a model two plugins share is loaded
+        again by the second. Whether any was dropped."""
+        plugins = set(plugins)
+        with self._lock:
+            keys = [k for k, e in self._entries.items() if e.users and self._idle(e) and not (e.users | e.owners) & plugins]
+            dropped = [self._drop(key, "no stage left needs it") for key in keys]
+        _let_go(dropped)
+        return bool(dropped)
+
     def set_budget(self, budget: int | str | None) -> None:
         """Change the budget (None: no limit); idle models over it are dropped now."""
         try:
@@ -218,6 +235,8 @@ class WarmModels:
         entry.used = next(self._clock)
         if scope is None:
             return
+        if scope.plugin is not None:
+            entry.users.add(scope.plugin)
         if key not in scope.keys:
             scope.keys.add(key)
             entry.pins += 1
@@ -239,16 +258,20 @@ class WarmModels:
                 log.debug("model budget %s passed: every warm model is in use", human_size(self.budget))
                 break
             _, key = min(idle)
-            entry = self._entries.pop(key)
-            total -= entry.size
-            self.evictions[key] = self.evictions.get(key, 0) + 1
-            for owner in entry.owners:  # it keeps a reference from setup: set it up again next time
-                owner.teardown()
-                for other in self._entries.values():
-                    other.owners.discard(owner)
-            dropped.append(entry.value)
-            log.debug("model %s dropped (%s) to stay within %s", key[0], human_size(entry.size), human_size(self.budget))
+            total -= self._entries[key].size
+            dropped.append(self._drop(key, f"to stay within {human_size(self.budget)}"))
         return dropped
+
+    def _drop(self, key: tuple, why: str) -> Any:
+        """Forget the model of ``key``; its value, to let go of outside the lock."""
+        entry = self._entries.pop(key)
+        self.evictions[key] = self.evictions.get(key, 0) + 1
+        for owner in entry.owners:  # it keeps a reference from setup: set it up again next time
+            owner.teardown()
+            for other in self._entries.values():
+                other.owners.discard(owner)
+        log.debug("model %s dropped (%s) %s", key[0], human_size(entry.size), why)
+        return entry.value
 
 
 def _let_go(values: list[Any]) -> None:
