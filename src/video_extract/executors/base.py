@@ -331,7 +331,7 @@ def _let_go_of_models(runtime: Runtime, job: Job) -> None:
     """In a process that makes one request (``Runtime(keep_models=False)``: the CLI on one input)
     on an input over a minute, a model goes, and its memory back to the system, once no stage
     left of the plan is of a plugin that used it: an hour's diarization then runs without
-    Whisper beside it (the CLI's peak on an hour: 394 MiB instead of 456-470). On a short input
+    Whisper beside it (the CLI's peak on an hour: 394-403 MiB instead of 456-470). On a short input
     the drops (a garbage collection and a trim each) cost more than the memory is worth: the
     full pipeline on the 10 s demo took 1.94-2.03 s instead of 1.79-1.82."""
     if runtime.keep_models or (job.source.info.duration or 0) <= TRIM_AFTER_SEC:
