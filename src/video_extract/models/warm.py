@@ -195,7 +195,7 @@ class WarmModels:
         again by the second. Whether any was dropped."""
         plugins = set(plugins)
         with self._lock:
-            keys = [k for k, e in self._entries.items() if e.users and self._idle(e) and not (e.users | e.owners) & plugins]
+            keys = [k for k, e in self._entries.items() if e.users and self._idle(e) and not e.users & plugins]  # owners are users too
             dropped = [self._drop(key, "no stage left needs it") for key in keys]
         _let_go(dropped)
         return bool(dropped)
