@@ -149,7 +149,7 @@ def run() -> list[Row]:
         return rows
     with Cluster(nodes=1, cpus=2) as address:
         on_cluster, local = beside_local(clips, "--ray-address", address)
-        keep, service_cache = ("--ray-address", address, "--ray-keep-workers", "60"), fresh_dir("service-cache")
+        keep, service_cache = ("--ray-address", address, "--ray-keep-workers", "5"), fresh_dir("service-cache")
         bulk(clips, 2, *keep, cache=service_cache)  # a service's earlier command: it leaves the pool
         kept, local_kept = beside_local(clips, *keep, cache=service_cache)
 
