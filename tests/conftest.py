@@ -18,6 +18,25 @@ from video_extract.testing import media
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_caches(tmp_path_factory):
+    """The result cache and the model cache (ONNX exports, optimized graphs) of this session's
+    own, for the CLI processes the tests start too: not the user's. Tests that put models at
+    paths of their own left an export and graphs per path there, every run (4.5 GB found in a
+    developer's cache), and a copy made by an earlier run could pass a test that a fresh
+    machine fails. A test that sets either variable itself still has its way."""
+    folder = tmp_path_factory.mktemp("caches")
+    saved = {key: os.environ.get(key) for key in ("VIDEO_EXTRACT_CACHE", "VIDEO_EXTRACT_MODEL_CACHE")}
+    os.environ["VIDEO_EXTRACT_CACHE"] = str(folder / "results")
+    os.environ["VIDEO_EXTRACT_MODEL_CACHE"] = str(folder / "models")
+    yield folder
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("media")
