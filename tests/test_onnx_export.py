@@ -50,7 +50,66 @@ def test_a_new_version_of_the_weights_replaces_the_export_of_the_old_one(tmp_pat
     second = onnx_copy(cache, "net", weights, export)
     assert second.is_file() and not first.exists() and not optimized.exists()
     assert other_place.is_file() and other_model.is_file()  # not versions of the same weights file
-    assert sorted(p.name for p in (cache / "onnx").iterdir()) == sorted(p.name for p in (second, other_place, other_model))
+    kept = sorted(p.name for p in (second, other_place, other_model))
+    assert sorted(p.name for p in (cache / "onnx").iterdir()) == sorted(kept + [name + ".source" for name in kept])  # each with its sidecar
+
+
+def _age(path, days: float) -> None:
+    import os
+    import time
+
+    stamp = time.time() - days * 24 * 3600
+    os.utime(path, (stamp, stamp))
+
+
+def test_exports_of_weights_no_longer_there_go_a_day_later_with_their_graphs(tmp_path):
+    """A service deployed into a new folder each release: the export of each earlier release's
+    weights (90 MB for MiniLM) and its optimized graphs stayed in the cache for good."""
+    cache = tmp_path / "cache"
+    releases = [tmp_path / f"release{n}" / "weights.pt" for n in (1, 2, 3)]
+    for path in releases:
+        path.parent.mkdir()
+        path.write_bytes(b"same weights")
+
+    def export(dest):
+        dest.write_bytes(b"graph")
+
+    first, second = (onnx_copy(cache, "net", path, export) for path in releases[:2])
+    assert (cache / "onnx" / f"{first.name}.source").read_text() == str(releases[0])
+    (cache / "ort").mkdir()
+    graph = cache / "ort" / f"{first.stem}-0123abcd4567ef89.onnx"  # as runtime.optimized_once names it
+    graph.write_bytes(b"optimized")
+    import shutil
+
+    shutil.rmtree(releases[0].parent)  # release 1 deleted
+    third = onnx_copy(cache, "net", releases[2], export)
+    assert first.exists() and graph.exists()  # within the day: a cache shared by machines that mount it elsewhere
+    _age(cache / "onnx" / f"{first.name}.source", days=1.1)
+    _age(cache / "onnx" / f"{second.name}.source", days=1.1)  # old, but its weights are there
+    shutil.rmtree(releases[2].parent)
+    releases[2].parent.mkdir()
+    releases[2].write_bytes(b"release 3, retrained")
+    fourth = onnx_copy(cache, "net", releases[2], export)  # any new export looks
+    assert not first.exists() and not (cache / "onnx" / f"{first.name}.source").exists() and not graph.exists()
+    assert second.is_file() and fourth.is_file() and not third.exists()  # third: an earlier version at the same path
+    assert sorted(p.name for p in (cache / "onnx").iterdir()) == sorted([second.name, fourth.name, f"{second.name}.source", f"{fourth.name}.source"])
+
+
+def test_copies_without_a_sidecar_go_once_a_day_old_and_lone_sidecars_go(tmp_path):
+    """Copies made before sidecars name no source: kept a day like any other, then made again
+    from their source, with a sidecar, by the next process that wants them."""
+    from video_extract.models.derived import remove_orphans
+
+    folder = tmp_path / "ort"
+    folder.mkdir()
+    old, recent = folder / "old-1234.onnx", folder / "recent-1234.onnx"
+    for path in (old, recent):
+        path.write_bytes(b"graph")
+    _age(old, days=2)
+    lone = folder / "gone-1234.onnx.source"
+    lone.write_text(str(tmp_path))
+    assert remove_orphans(folder) == [old]
+    assert sorted(p.name for p in folder.iterdir()) == [recent.name]
 
 
 def test_an_export_replaced_by_others_is_dropped_with_its_optimized_graph(tmp_path):
@@ -153,22 +212,30 @@ def test_a_session_is_optimized_once_and_loaded_as_optimized_with_the_same_outpu
     plain = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     cache = tmp_path / "cache"
     first = onnx_session(str(model), threads=1, cache_dir=cache)
-    kept = list((cache / "ort").iterdir())
+    kept = list((cache / "ort").glob("*.onnx"))
     assert len(kept) == 1 and kept[0].name.startswith("net-") and kept[0].read_bytes() != model.read_bytes()
+    assert (cache / "ort" / f"{kept[0].name}.source").read_text() == str(model)  # what it was made from
     stamp = kept[0].stat().st_mtime_ns
     second = onnx_session(str(model), threads=1, cache_dir=cache)  # loaded from the copy, not optimized again
-    assert kept[0].stat().st_mtime_ns == stamp and list((cache / "ort").iterdir()) == kept
+    assert kept[0].stat().st_mtime_ns == stamp and list((cache / "ort").glob("*.onnx")) == kept
     for session in (first, second):
         assert np.array_equal(session.run(None, {"x": x})[0], plain)  # the same bits, not merely close
 
     other = _conv_net(tmp_path / "other" / "net.onnx", seed=3)  # another model of the same name: a copy of its own
     onnx_session(str(other), threads=1, cache_dir=cache)
-    assert len(list((cache / "ort").iterdir())) == 2 and kept[0].exists()
+    assert len(list((cache / "ort").glob("*.onnx"))) == 2 and kept[0].exists()
     stamp = model.stat().st_mtime_ns
     _conv_net(model, seed=2)  # a new version at the same path: its copy replaces the old one
     os.utime(model, ns=(stamp + 10**9, stamp + 10**9))  # same size: a later mtime tells it apart (as a copy or an edit does)
     third = onnx_session(str(model), threads=1, cache_dir=cache)
-    assert len(list((cache / "ort").iterdir())) == 2 and not kept[0].exists()
+    moved = tmp_path / "moved" / "net.onnx"  # a model file no longer there: its copy goes a day later
+    moved.parent.mkdir()
+    other.rename(moved)
+    (other_copy,) = [p for p in (cache / "ort").glob("*.onnx") if (cache / "ort" / f"{p.name}.source").read_text() == str(other)]
+    _age(cache / "ort" / f"{other_copy.name}.source", days=1.1)
+    onnx_session(str(moved), threads=1, cache_dir=cache)  # any new copy looks
+    assert not other_copy.exists() and len(list((cache / "ort").glob("*.onnx"))) == 2
+    assert len(list((cache / "ort").glob("*.onnx"))) == 2 and not kept[0].exists() and len(list((cache / "ort").iterdir())) == 4
     assert np.array_equal(third.run(None, {"x": x})[0], ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0])
 
 
@@ -182,7 +249,7 @@ def test_a_damaged_optimized_copy_is_made_again_and_an_unwritable_cache_only_cos
     x = np.ones((1, 3, 32, 32), np.float32)
     cache = tmp_path / "cache"
     expected = onnx_session(str(model), threads=1, cache_dir=cache).run(None, {"x": x})[0]
-    (copy,) = (cache / "ort").iterdir()
+    (copy,) = (cache / "ort").glob("*.onnx")
     copy.write_bytes(copy.read_bytes()[:100])  # torn by a full disk
     assert np.array_equal(onnx_session(str(model), threads=1, cache_dir=cache).run(None, {"x": x})[0], expected)
     assert copy.stat().st_size > 100 and not [p for p in (cache / "ort").iterdir() if p.name.startswith(".")]

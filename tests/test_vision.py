@@ -193,10 +193,10 @@ def test_ocr_sessions_start_from_graphs_optimized_once_and_read_as_rapidocrs_own
     cache = tmp_path / "cache"
     engine = make_engine(960, 1, cache)
     first = engine(card)[0]
-    kept = sorted(p.name for p in (cache / "ort").iterdir())
+    kept = sorted(p.name for p in (cache / "ort").glob("*.onnx"))
     assert len(kept) == 3  # detection, angle, recognition
     second = make_engine(960, 1, cache)(card)[0]  # loaded from the copies
-    assert sorted(p.name for p in (cache / "ort").iterdir()) == kept
+    assert sorted(p.name for p in (cache / "ort").glob("*.onnx")) == kept
     assert first == theirs and second == theirs
     for session in (engine.text_det.infer.session, engine.text_cls.infer.session, engine.text_rec.session.session):
         assert session.get_session_options().enable_cpu_mem_arena

@@ -11,19 +11,17 @@ run wherever an export cannot be made (the ``onnx`` package missing, an exporter
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import hashlib
 import importlib.util
 import logging
-import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from video_extract.fsutil import fingerprint
+from video_extract.models import derived
 
 log = logging.getLogger("video_extract")
 
@@ -51,18 +49,15 @@ def onnx_copy(cache_dir: Path, name: str, weights: Path, export: Callable[[Path]
     if importlib.util.find_spec("onnx") is None:
         log.info("%s: the onnx package is not installed; running it on torch", name)
         return None
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         log.info("%s: exporting to ONNX once (%s)", name, target)
-        export(tmp)
-        os.replace(tmp, target)  # two processes exporting at once: both whole, the last rename wins
-        _drop_exports(target.parent, _named(name, weights), keep=target)
+        derived.write_with_source(target, weights, export)
     except Exception as exc:  # noqa: BLE001 - any failure to export means "run it on torch"
         log.warning("%s: not exported to ONNX (%s: %s); running it on torch", name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
-    finally:
-        tmp.unlink(missing_ok=True)
+    _drop_exports(target.parent, _named(name, weights), keep=target)
+    # exports of weights no longer there (an earlier release's folder), with their graphs
+    derived.remove_orphans(target.parent, then=lambda export: _drop_graphs(target.parent.parent / "ort", export))
     return target
 
 
@@ -81,12 +76,15 @@ def _drop_exports(folder: Path, prefix: str, keep: Path | None = None) -> None:
     """Remove the exports of ``prefix`` (one model, one weights file) in ``folder`` but ``keep``,
     and the optimized graphs made from them. A process still running one has it loaded already."""
     for older in folder.glob(f"{glob.escape(prefix)}*.onnx"):
-        if older == keep:
-            continue
-        optimized = folder.parent / "ort"
-        for path in [older, *optimized.glob(f"{glob.escape(older.stem)}-*.onnx")]:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        if older != keep:
+            derived.remove(older)
+            _drop_graphs(folder.parent / "ort", older)
+
+
+def _drop_graphs(optimized: Path, export: Path) -> None:
+    """The graphs ONNX Runtime optimized from ``export`` (``runtime.optimized_once`` names them after it)."""
+    for path in optimized.glob(f"{glob.escape(export.stem)}-*.onnx"):
+        derived.remove(path)
 
 
 def export_checked(

@@ -7,10 +7,10 @@ import functools
 import glob
 import hashlib
 import os
-import threading
 from pathlib import Path
 
 from video_extract.errors import ModelError, show_path
+from video_extract.models import derived
 
 
 def model_threads(side_by_side: int | None = None) -> int:
@@ -124,23 +124,22 @@ def optimized_once(path: Path, options, providers: list, cache_dir: Path | None 
         except Exception:  # noqa: BLE001 - a damaged copy: optimize the original again (below)
             optimized.unlink(missing_ok=True)
             options.graph_optimization_level = level
-    tmp = optimized.with_name(f".{optimized.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        optimized.parent.mkdir(parents=True, exist_ok=True)
+    made = []
+
+    def optimize(tmp: Path) -> None:
         options.optimized_model_filepath = str(tmp)
-        session = ort.InferenceSession(str(path), options, providers=providers)
-        os.replace(tmp, optimized)  # two processes at once: both whole, the last rename wins
-        for older in optimized.parent.glob(f"{glob.escape(path.stem)}-{where}*.onnx"):
-            if older != optimized:  # the same model's copy for an earlier file or runtime version
-                with contextlib.suppress(OSError):
-                    older.unlink()
-        return session
+        made.append(ort.InferenceSession(str(path), options, providers=providers))
+
+    try:
+        derived.write_with_source(optimized, path, optimize)
     except Exception:  # noqa: BLE001 - a read-only cache, a graph that cannot be saved: optimize at every load
         options.optimized_model_filepath = ""
-        return ort.InferenceSession(str(path), options, providers=providers)
-    finally:
-        with contextlib.suppress(OSError):  # gone (renamed in), or never made where no folder could be
-            tmp.unlink()
+        return made[0] if made else ort.InferenceSession(str(path), options, providers=providers)
+    for older in optimized.parent.glob(f"{glob.escape(path.stem)}-{where}*.onnx"):
+        if older != optimized:  # the same model's copy for an earlier file or runtime version
+            derived.remove(older)
+    derived.remove_orphans(optimized.parent)  # copies of model files no longer there
+    return made[0]
 
 
 @functools.cache

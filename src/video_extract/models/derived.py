@@ -1,0 +1,94 @@
+"""Files the model cache makes from model files (ONNX exports of torch weights, graphs ONNX
+Runtime optimized), and their removal once the file they were made from is gone.
+
+Each is named by where its model file is (a hash of the path) and by that file's version. A new
+version at the same path replaces the old copy as it is made; a new path never does. A service
+deployed into a new folder each release (``/srv/app/releases/2026-11-27/models``) would leave
+an export (90 MB for MiniLM) and its graphs behind per release, kept forever. So beside each
+file a sidecar names its source; whenever the cache makes a new file, those whose source is
+gone are removed, once a day old: a cache shared by machines where a model's folder is not
+at the same path then re-makes a copy at most once a day, rather than at every start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+#: Suffix of the sidecar that names a cached file's source: ``<file>.source``.
+SIDECAR = ".source"
+
+#: Seconds a copy whose source is gone (or which names none: made before sidecars) is kept.
+ORPHAN_AFTER = 24 * 3600
+
+
+def write_with_source(target: Path, source: Path, make: Callable[[Path], object]) -> None:
+    """``make(temporary)``, then the sidecar naming ``source``, then the temporary renamed to
+    ``target``: a copy is never in place without its sidecar (two processes making the same
+    copy at once both end whole, the last rename wins). The temporary goes on any failure."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        make(tmp)
+        _write_sidecar(target, source)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):  # gone (renamed in), or never made
+            tmp.unlink()
+
+
+def _write_sidecar(target: Path, source: Path) -> None:
+    sidecar = sidecar_of(target)
+    tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(os.fsencode(os.path.abspath(source)))
+        os.replace(tmp, sidecar)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def sidecar_of(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR)
+
+
+def remove(path: Path) -> None:
+    """A cached copy and its sidecar (either may be gone already)."""
+    for each in (path, sidecar_of(path)):
+        with contextlib.suppress(OSError):
+            each.unlink()
+
+
+def remove_orphans(folder: Path, pattern: str = "*.onnx", then: Callable[[Path], None] | None = None) -> list[Path]:
+    """Remove the copies in ``folder`` whose source is gone, or that name none, once they are
+    ``ORPHAN_AFTER`` old (by the sidecar's age, else the copy's), and sidecars left without a
+    copy; ``then(copy)`` after each removal (an export's optimized graphs go with it). A process
+    still running a removed copy has it loaded already. Returns the copies removed."""
+    now = time.time()
+    removed = []
+    for sidecar in folder.glob(f"*{SIDECAR}"):
+        if not sidecar.with_name(sidecar.name[: -len(SIDECAR)]).exists():
+            with contextlib.suppress(OSError):
+                sidecar.unlink()
+    for copy in folder.glob(pattern):
+        sidecar = sidecar_of(copy)
+        try:
+            if sidecar.exists():
+                if os.path.exists(os.fsdecode(sidecar.read_bytes())):
+                    continue
+                age = now - sidecar.stat().st_mtime
+            else:
+                age = now - copy.stat().st_mtime
+        except OSError:
+            continue  # removed meanwhile, or unreadable: left as it is
+        if age < ORPHAN_AFTER:
+            continue
+        remove(copy)
+        removed.append(copy)
+        if then is not None:
+            then(copy)
+    return removed
