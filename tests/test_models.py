@@ -170,7 +170,7 @@ def test_models_fetch_leaves_the_first_run_nothing_to_prepare(tmp_path):
     assert lines["yunet"].endswith("(ready: ONNX Runtime graph optimized for this CPU)")
     assert lines["ppocr-v4"].endswith("(ready: ONNX Runtime graphs optimized for this CPU)")
     assert "ready" not in lines["whisper-tiny.en"]
-    kept = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "ort").iterdir())
+    kept = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "ort").glob("*.onnx"))
     assert kept == ["ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer", "ch_ppocr_mobile_v2.0_cls_infer", "face_detection_yunet_2026may", "yolox_nano"]
     before = sorted((tmp_path / "cache" / "ort").iterdir())
     picture = tmp_path / "card.png"
