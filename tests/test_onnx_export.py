@@ -213,11 +213,13 @@ def test_a_session_is_optimized_once_and_loaded_as_optimized_with_the_same_outpu
     cache = tmp_path / "cache"
     first = onnx_session(str(model), threads=1, cache_dir=cache)
     kept = list((cache / "ort").glob("*.onnx"))
-    assert len(kept) == 1 and kept[0].name.startswith("net-") and kept[0].read_bytes() != model.read_bytes()
+    assert len(kept) == 1 and kept[0].name.startswith("net-") and (kept[0] / "model.onnx").read_bytes() != model.read_bytes()
+    # the weights in a file of their own, which ONNX Runtime maps instead of reading into the heap
+    assert (kept[0] / "model.onnx.data").stat().st_size > 18 * 1024 > (kept[0] / "model.onnx").stat().st_size
     assert (cache / "ort" / f"{kept[0].name}.source").read_text() == str(model)  # what it was made from
-    stamp = kept[0].stat().st_mtime_ns
+    stamp = (kept[0] / "model.onnx").stat().st_mtime_ns
     second = onnx_session(str(model), threads=1, cache_dir=cache)  # loaded from the copy, not optimized again
-    assert kept[0].stat().st_mtime_ns == stamp and list((cache / "ort").glob("*.onnx")) == kept
+    assert (kept[0] / "model.onnx").stat().st_mtime_ns == stamp and list((cache / "ort").glob("*.onnx")) == kept
     for session in (first, second):
         assert np.array_equal(session.run(None, {"x": x})[0], plain)  # the same bits, not merely close
 
@@ -239,6 +241,25 @@ def test_a_session_is_optimized_once_and_loaded_as_optimized_with_the_same_outpu
     assert np.array_equal(third.run(None, {"x": x})[0], ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0])
 
 
+def test_a_copy_of_the_earlier_layout_one_file_is_replaced_by_a_folder(tmp_path):
+    """Copies were one file, weights inside, read into the heap at every load; a cache made then
+    holds one per model, which the folder of the same model's place replaces."""
+    import shutil
+
+    from video_extract.models.runtime import onnx_session
+
+    pytest.importorskip("onnx")
+    model = _conv_net(tmp_path / "net.onnx")
+    cache = tmp_path / "cache"
+    onnx_session(str(model), threads=1, cache_dir=cache)
+    (folder,) = (cache / "ort").glob("*.onnx")
+    legacy = folder.with_name(folder.name[: -len("0123abcd.onnx")] + "0123abcd.onnx")  # the same place, another version
+    shutil.copy(folder / "model.onnx", legacy)
+    shutil.rmtree(folder)
+    onnx_session(str(model), threads=1, cache_dir=cache)
+    assert (folder / "model.onnx").is_file() and not legacy.exists()
+
+
 def test_a_damaged_optimized_copy_is_made_again_and_an_unwritable_cache_only_costs_time(tmp_path):
     import numpy as np
 
@@ -249,7 +270,8 @@ def test_a_damaged_optimized_copy_is_made_again_and_an_unwritable_cache_only_cos
     x = np.ones((1, 3, 32, 32), np.float32)
     cache = tmp_path / "cache"
     expected = onnx_session(str(model), threads=1, cache_dir=cache).run(None, {"x": x})[0]
-    (copy,) = (cache / "ort").glob("*.onnx")
+    (folder,) = (cache / "ort").glob("*.onnx")
+    copy = folder / "model.onnx.data"
     copy.write_bytes(copy.read_bytes()[:100])  # torn by a full disk
     assert np.array_equal(onnx_session(str(model), threads=1, cache_dir=cache).run(None, {"x": x})[0], expected)
     assert copy.stat().st_size > 100 and not [p for p in (cache / "ort").iterdir() if p.name.startswith(".")]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -27,18 +28,20 @@ ORPHAN_AFTER = 24 * 3600
 
 
 def write_with_source(target: Path, source: Path, make: Callable[[Path], object]) -> None:
-    """``make(temporary)``, then the sidecar naming ``source``, then the temporary renamed to
-    ``target``: a copy is never in place without its sidecar (two processes making the same
-    copy at once both end whole, the last rename wins). The temporary goes on any failure."""
+    """``make(temporary)`` (a file, or a folder it creates), then the sidecar naming ``source``,
+    then the temporary renamed to ``target``: a copy is never in place without its sidecar. Two
+    processes making the same file at once both end whole, the last rename wins; for a folder
+    the first wins, and the other's rename fails (OSError) with its temporary removed. The
+    temporary goes on any failure."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove(tmp, sidecar=False)  # a crashed process's, by a pid now ours
         make(tmp)
         _write_sidecar(target, source)
         os.replace(tmp, target)
     finally:
-        with contextlib.suppress(OSError):  # gone (renamed in), or never made
-            tmp.unlink()
+        remove(tmp, sidecar=False)  # gone (renamed in), or never made
 
 
 def _write_sidecar(target: Path, source: Path) -> None:
@@ -56,11 +59,16 @@ def sidecar_of(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR)
 
 
-def remove(path: Path) -> None:
-    """A cached copy and its sidecar (either may be gone already)."""
-    for each in (path, sidecar_of(path)):
+def remove(path: Path, sidecar: bool = True) -> None:
+    """A cached copy (a file or a folder) and its sidecar (either may be gone already)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
         with contextlib.suppress(OSError):
-            each.unlink()
+            path.unlink()
+    if sidecar:
+        with contextlib.suppress(OSError):
+            sidecar_of(path).unlink()
 
 
 def remove_orphans(folder: Path, pattern: str = "*.onnx", then: Callable[[Path], None] | None = None) -> list[Path]:
