@@ -95,7 +95,7 @@ def test_exports_of_weights_no_longer_there_go_a_day_later_with_their_graphs(tmp
     assert sorted(p.name for p in (cache / "onnx").iterdir()) == sorted([second.name, fourth.name, f"{second.name}.source", f"{fourth.name}.source"])
 
 
-def test_copies_without_a_sidecar_go_once_a_day_old_and_lone_sidecars_go(tmp_path):
+def test_copies_without_a_sidecar_and_lone_sidecars_go_once_a_day_old(tmp_path):
     """Copies made before sidecars name no source: kept a day like any other, then made again
     from their source, with a sidecar, by the next process that wants them."""
     from video_extract.models.derived import remove_orphans
@@ -106,10 +106,12 @@ def test_copies_without_a_sidecar_go_once_a_day_old_and_lone_sidecars_go(tmp_pat
     for path in (old, recent):
         path.write_bytes(b"graph")
     _age(old, days=2)
-    lone = folder / "gone-1234.onnx.source"
-    lone.write_text(str(tmp_path))
+    lone, coming = folder / "gone-1234.onnx.source", folder / "coming-1234.onnx.source"
+    for sidecar in (lone, coming):  # coming: its copy is about to be renamed in by another process
+        sidecar.write_text(str(tmp_path))
+    _age(lone, days=2)
     assert remove_orphans(folder) == [old]
-    assert sorted(p.name for p in folder.iterdir()) == [recent.name]
+    assert sorted(p.name for p in folder.iterdir()) == [coming.name, recent.name]
 
 
 def test_an_export_replaced_by_others_is_dropped_with_its_optimized_graph(tmp_path):

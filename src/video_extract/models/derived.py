@@ -73,14 +73,15 @@ def remove(path: Path, sidecar: bool = True) -> None:
 
 def remove_orphans(folder: Path, pattern: str = "*.onnx", then: Callable[[Path], None] | None = None) -> list[Path]:
     """Remove the copies in ``folder`` whose source is gone, or that name none, once they are
-    ``ORPHAN_AFTER`` old (by the sidecar's age, else the copy's), and sidecars left without a
-    copy; ``then(copy)`` after each removal (an export's optimized graphs go with it). A process
-    still running a removed copy has it loaded already. Returns the copies removed."""
+    ``ORPHAN_AFTER`` old (by the sidecar's age, else the copy's), and sidecars left that long
+    without a copy (not one whose copy another process is about to rename in); ``then(copy)``
+    after each removal (an export's optimized graphs go with it). A process still running a
+    removed copy has it loaded already. Returns the copies removed."""
     now = time.time()
     removed = []
     for sidecar in folder.glob(f"*{SIDECAR}"):
-        if not sidecar.with_name(sidecar.name[: -len(SIDECAR)]).exists():
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            if not sidecar.with_name(sidecar.name[: -len(SIDECAR)]).exists() and now - sidecar.stat().st_mtime >= ORPHAN_AFTER:
                 sidecar.unlink()
     for copy in folder.glob(pattern):
         sidecar = sidecar_of(copy)
