@@ -13,12 +13,14 @@ at the same path then re-makes a copy at most once a day, rather than at every s
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from video_extract.fsutil import writer_tag
 
 #: Suffix of the sidecar that names a cached file's source: ``<file>.source``.
 SIDECAR = ".source"
@@ -33,10 +35,9 @@ def write_with_source(target: Path, source: Path, make: Callable[[Path], object]
     processes making the same file at once both end whole, the last rename wins; for a folder
     the first wins, and the other's rename fails (OSError) with its temporary removed. The
     temporary goes on any failure."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = target.with_name(f".{target.name}.{writer_tag()}.tmp")  # fsutil's: a dead writer's can be told
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        remove(tmp, sidecar=False)  # a crashed process's, by a pid now ours
         make(tmp)
         _write_sidecar(target, source)
         os.replace(tmp, target)
@@ -46,7 +47,7 @@ def write_with_source(target: Path, source: Path, make: Callable[[Path], object]
 
 def _write_sidecar(target: Path, source: Path) -> None:
     sidecar = sidecar_of(target)
-    tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = sidecar.with_name(f".{sidecar.name}.{writer_tag()}.tmp")
     try:
         tmp.write_bytes(os.fsencode(os.path.abspath(source)))
         os.replace(tmp, sidecar)
@@ -69,6 +70,16 @@ def remove(path: Path, sidecar: bool = True) -> None:
     if sidecar:
         with contextlib.suppress(OSError):
             sidecar_of(path).unlink()
+
+
+def remove_others(folder: Path, prefix: str, keep: Path | None = None, then: Callable[[Path], None] | None = None) -> None:
+    """Remove the copies in ``folder`` named ``prefix…`` (one model file's place: its earlier
+    versions) but ``keep``; ``then(copy)`` after each (an export's optimized graphs go with it)."""
+    for older in folder.glob(f"{glob.escape(prefix)}*.onnx"):
+        if older != keep:
+            remove(older)
+            if then is not None:
+                then(older)
 
 
 def remove_orphans(folder: Path, pattern: str = "*.onnx", then: Callable[[Path], None] | None = None) -> list[Path]:

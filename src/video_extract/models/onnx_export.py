@@ -11,7 +11,6 @@ run wherever an export cannot be made (the ``onnx`` package missing, an exporter
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import importlib.util
 import logging
@@ -55,9 +54,9 @@ def onnx_copy(cache_dir: Path, name: str, weights: Path, export: Callable[[Path]
     except Exception as exc:  # noqa: BLE001 - any failure to export means "run it on torch"
         log.warning("%s: not exported to ONNX (%s: %s); running it on torch", name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
-    _drop_exports(target.parent, _named(name, weights), keep=target)
-    # exports of weights no longer there (an earlier release's folder), with their graphs
-    derived.remove_orphans(target.parent, then=lambda export: _drop_graphs(target.parent.parent / "ort", export))
+    graphs = _graphs_dropper(cache_dir)
+    derived.remove_others(target.parent, _named(name, weights), keep=target, then=graphs)  # earlier versions of these weights
+    derived.remove_orphans(target.parent, then=graphs)  # exports of weights no longer there (an earlier release's folder)
     return target
 
 
@@ -69,22 +68,13 @@ def _named(name: str, weights: Path) -> str:
 def drop_exports(cache_dir: Path, name: str, weights: Path) -> None:
     """Remove every export of ``name`` from ``weights``, with its optimized graphs: for an export
     that others have replaced (CAM++'s ``frames``, now its ``head`` and ``body``)."""
-    _drop_exports(cache_dir / "onnx", _named(name, weights))
+    derived.remove_others(cache_dir / "onnx", _named(name, weights), then=_graphs_dropper(cache_dir))
 
 
-def _drop_exports(folder: Path, prefix: str, keep: Path | None = None) -> None:
-    """Remove the exports of ``prefix`` (one model, one weights file) in ``folder`` but ``keep``,
-    and the optimized graphs made from them. A process still running one has it loaded already."""
-    for older in folder.glob(f"{glob.escape(prefix)}*.onnx"):
-        if older != keep:
-            derived.remove(older)
-            _drop_graphs(folder.parent / "ort", older)
-
-
-def _drop_graphs(optimized: Path, export: Path) -> None:
-    """The graphs ONNX Runtime optimized from ``export`` (``runtime.optimized_once`` names them after it)."""
-    for path in optimized.glob(f"{glob.escape(export.stem)}-*.onnx"):
-        derived.remove(path)
+def _graphs_dropper(cache_dir: Path) -> Callable[[Path], None]:
+    """What removes the graphs ONNX Runtime optimized from an export (``runtime.optimized_once``
+    names them after it), once the export goes. A process still running one has it loaded already."""
+    return lambda export: derived.remove_others(cache_dir / "ort", f"{export.stem}-")
 
 
 def export_checked(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import glob
 import hashlib
 import os
 from pathlib import Path
@@ -154,9 +153,8 @@ def optimized_once(path: Path, options, providers: list, cache_dir: Path | None 
             return made[0]
         options.optimized_model_filepath = ""
         return ort.InferenceSession(str(path), options, providers=providers)
-    for older in optimized.parent.glob(f"{glob.escape(path.stem)}-{where}*.onnx"):
-        if older != optimized:  # the same model's copy for an earlier file or runtime version, or of an earlier layout
-            derived.remove(older)
+    # the same model's copy for an earlier file or runtime version, or of an earlier layout
+    derived.remove_others(optimized.parent, f"{path.stem}-{where}", keep=optimized)
     derived.remove_orphans(optimized.parent)  # copies of model files no longer there
     return made[0]
 
