@@ -114,6 +114,29 @@ def test_copies_without_a_sidecar_and_lone_sidecars_go_once_a_day_old(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == [coming.name, recent.name]
 
 
+def test_a_crashed_writers_temporaries_go_a_live_writers_stay(tmp_path):
+    """A process killed while it optimized a graph left a hidden folder of ~90 MB (MiniLM) for good."""
+    import os
+    import subprocess
+    import sys
+
+    from video_extract.fsutil import HOST
+    from video_extract.models.derived import remove_orphans
+
+    folder = tmp_path / "ort"
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    crashed = folder / f".net-1234.onnx.{HOST}.{dead}.0123abcd.tmp"
+    (crashed / "model.onnx.data").parent.mkdir()
+    (crashed / "model.onnx.data").write_bytes(b"weights")
+    torn_sidecar = folder / f".net-1234.onnx.source.{HOST}.{dead}.4567ef01.tmp"
+    torn_sidecar.write_text("/x")
+    live = folder / f".net-5678.onnx.{HOST}.{os.getpid()}.89abcdef.tmp"  # this process, still writing
+    live.mkdir()
+    remove_orphans(folder)
+    assert not crashed.exists() and not torn_sidecar.exists() and live.is_dir()
+
+
 def test_an_export_replaced_by_others_is_dropped_with_its_optimized_graph(tmp_path):
     """CAM++'s single ``frames`` graph, now two: a cache made before holds 28 MB nothing loads."""
     cache = tmp_path / "cache"

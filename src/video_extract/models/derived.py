@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from video_extract.fsutil import writer_tag
+from video_extract.fsutil import writer_is_dead, writer_tag
 
 #: Suffix of the sidecar that names a cached file's source: ``<file>.source``.
 SIDECAR = ".source"
@@ -85,11 +85,15 @@ def remove_others(folder: Path, prefix: str, keep: Path | None = None, then: Cal
 def remove_orphans(folder: Path, pattern: str = "*.onnx", then: Callable[[Path], None] | None = None) -> list[Path]:
     """Remove the copies in ``folder`` whose source is gone, or that name none, once they are
     ``ORPHAN_AFTER`` old (by the sidecar's age, else the copy's), and sidecars left that long
-    without a copy (not one whose copy another process is about to rename in); ``then(copy)``
+    without a copy (not one whose copy another process is about to rename in), and the
+    temporaries of writers that died; ``then(copy)``
     after each removal (an export's optimized graphs go with it). A process still running a
     removed copy has it loaded already. Returns the copies removed."""
     now = time.time()
     removed = []
+    for tmp in folder.glob(".*.tmp"):  # a copy or sidecar a crashed process was making (fsutil.writer_is_dead)
+        if writer_is_dead(tmp):
+            remove(tmp, sidecar=False)
     for sidecar in folder.glob(f"*{SIDECAR}"):
         with contextlib.suppress(OSError):
             if not sidecar.with_name(sidecar.name[: -len(SIDECAR)]).exists() and now - sidecar.stat().st_mtime >= ORPHAN_AFTER:
