@@ -17,7 +17,7 @@ def run() -> list[Row]:
     from video_extract import Client
     from video_extract.models.runtime import onnx_session
     from video_extract.testing.tiny_clip import build_tiny_clip
-    from video_extract.vision.yolox import preprocess
+    from video_extract.testing.yolox_reference import preprocess
 
     clip = vision_clip_60s()
     rows: list[Row] = []
@@ -151,7 +151,7 @@ def still_rows() -> list[Row]:
 
     from video_extract import Client
     from video_extract.testing import media
-    from video_extract.vision.yolox import postprocess, preprocess
+    from video_extract.testing.yolox_reference import postprocess, preprocess
 
     folder = fresh_dir("still")
     astronaut = folder / "astronaut512.png"

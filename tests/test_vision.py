@@ -571,3 +571,54 @@ def test_detections_on_a_still_are_the_same_from_either_decoder(tmp_path, monkey
     assert sorted(fast) == ["astro/faces.json", "astro/metadata.json", "astro/objects.json", "photo/faces.json", "photo/metadata.json", "photo/objects.json"]
     assert fast == pillow
     assert b"person" in fast["photo/objects.json"] and b'"face"' in fast["photo/faces.json"]
+
+
+def _photos() -> list[np.ndarray]:
+    """BGR photos of several shapes: square, wide, tall, tiny, and a video-sized frame."""
+    import cv2
+    from skimage import data
+
+    bgr = [cv2.cvtColor(image, cv2.COLOR_RGB2BGR) for image in (data.astronaut(), data.chelsea(), data.coffee(), data.rocket())]
+    wide = cv2.resize(bgr[0], (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    tall = np.ascontiguousarray(bgr[2].transpose(1, 0, 2))
+    return [*bgr, wide, tall, bgr[1][:3, :5].copy(), bgr[3][:417, :1].copy()]
+
+
+@pytest.mark.parametrize("size", [416, 640])
+def test_yolox_blob_is_the_one_yoloxs_own_preproc_makes_and_a_kept_blob_carries_nothing_over(size):
+    """The detector fills one kept blob plane by plane; each image must give exactly the blob a
+    fresh padded-transposed-cast makes, whatever shape the image before it had (a wide frame's
+    pixels must not stay in a tall one's padding)."""
+    from video_extract.testing import yolox_reference
+    from video_extract.vision.yolox import preprocess
+
+    kept = np.full((1, 3, size, size), -1.0, dtype=np.float32)
+    for bgr in _photos() + _photos()[::-1]:
+        want, want_ratio = yolox_reference.preprocess(bgr, size)
+        got, ratio = preprocess(bgr, size, kept)
+        assert got is kept and ratio == want_ratio
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert np.array_equal(preprocess(bgr, size)[0], want)
+
+
+@needs_shared_models
+def test_yolox_detections_are_those_of_scoring_every_row():
+    """Rows whose objectness is under the threshold are set aside before the class argmax; the
+    detections must be those of scoring every row, at low and high thresholds and with a class
+    filter, on real photos' real model outputs."""
+    from video_extract.testing import yolox_reference
+    from video_extract.vision.yolox import YoloxDetector, postprocess
+
+    detector = YoloxDetector(str(SHARED_MODELS / "yolox_nano.onnx"), 1)
+    found = 0
+    for bgr in _photos():
+        blob, ratio = yolox_reference.preprocess(bgr, detector.size)
+        raw = detector.session.run(None, {detector.input_name: blob})[0][0]
+        h, w = bgr.shape[:2]
+        for confidence in (0.01, 0.1, 0.35, 0.7):
+            want = yolox_reference.postprocess(raw, ratio, h, w, detector.size, confidence, 0.45)
+            assert postprocess(raw, ratio, h, w, detector.size, confidence, 0.45) == want
+            assert postprocess(raw, ratio, h, w, detector.size, confidence, 0.45, {0, 15, 41}) == [d for d in want if d[0] in {0, 15, 41}]
+            found += len(want)
+        assert detector.detect(bgr, 0.1) == yolox_reference.postprocess(raw, ratio, h, w, detector.size, 0.1, 0.45)
+    assert found > 50  # the low thresholds leave many boxes to compare, not a few empty lists
