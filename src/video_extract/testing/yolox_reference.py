@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from video_extract.vision.yolox import grid
+from video_extract.vision.yolox import boxes_after_nms
 
 
 def preprocess(bgr: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -24,21 +24,10 @@ def preprocess(bgr: np.ndarray, size: int) -> tuple[np.ndarray, float]:
 
 
 def postprocess(raw: np.ndarray, ratio: float, height: int, width: int, size: int, confidence: float, nms: float) -> list[tuple[int, float, list[float]]]:
-    """Every row scored (objectness x best class), then decoded and put through NMS."""
+    """Every row scored (objectness x best class); the boxes and NMS are the detector's own."""
     class_ids = raw[:, 5:].argmax(1)
     scores = raw[:, 4] * raw[np.arange(len(raw)), 5 + class_ids]
     keep = scores >= confidence
     if not keep.any():
         return []
-    cells, strides = grid(size)
-    rows, cells, strides = raw[keep], cells[keep], strides[keep]
-    centres = (rows[:, :2] + cells) * strides
-    sizes = np.exp(rows[:, 2:4]) * strides
-    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], 1) / ratio
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-    kept_scores, kept_ids = scores[keep], class_ids[keep]
-    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
-    chosen = np.asarray(cv2.dnn.NMSBoxesBatched(xywh.tolist(), kept_scores.tolist(), kept_ids.tolist(), confidence, nms), dtype=int).reshape(-1)
-    chosen = chosen[np.argsort(-kept_scores[chosen])]
-    return [(int(kept_ids[i]), float(kept_scores[i]), [float(v) for v in boxes[i]]) for i in chosen]
+    return boxes_after_nms(raw[keep], np.flatnonzero(keep), scores[keep], class_ids[keep], ratio, height, width, size, confidence, nms)

@@ -150,19 +150,25 @@ def postprocess(
         keep &= np.isin(class_ids, list(keep_classes))
     if not keep.any():
         return []
+    return boxes_after_nms(candidates[keep], at[keep], scores[keep], class_ids[keep], ratio, height, width, size, confidence, nms)
+
+
+def boxes_after_nms(
+    rows: np.ndarray, at: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, ratio: float, height: int, width: int, size: int, confidence: float, nms: float
+) -> list[tuple[int, float, list[float]]]:
+    """The rows that passed (``at``: their places among all rows, which say their grid cells)
+    decoded to boxes in original pixels and put through class-wise NMS, best first."""
     cells, strides = grid(size)
-    at = at[keep]
-    rows, cells, strides = candidates[keep], cells[at], strides[at]
+    cells, strides = cells[at], strides[at]
     centres = (rows[:, :2] + cells) * strides
     sizes = np.exp(rows[:, 2:4]) * strides
     boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], 1) / ratio
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-    kept_scores, kept_ids = scores[keep], class_ids[keep]
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
-    chosen = np.asarray(cv2.dnn.NMSBoxesBatched(xywh.tolist(), kept_scores.tolist(), kept_ids.tolist(), confidence, nms), dtype=int).reshape(-1)
-    chosen = chosen[np.argsort(-kept_scores[chosen])]
-    return [(int(kept_ids[i]), float(kept_scores[i]), [float(v) for v in boxes[i]]) for i in chosen]
+    chosen = np.asarray(cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), class_ids.tolist(), confidence, nms), dtype=int).reshape(-1)
+    chosen = chosen[np.argsort(-scores[chosen])]
+    return [(int(class_ids[i]), float(scores[i]), [float(v) for v in boxes[i]]) for i in chosen]
 
 
 class YoloxDetector:
