@@ -125,10 +125,15 @@ def run() -> list[Row]:
                 note=f"median of {REPEAT} ({min(exits):.2f}-{max(exits):.2f} s)",
             ),
         ]
+    # through the server: its first request, and the next ones with its models warm
+    import service
+
+    rows += service.server_requests(folder, clip, ops)
     clean(folder)
-    # the other rows, in the same run: workers that scale and the sizing model (memory,
-    # 10+ minutes, is a section of its own)
+    # the other rows, in the same run: detectors on a still vs the bare library, workers
+    # that scale and the sizing model (memory, 10+ minutes, is a section of its own)
     import scaling
     import sizing
+    import vision
 
-    return rows + scaling.run() + sizing.run()
+    return rows + vision.still_rows() + scaling.run() + sizing.run()
