@@ -161,7 +161,7 @@ def test_models_cli_lists_and_explains_failures(tmp_path):
 @pytest.mark.skipif(not SHARED_MODELS.exists(), reason="../shared/models (offline copies of YOLOX-Nano and YuNet) is not on this machine")
 def test_models_fetch_leaves_the_first_run_nothing_to_prepare(tmp_path):
     """After ``models fetch``, the optimized ONNX Runtime graphs a first run would make are in
-    the model cache; a model with nothing to prepare (Whisper, CTranslate2) just says where it is."""
+    the model cache, and Whisper's weights in int8."""
     env = {"VIDEO_EXTRACT_MODEL_CACHE": str(tmp_path / "cache")}
     fetched = run_cli("models", "fetch", "yolox-nano", "yunet", "ppocr-v4", "whisper-tiny.en", "--models-dir", str(SHARED_MODELS), env=env)
     assert fetched.returncode == 0, fetched.stderr
@@ -169,7 +169,8 @@ def test_models_fetch_leaves_the_first_run_nothing_to_prepare(tmp_path):
     assert lines["yolox-nano"].endswith("(ready: ONNX Runtime graph optimized for this CPU)")
     assert lines["yunet"].endswith("(ready: ONNX Runtime graph optimized for this CPU)")
     assert lines["ppocr-v4"].endswith("(ready: ONNX Runtime graphs optimized for this CPU)")
-    assert "ready" not in lines["whisper-tiny.en"]
+    assert lines["whisper-tiny.en"].endswith("(ready: weights quantized to int8 once)")
+    assert len(list((tmp_path / "cache" / "ct2").glob("*.ct2"))) == 1
     kept = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache" / "ort").glob("*.onnx"))
     assert kept == ["ch_PP-OCRv4_det_infer", "ch_PP-OCRv4_rec_infer", "ch_ppocr_mobile_v2.0_cls_infer", "face_detection_yunet_2026may", "yolox_nano"]
     before = sorted((tmp_path / "cache" / "ort").iterdir())

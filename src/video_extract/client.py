@@ -234,8 +234,8 @@ class Client:
     def prepare_model(self, name: str) -> str | None:
         """Make once what a run makes the first time it loads model ``name`` (fetched), so that
         the first run after ``models fetch`` starts as fast as the next: the ONNX exports of the
-        torch networks and ONNX Runtime's graphs optimized for this CPU, both kept in the model
-        cache. Returns what was made ready, or None for a model with nothing to prepare."""
+        torch networks, ONNX Runtime's graphs optimized for this CPU and Whisper's weights in
+        int8, all kept in the model cache. Returns what was made ready, or None for a model with nothing to prepare."""
         store = self.models
         cache = store.cache_dir
         spec = store.spec(name)
@@ -265,6 +265,11 @@ class Client:
 
             make_engine(None, 1, cache)
             return "ONNX Runtime graphs optimized for this CPU"
+        if spec.family == "whisper":
+            from video_extract.models.ct2_int8 import int8_copy
+
+            folder = store.checkpoint(spec.name)
+            return "weights quantized to int8 once" if int8_copy(folder, cache) != folder else None  # what an int8 load on the CPU reads
         return None
 
     # -- requests ----------------------------------------------------------------------------

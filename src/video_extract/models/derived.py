@@ -72,10 +72,11 @@ def remove(path: Path, sidecar: bool = True) -> None:
             sidecar_of(path).unlink()
 
 
-def remove_others(folder: Path, prefix: str, keep: Path | None = None, then: Callable[[Path], None] | None = None) -> None:
-    """Remove the copies in ``folder`` named ``prefix…`` (one model file's place: its earlier
-    versions) but ``keep``; ``then(copy)`` after each (an export's optimized graphs go with it)."""
-    for older in folder.glob(f"{glob.escape(prefix)}*.onnx"):
+def remove_others(folder: Path, prefix: str, keep: Path | None = None, then: Callable[[Path], None] | None = None, suffix: str = ".onnx") -> None:
+    """Remove the copies in ``folder`` named ``prefix…suffix`` (one model file's place: its
+    earlier versions) but ``keep``; ``then(copy)`` after each (an export's optimized graphs go
+    with it)."""
+    for older in folder.glob(f"{glob.escape(prefix)}*{suffix}"):
         if older != keep:
             remove(older)
             if then is not None:

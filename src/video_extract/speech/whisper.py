@@ -7,17 +7,23 @@ stage computed, so VAD runs once per input however many operations need it.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from video_extract.allocator import TRIM_AFTER_SEC, release, reuse_large_blocks
+from video_extract.models import derived
 from video_extract.models.catalog import check_name
+from video_extract.models.ct2_int8 import int8_copy
 from video_extract.models.runtime import blas_on_calling_thread
 from video_extract.results import TranscriptSegment, Word
 from video_extract.speech.vad import SpeechSegment
+
+log = logging.getLogger("video_extract")
 
 
 def check_model_name(name: str) -> None:
@@ -33,14 +39,29 @@ def check_model_name(name: str) -> None:
 
 def load_whisper(store, name: str, device: str = "cpu", compute_type: str = "int8"):
     """The WhisperModel for ``name``, loaded once per process."""
-    from faster_whisper import WhisperModel
-
     path = store.checkpoint(name)
     key = ("faster-whisper", str(path), device, compute_type)
-    # WhisperModel wants the path as str: a Path raises TypeError inside CTranslate2.
     threads = int(os.environ.get("VIDEO_EXTRACT_MODEL_THREADS") or os.cpu_count() or 1)
     reuse_large_blocks()  # the encoder's 54 MB attention block, reused, not mapped fresh each layer
-    return store.load(key, lambda: windowed(WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=threads)))
+    return store.load(key, lambda: windowed(open_whisper(path, store.cache_dir, device, compute_type, threads)))
+
+
+def open_whisper(path: Path, cache_dir: Path, device: str, compute_type: str, threads: int):
+    """faster-whisper's model for the CTranslate2 folder ``path``; at int8 on the CPU from its
+    copy with the weights quantized once (``ct2_int8``), else, or where that copy does not
+    load (removed: made again next time), from ``path`` itself."""
+    from faster_whisper import WhisperModel
+
+    # WhisperModel wants the path as str: a Path raises TypeError inside CTranslate2.
+    if device == "cpu" and compute_type == "int8":
+        copy = int8_copy(path, cache_dir)
+        if copy != path:
+            try:
+                return WhisperModel(str(copy), device=device, compute_type=compute_type, cpu_threads=threads)
+            except Exception as exc:  # noqa: BLE001 - a damaged copy: the model itself
+                log.warning("%s: the int8 copy does not load (%s); loading the model itself", copy, exc)
+                derived.remove(copy)
+    return WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=threads)
 
 
 #: One transcription at a time hands its speech to a (shared, warm) model's feature extractor.
