@@ -82,6 +82,7 @@ def test_a_model_cache_it_cannot_write_to_loads_the_model_itself(tiny, tmp_path,
 def test_a_damaged_copy_gives_way_to_the_model_and_is_made_again(tiny, tmp_path, caplog):
     from video_extract.speech.whisper import open_whisper
 
+    caplog.set_level(logging.WARNING, logger="video_extract")  # whatever level an earlier test left
     copy = int8_copy(tiny, tmp_path)
     data = (copy / "model.bin").read_bytes()
     (copy / "model.bin").write_bytes(data[: len(data) // 2])
