@@ -141,9 +141,11 @@ def run() -> list[Row]:
 
 
 def _still_rows_alone() -> list[Row]:
-    """``vision.still_rows`` in a process of their own, as the vision section ran them: in this
-    one, beside the full pipeline's warm models, YOLOX took 24 ms a call instead of 16, and the
-    same fixed per-request cost was a smaller part of the ratio (1.06x here, 1.11x alone)."""
+    """``vision.still_rows`` in a process of their own, as the vision section ran them: not
+    beside the models the full pipeline left warm in this one. Within this section YOLOX took
+    ~24 ms a call in some runs (in this process once, in its own once) and ~16 ms in others, as
+    in runs of these rows alone: the machine's state, not the process. At 24 ms the same fixed
+    per-request cost is a smaller part of the ratio; the note of each row gives both times."""
     if not (SHARED_MODELS / "yolox_nano.onnx").exists():
         return [Row("vision", "still-image rows skipped: ../shared/models (YOLOX-Nano, YuNet) not on this machine", 0, None, target="-")]
     code = "import dataclasses, json, vision; print(json.dumps([dataclasses.asdict(r) for r in vision.still_rows()]))"
