@@ -81,6 +81,14 @@ def test_where_no_copy_serves_the_model_is_loaded_as_it_is(tiny, tmp_path):
     with open(other / "model.bin", "r+b") as f:
         f.write(struct.pack("<I", BINARY_VERSION + 1))
     assert int8_copy(other, tmp_path / "c") == other
+    # a variable of a type this does not know
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    name, variable = b"WhisperSpec", b"decoder/x/weight"
+    header = struct.pack("<IH", BINARY_VERSION, len(name) + 1) + name + b"\0" + struct.pack("<II", 3, 1)
+    body = struct.pack("<H", len(variable) + 1) + variable + b"\0" + struct.pack("<B2IBI", 2, 2, 2, 99, 8) + bytes(8) + struct.pack("<I", 0)
+    (unknown / "model.bin").write_bytes(header + body)
+    assert int8_copy(unknown, tmp_path / "e") == unknown
     # a torn model.bin
     torn = tmp_path / "torn"
     torn.mkdir()

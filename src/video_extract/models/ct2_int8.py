@@ -65,7 +65,7 @@ def int8_copy(model_dir: Path, cache_dir: Path) -> Path:
         st = weights.stat()
         with open(weights, "rb") as f:
             variables = _read_index(f)
-    except (OSError, ValueError, struct.error) as exc:
+    except (OSError, ValueError, IndexError, struct.error) as exc:  # IndexError: a type id this does not know
         log.debug("%s: loaded as it is (%s)", weights, exc)
         return model_dir
     if variables is None or not any(v.quantized_here for v in variables[3]):
@@ -80,9 +80,10 @@ def int8_copy(model_dir: Path, cache_dir: Path) -> Path:
         return copy
     try:
         derived.write_with_source(copy, weights, lambda tmp: _write_copy(model_dir, tmp, variables))
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - a read-only cache, a full disk, a file changed while read: the model as it is
         if not (copy / "model.bin").is_file():  # not another process's copy, renamed in first
-            log.info("%s: weights quantized at every load (cannot keep an int8 copy in %s: %s)", model_dir, folder, exc.strerror or exc)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            log.info("%s: weights quantized at every load (cannot keep an int8 copy in %s: %s)", model_dir, folder, why)
             return model_dir
     derived.remove_others(folder, f"{model_dir.name}-{where}", keep=copy, suffix=SUFFIX)  # an earlier version's
     derived.remove_orphans(folder, f"*{SUFFIX}")
