@@ -60,9 +60,20 @@ def int8_copy(model_dir: Path, cache_dir: Path) -> Path:
     """The folder to load ``model_dir`` from at compute type int8 on the CPU: its copy with the
     weights in int8, made the first time; ``model_dir`` itself where no copy is of use (no
     float weights, another binary version) or none can be made (a read-only cache: logged)."""
+    import ctranslate2
+
     weights = model_dir / "model.bin"
     try:
         st = weights.stat()
+    except OSError:
+        return model_dir
+    where = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:8]
+    version = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{ctranslate2.__version__}:{LAYOUT}".encode()).hexdigest()[:8]
+    folder = Path(cache_dir) / "ct2"
+    copy = folder / f"{model_dir.name}-{where}{version}{SUFFIX}"
+    if (copy / "model.bin").is_file():
+        return copy  # made before: the model's index is not read again
+    try:
         with open(weights, "rb") as f:
             variables = _read_index(f)
     except (OSError, ValueError, IndexError, struct.error) as exc:  # IndexError: a type id this does not know
@@ -70,14 +81,6 @@ def int8_copy(model_dir: Path, cache_dir: Path) -> Path:
         return model_dir
     if variables is None or not any(v.quantized_here for v in variables[3]):
         return model_dir
-    import ctranslate2
-
-    where = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:8]
-    version = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{ctranslate2.__version__}:{LAYOUT}".encode()).hexdigest()[:8]
-    folder = Path(cache_dir) / "ct2"
-    copy = folder / f"{model_dir.name}-{where}{version}{SUFFIX}"
-    if (copy / "model.bin").is_file():
-        return copy
     try:
         derived.write_with_source(copy, weights, lambda tmp: _write_copy(model_dir, tmp, variables))
     except Exception as exc:  # noqa: BLE001 - a read-only cache, a full disk, a file changed while read: the model as it is
