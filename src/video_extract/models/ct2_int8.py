@@ -17,7 +17,6 @@ weights' version, with a sidecar naming its source (``derived``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -67,10 +66,9 @@ def int8_copy(model_dir: Path, cache_dir: Path) -> Path:
         st = weights.stat()
     except OSError:
         return model_dir
-    where = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:8]
-    version = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{ctranslate2.__version__}:{LAYOUT}".encode()).hexdigest()[:8]
     folder = Path(cache_dir) / "ct2"
-    copy = folder / f"{model_dir.name}-{where}{version}{SUFFIX}"
+    place = derived.place_of(folder, model_dir.name, str(model_dir.resolve()), st, ctranslate2.__version__, LAYOUT, suffix=SUFFIX)
+    copy = place.copy
     if (copy / "model.bin").is_file():
         return copy  # made before: the model's index is not read again
     try:
@@ -88,8 +86,7 @@ def int8_copy(model_dir: Path, cache_dir: Path) -> Path:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             log.info("%s: weights quantized at every load (cannot keep an int8 copy in %s: %s)", model_dir, folder, why)
             return model_dir
-    derived.remove_others(folder, f"{model_dir.name}-{where}", keep=copy, suffix=SUFFIX)  # an earlier version's
-    derived.remove_orphans(folder, f"*{SUFFIX}")
+    place.settle()  # an earlier version's copy; copies of model files no longer there
     return copy
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from video_extract.fsutil import writer_is_dead, writer_tag
 
@@ -27,6 +29,32 @@ SIDECAR = ".source"
 
 #: Seconds a copy whose source is gone (or which names none: made before sidecars) is kept.
 ORPHAN_AFTER = 24 * 3600
+
+
+class Place(NamedTuple):
+    """Where one copy of a model file goes: ``<folder>/<prefix><version><suffix>``; ``prefix``
+    (the file's stem and place) is shared by every version of it."""
+
+    folder: Path
+    prefix: str
+    copy: Path
+    suffix: str
+
+    def settle(self) -> None:
+        """After a new copy is made: the same file's earlier versions go, and the copies of
+        model files no longer there (``remove_orphans``)."""
+        remove_others(self.folder, self.prefix, keep=self.copy, suffix=self.suffix)
+        remove_orphans(self.folder, f"*{self.suffix}")
+
+
+def place_of(folder: Path, stem: str, where: str, source: os.stat_result, *version: object, suffix: str) -> Place:
+    """A copy's place, named by where its model file is (``where``: its path and whatever else
+    the copy depends on) and by that file's version (size, time, and ``version``: a runtime's,
+    a layout's): a new version at the same place replaces the copy, a new place never does."""
+    place = hashlib.sha256(where.encode()).hexdigest()[:8]
+    stamp = hashlib.sha256(":".join(map(str, (source.st_size, source.st_mtime_ns, *version))).encode()).hexdigest()[:8]
+    prefix = f"{stem}-{place}"
+    return Place(folder, prefix, folder / f"{prefix}{stamp}{suffix}", suffix)
 
 
 def write_with_source(target: Path, source: Path, make: Callable[[Path], object]) -> None:

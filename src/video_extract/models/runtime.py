@@ -126,10 +126,9 @@ def optimized_once(path: Path, options, providers: list, cache_dir: Path | None 
         cache_dir = default_model_cache()
     st = path.stat()
     level = options.graph_optimization_level
-    # name: the model's place (path, CPU, level), then its version (contents, runtime, layout)
-    where = hashlib.sha256(f"{path.resolve()}:{level}:{_cpu_identity()}".encode()).hexdigest()[:8]
-    version = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{ort.__version__}:{LAYOUT}".encode()).hexdigest()[:8]
-    optimized = Path(cache_dir) / "ort" / f"{path.stem}-{where}{version}.onnx"
+    # the model's place (path, CPU, level), then its version (contents, runtime, layout)
+    place = derived.place_of(Path(cache_dir) / "ort", path.stem, f"{path.resolve()}:{level}:{_cpu_identity()}", st, ort.__version__, LAYOUT, suffix=".onnx")
+    optimized = place.copy
     if (optimized / GRAPH).is_file():
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
@@ -153,9 +152,7 @@ def optimized_once(path: Path, options, providers: list, cache_dir: Path | None 
             return made[0]
         options.optimized_model_filepath = ""
         return ort.InferenceSession(str(path), options, providers=providers)
-    # the same model's copy for an earlier file or runtime version, or of an earlier layout
-    derived.remove_others(optimized.parent, f"{path.stem}-{where}", keep=optimized)
-    derived.remove_orphans(optimized.parent)  # copies of model files no longer there
+    place.settle()  # the copy of an earlier file, runtime or layout; copies of model files no longer there
     return made[0]
 
 
